@@ -1,0 +1,33 @@
+import { createRng } from "./prng.ts";
+
+Deno.test("createRng: same seed same stream, different seed different stream", () => {
+  const a = createRng(7), b = createRng(7), c = createRng(8);
+  const sa = Array.from({ length: 16 }, () => a.nextU32());
+  const sb = Array.from({ length: 16 }, () => b.nextU32());
+  const sc = Array.from({ length: 16 }, () => c.nextU32());
+  if (sa.join() !== sb.join()) throw new Error("same seed gave different streams");
+  if (sa.join() === sc.join()) throw new Error("different seeds gave the same stream");
+});
+
+Deno.test("createRng: uniform mean and normal moments are plausible", () => {
+  const r = createRng(1);
+  let s = 0, s1 = 0, s2 = 0;
+  const n = 200_000;
+  for (let i = 0; i < n; i++) {
+    s += r.next();
+    const z = r.normal();
+    s1 += z;
+    s2 += z * z;
+  }
+  if (Math.abs(s / n - 0.5) > 0.005) throw new Error(`uniform mean ${s / n}`);
+  if (Math.abs(s1 / n) > 0.01 || Math.abs(s2 / n - 1) > 0.02) {
+    throw new Error(`normal mean ${s1 / n} var ${s2 / n}`);
+  }
+});
+
+Deno.test("createRng: shuffle is a permutation", () => {
+  const a = createRng(3).shuffle(Array.from({ length: 1000 }, (_, i) => i));
+  const sorted = [...a].sort((x, y) => x - y);
+  if (sorted.some((v, i) => v !== i)) throw new Error("not a permutation");
+  if (a.every((v, i) => v === i)) throw new Error("identity shuffle");
+});

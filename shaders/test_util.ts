@@ -1,0 +1,59 @@
+/**
+ * Helpers shared by the kernel tests: fresh random inputs, run-stacked uploads and a
+ * tolerance check in which NaN always fails.
+ *
+ * @module
+ */
+
+import { createRng, type Rng } from "../pipeline/prng.ts";
+
+/** A generator seeded from the clock, so every test run sees fresh inputs; the seed is logged. */
+export function freshRng(label: string): Rng {
+  const seed = (Date.now() ^ (performance.now() * 1000)) >>> 0;
+  console.error(`${label}: seed ${seed}`);
+  return createRng(seed);
+}
+
+/** `n` uniform values in [lo, hi), as float32. */
+export function randomFloats(rng: Rng, n: number, lo = -1, hi = 1): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.uniform(lo, hi));
+}
+
+/**
+ * Throws unless every |actual - expected| <= atol + rtol * |expected|. NaN or infinity in
+ * `actual` fails, whatever `expected` says.
+ */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol: number,
+  atol: number,
+  what: string,
+): void {
+  if (actual.length < expected.length) {
+    throw new Error(`${what}: got ${actual.length} values, expected ${expected.length}`);
+  }
+  let worst = -1, worstErr = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (!Number.isFinite(a)) throw new Error(`${what}[${i}] = ${a}, expected ${e}`);
+    const err = Math.abs(a - e) / (atol + rtol * Math.abs(e));
+    if (err > worstErr) (worstErr = err), (worst = i);
+  }
+  if (worstErr > 1) {
+    throw new Error(
+      `${what}[${worst}] = ${actual[worst]}, expected ${expected[worst]} ` +
+        `(rtol ${rtol}, atol ${atol})`,
+    );
+  }
+}
+
+/** Element `i` of run `r` of a run-stacked array. */
+export function runSlice(
+  a: Float32Array,
+  run: number,
+  runStride: number,
+  length: number,
+): Float32Array {
+  return a.subarray(run * runStride, run * runStride + length);
+}

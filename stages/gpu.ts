@@ -1,0 +1,246 @@
+/**
+ * The WebGPU runtime: one adapter and device per process, a pipeline cache, buffer helpers,
+ * and the conventions every kernel in `shaders/` follows.
+ *
+ * Conventions:
+ * - every tensor is row-major float32 (labels: u32) and *run-stacked*: element `i` of run `r`
+ *   lives at `offset + r * runStride + i` of its buffer (a {@link TensorView}); a tensor shared by
+ *   all runs (the input batch) has `runStride` 0;
+ * - a kernel is dispatched with the run index in `workgroup_id.z` (or folded into x), so R runs
+ *   of the same architecture execute in one dispatch;
+ * - a kernel module exports a float64 reference next to its WGSL, and a builder that returns a
+ *   {@link Dispatch}; bind groups and uniforms are built once at setup, never per step.
+ *
+ * @module
+ */
+
+/** A run-stacked tensor inside a GPU buffer; offsets and strides count elements (4 bytes). */
+export interface TensorView {
+  buffer: GPUBuffer;
+  /** Element offset of run 0's first element. */
+  offset: number;
+  /** Elements between consecutive runs; 0 when every run shares the tensor. */
+  runStride: number;
+}
+
+/** One recorded compute dispatch: everything needed to replay it inside a pass. */
+export interface Dispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** Thrown when WebGPU or an adapter is missing; the CLI exits with code 2 on it. */
+export class GpuUnavailableError extends Error {}
+
+/** Thrown (through {@link Gpu.failure}) when the device is lost or reports a validation error. */
+export class GpuFailureError extends Error {}
+
+/** The process's GPU: device, adapter description, pipeline cache and a failure signal. */
+export interface Gpu {
+  device: GPUDevice;
+  /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  adapterDescription: string;
+  /** True when the adapter is a software (fallback) adapter such as lavapipe. */
+  isFallback: boolean;
+  /** Compiles `code` once per distinct source and entry point and returns the cached pipeline. */
+  pipeline(code: string, entryPoint?: string): GPUComputePipeline;
+  /** Rejects with {@link GpuFailureError} on device loss or an uncaptured error; never resolves. */
+  failure: Promise<never>;
+  /** Races `p` against {@link failure}, so no wait on the GPU can hang after a device error. */
+  guard<T>(p: Promise<T>): Promise<T>;
+}
+
+let shared: Promise<Gpu> | undefined;
+
+/** Returns the process-wide GPU, acquiring adapter and device on first use. */
+export function acquireGpu(): Promise<Gpu> {
+  shared ??= createGpu();
+  return shared;
+}
+
+const LAVAPIPE_HINT =
+  "install a Vulkan driver (Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers for the lavapipe CPU adapter)";
+
+async function createGpu(): Promise<Gpu> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new GpuUnavailableError(`WebGPU is not available in this runtime; ${LAVAPIPE_HINT}`);
+  }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter found; ${LAVAPIPE_HINT}`);
+  const limits = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxStorageBuffersPerShaderStage: limits.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  let fail: (e: Error) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (fail = reject));
+  failure.catch(() => {}); // observed through guard(); never an unhandled rejection
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") {
+      fail(new GpuFailureError(`GPU device lost: ${info.message || info.reason}`));
+    }
+  });
+  device.addEventListener("uncapturederror", (ev) => {
+    const msg = (ev as GPUUncapturedErrorEvent).error.message.split("\n")[0];
+    fail(new GpuFailureError(`GPU error: ${msg}`));
+  });
+  const cache = new Map<string, GPUComputePipeline>();
+  const info = adapter.info;
+  return {
+    device,
+    adapterDescription: info.description || info.vendor || "unknown adapter",
+    isFallback: info.isFallbackAdapter ?? false,
+    failure,
+    guard: <T>(p: Promise<T>) => Promise.race([p, failure]),
+    pipeline(code, entryPoint = "main") {
+      const key = `${entryPoint}\n${code}`;
+      let p = cache.get(key);
+      if (!p) {
+        const module = device.createShaderModule({ code });
+        p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint } });
+        cache.set(key, p);
+      }
+      return p;
+    },
+  };
+}
+
+/** Usage of buffers that kernels read and write and tests upload to and read back from. */
+export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** Creates a storage buffer of `elements` 4-byte elements (rounded up to 16 bytes). */
+export function storageBuffer(gpu: Gpu, elements: number, label?: string): GPUBuffer {
+  const size = Math.max(16, Math.ceil((elements * 4) / 16) * 16);
+  return gpu.device.createBuffer({ size, usage: STORAGE, label });
+}
+
+/** Creates a storage buffer holding `data` (f32 or u32). */
+export function uploadBuffer(
+  gpu: Gpu,
+  data: Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>,
+  label?: string,
+): GPUBuffer {
+  const buf = storageBuffer(gpu, data.length, label);
+  gpu.device.queue.writeBuffer(buf, 0, data);
+  return buf;
+}
+
+/** Creates a uniform buffer from 4-byte words (u32 or f32 given as raw bits in a Uint32Array). */
+export function uniformBuffer(
+  gpu: Gpu,
+  words: Uint32Array<ArrayBuffer>,
+  label?: string,
+): GPUBuffer {
+  const size = Math.max(16, Math.ceil((words.length * 4) / 16) * 16);
+  const buf = gpu.device.createBuffer({
+    size,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    label,
+  });
+  gpu.device.queue.writeBuffer(buf, 0, words);
+  return buf;
+}
+
+/** A whole-buffer view whose runs are `runStride` elements apart. */
+export function view(buffer: GPUBuffer, runStride: number, offset = 0): TensorView {
+  return { buffer, offset, runStride };
+}
+
+/** Builds a bind group for `pipeline`'s group 0 from buffers in binding order. */
+export function bindBuffers(
+  gpu: Gpu,
+  pipeline: GPUComputePipeline,
+  buffers: GPUBuffer[],
+): GPUBindGroup {
+  return gpu.device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+}
+
+/** Records `dispatches` in order into one compute pass of `encoder`. */
+export function encodeDispatches(encoder: GPUCommandEncoder, dispatches: Dispatch[]): void {
+  const pass = encoder.beginComputePass();
+  for (const d of dispatches) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(...d.workgroups);
+  }
+  pass.end();
+}
+
+/** Submits `dispatches` as one command buffer (tests and benchmarks; the trainer batches more). */
+export function runDispatches(gpu: Gpu, dispatches: Dispatch[]): void {
+  const encoder = gpu.device.createCommandEncoder();
+  encodeDispatches(encoder, dispatches);
+  gpu.device.queue.submit([encoder.finish()]);
+}
+
+/** Copies `elements` f32 values starting at element `offset` of `buffer` back to the CPU. */
+export async function readFloats(
+  gpu: Gpu,
+  buffer: GPUBuffer,
+  elements = buffer.size / 4,
+  offset = 0,
+): Promise<Float32Array> {
+  const bytes = Math.ceil((elements * 4) / 4) * 4;
+  const staging = gpu.device.createBuffer({
+    size: Math.max(16, Math.ceil(bytes / 16) * 16),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const encoder = gpu.device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, bytes);
+  gpu.device.queue.submit([encoder.finish()]);
+  await gpu.guard(staging.mapAsync(GPUMapMode.READ));
+  const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Fills `buffer` with NaN, so a kernel that leaves an output element unwritten is caught. */
+export function poison(gpu: Gpu, buffer: GPUBuffer): void {
+  gpu.device.queue.writeBuffer(buffer, 0, new Float32Array(buffer.size / 4).fill(NaN));
+}
+
+/** Ceiling division, for workgroup counts. */
+export function ceilDiv(a: number, b: number): number {
+  return Math.floor((a + b - 1) / b);
+}
+
+/**
+ * WGSL for the per-run scalar record that changes every step (lr, weight decay, eps, ...),
+ * shared by the kernels that read it. The CPU writes one record per run with
+ * `queue.writeBuffer` before each step's submit (writes are ordered with submits, so steps in
+ * flight each see their own values).
+ */
+export const RUN_SCALARS_WGSL = /* wgsl */ `
+struct RunScalars {
+  lr_s: f32, wd_s: f32, shrink_s: f32, lr_o: f32,
+  wd_o: f32, shrink_o: f32, momentum: f32, eps: f32,
+  rescale: f32, perturb: f32, seed: u32, step: u32,
+  pad0: u32, pad1: u32, pad2: u32, pad3: u32,
+}`;
+
+/** Field offsets (in 4-byte words) of {@link RUN_SCALARS_WGSL}; one record is 16 words. */
+export const RUN_SCALARS = {
+  words: 16,
+  lrS: 0,
+  wdS: 1,
+  shrinkS: 2,
+  lrO: 3,
+  wdO: 4,
+  shrinkO: 5,
+  momentum: 6,
+  eps: 7,
+  rescale: 8,
+  perturb: 9,
+  seed: 10,
+  step: 11,
+} as const;
