@@ -216,7 +216,12 @@ export function ceilDiv(a: number, b: number): number {
 
 /**
  * WGSL for the per-run scalar record that changes every step (lr, weight decay, eps, ...),
- * shared by the kernels that read it. The CPU writes one record per run with
+ * shared by the kernels that read it. `eps` is BatchNorm's eps for the step's forward and
+ * backward; `eps_next` is the eps for evaluating the weights after the step's update (the
+ * monitor's probe): they differ for run B, whose eps follows c_t^2 (THEORY §5). `rescale` is the
+ * Lemma-2 factor applied to S before the step (1 = none), `perturb` the relative amplitude of
+ * the per-step random perturbation of S (run A2), `seed`/`step` its random stream.
+ * The CPU writes one record per run with
  * `queue.writeBuffer` before each step's submit (writes are ordered with submits, so steps in
  * flight each see their own values).
  */
@@ -225,7 +230,7 @@ struct RunScalars {
   lr_s: f32, wd_s: f32, shrink_s: f32, lr_o: f32,
   wd_o: f32, shrink_o: f32, momentum: f32, eps: f32,
   rescale: f32, perturb: f32, seed: u32, step: u32,
-  pad0: u32, pad1: u32, pad2: u32, pad3: u32,
+  eps_next: f32, pad0: u32, pad1: u32, pad2: u32,
 }`;
 
 /** Field offsets (in 4-byte words) of {@link RUN_SCALARS_WGSL}; one record is 16 words. */
@@ -243,4 +248,5 @@ export const RUN_SCALARS = {
   perturb: 9,
   seed: 10,
   step: 11,
+  epsNext: 12,
 } as const;
