@@ -1,0 +1,338 @@
+/**
+ * BatchNorm1d over a run-stacked [rows, features] activation: training-mode forward (batch
+ * statistics, optionally saving xhat and 1/std for the backward and updating the running
+ * statistics), eval-mode forward (running statistics, optionally stored in units of the layer's
+ * weight norm, THEORY §5), and the training-mode backward. One thread per (feature, run) loops
+ * over the rows; a workgroup's threads read consecutive features of a row, so loads coalesce.
+ *
+ * Every variant comes from the one template {@link batchNormWgsl}. Each tensor is a whole-buffer
+ * `read_write` binding addressed through `offset + run * runStride + i` from the uniform, so any
+ * two views may share a buffer (wgpu rejects one buffer bound both read-only and read-write in a
+ * dispatch, which would forbid e.g. x and y living in one activation buffer). Only the RunScalars
+ * buffer, never written by a kernel, is bound read-only.
+ *
+ * @module
+ */
+
+import {
+  bindBuffers,
+  ceilDiv,
+  type Dispatch,
+  type Gpu,
+  RUN_SCALARS_WGSL,
+  type TensorView,
+  uniformBuffer,
+} from "../stages/gpu.ts";
+
+/** Threads per workgroup along the features. */
+const WORKGROUP = 64;
+
+/** Rows summed into a partial before it joins the total: bounds float32 error growth. */
+const SUM_BLOCK = 32;
+
+/** The compile-time choices of one BatchNorm kernel; every flag is a branch of one template. */
+export type BatchNormVariant =
+  | {
+    pass: "forward";
+    /** train: batch statistics; eval: running statistics. */
+    mode: "train" | "eval";
+    /** gamma/beta present. */
+    affine: boolean;
+    /** Train mode: write xhat and invStd for the backward. */
+    save: boolean;
+    /** Train mode: update the running statistics. */
+    update: boolean;
+    /** Running statistics are stored in units of sqrt(a per-run scalar ||W||²). */
+    unit: boolean;
+    /** The RunScalars field holding this forward's eps. */
+    epsField: "eps" | "eps_next";
+  }
+  | {
+    pass: "backward";
+    gamma: boolean;
+    dgamma: boolean;
+    dbeta: boolean;
+  };
+
+/** Inputs and outputs of a BatchNorm forward; see the module doc and reference/ops.ts. */
+export interface BatchNormForwardSpec {
+  runs: number;
+  rows: number;
+  features: number;
+  /** train: batch statistics; eval: running statistics. */
+  mode: "train" | "eval";
+  /** Input z [rows, features]. */
+  x: TensorView;
+  /** Output [rows, features]. */
+  y: TensorView;
+  /** Train mode: normalised input saved for backward [rows, features] (with invStd or neither). */
+  xhat?: TensorView;
+  /** Train mode: 1/sqrt(var+eps) saved for backward [features]. */
+  invStd?: TensorView;
+  /** Affine scale [features] (with beta or neither). */
+  gamma?: TensorView;
+  /** Affine shift [features]. */
+  beta?: TensorView;
+  /** array<RunScalars>, one record per run. */
+  scalars: GPUBuffer;
+  /** Which RunScalars field holds this forward's eps. */
+  epsField: "eps" | "eps_next";
+  /** Running statistics [features] per run, stored in units of `unit` (THEORY §5). */
+  running?: {
+    mean: TensorView;
+    var: TensorView;
+    /** PyTorch's 0.1; a constant of the kernel (uniform). */
+    momentum: number;
+    /** Per-run scalar holding ||W||² (unit = its square root); absent = unit 1. */
+    unit?: TensorView;
+    /** Train mode: update the running statistics (false for a probe forward); must be false in eval. */
+    update: boolean;
+  };
+}
+
+/** Inputs and outputs of the BatchNorm backward; dx, dgamma, dbeta are written, not accumulated. */
+export interface BatchNormBackwardSpec {
+  runs: number;
+  rows: number;
+  features: number;
+  dy: TensorView;
+  xhat: TensorView;
+  invStd: TensorView;
+  gamma?: TensorView;
+  dx: TensorView;
+  dgamma?: TensorView;
+  dbeta?: TensorView;
+}
+
+/** Tensor bindings of a variant, in binding order (after the uniform and, forward, the scalars). */
+function tensorSlots(v: BatchNormVariant): string[] {
+  if (v.pass === "backward") {
+    return [
+      "dy",
+      "xhat",
+      "inv_std",
+      "dx",
+      ...(v.gamma ? ["gamma"] : []),
+      ...(v.dgamma ? ["dgamma"] : []),
+      ...(v.dbeta ? ["dbeta"] : []),
+    ];
+  }
+  const running = v.mode === "eval" || v.update;
+  return [
+    "x",
+    "y",
+    ...(v.mode === "train" && v.save ? ["xhat", "inv_std"] : []),
+    ...(v.affine ? ["gamma", "beta"] : []),
+    ...(running ? ["run_mean", "run_var"] : []),
+    ...(running && v.unit ? ["unit_sq"] : []),
+  ];
+}
+
+/** WGSL of one BatchNorm variant (forward train/eval or backward), from one template. */
+export function batchNormWgsl(v: BatchNormVariant): string {
+  const slots = tensorSlots(v);
+  const forward = v.pass === "forward";
+  const first = forward ? 2 : 1; // binding 0 is the uniform, 1 the scalars (forward only)
+  const fields = slots.map((s) => `  ${s}_off: u32, ${s}_stride: u32,`).join("\n");
+  const bindings = slots
+    .map((s, i) => `@group(0) @binding(${first + i}) var<storage, read_write> ${s}: array<f32>;`)
+    .join("\n");
+  const index = slots
+    .map((s) => `fn at_${s}(r: u32, i: u32) -> u32 { return u.${s}_off + r * u.${s}_stride + i; }`)
+    .join("\n");
+  const body = forward ? forwardBody(v) : backwardBody(v);
+  return /* wgsl */ `
+${forward ? RUN_SCALARS_WGSL : ""}
+struct Shape {
+  rows: u32, features: u32, momentum_bits: u32, pad: u32,
+${fields}
+}
+@group(0) @binding(0) var<uniform> u: Shape;
+${forward ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;" : ""}
+${bindings}
+${index}
+
+const SUM_BLOCK: u32 = ${SUM_BLOCK}u;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let r = gid.z;
+  if (j >= u.features) { return; }
+  let n = u.rows;
+  let f = u.features;
+${body}
+}
+`;
+}
+
+/**
+ * WGSL summing over the rows in blocks of SUM_BLOCK (partial sums, then their total), so the
+ * float32 error grows with rows/SUM_BLOCK + SUM_BLOCK rather than with rows. Declares the
+ * accumulators `acc`; `term` (the loop body, row `i`) adds to their partials `<acc>_part`.
+ */
+function blockedSum(acc: string[], term: string): string {
+  const decl = acc.map((a) => `  var ${a} = 0.0;`).join("\n");
+  const part = acc.map((a) => `    var ${a}_part = 0.0;`).join("\n");
+  const fold = acc.map((a) => `    ${a} += ${a}_part;`).join("\n");
+  return `${decl}
+  for (var i0 = 0u; i0 < n; i0 += SUM_BLOCK) {
+${part}
+    for (var i = i0; i < min(i0 + SUM_BLOCK, n); i++) {
+${term}
+    }
+${fold}
+  }`;
+}
+
+function forwardBody(v: Extract<BatchNormVariant, { pass: "forward" }>): string {
+  const train = v.mode === "train";
+  const save = train && v.save;
+  const running = !train || v.update;
+  const unit = running && v.unit
+    ? `  let unit_sq_r = unit_sq[at_unit_sq(r, 0u)];
+  let unit_len = sqrt(unit_sq_r);`
+    : `  let unit_sq_r = 1.0;
+  let unit_len = 1.0;`;
+  const stats = train
+    ? `${blockedSum(["total"], `      total_part += x[at_x(r, i * f + j)];`)}
+  let mean = total / f32(n);
+  // Two-pass variance: sum of squared deviations from the mean, no cancellation.
+${blockedSum(["sq"], `      let d = x[at_x(r, i * f + j)] - mean;\n      sq_part += d * d;`)}
+  let variance = sq / f32(n);
+  let inv = 1.0 / sqrt(variance + scalars[r].${v.epsField});
+${save ? "  inv_std[at_inv_std(r, j)] = inv;" : ""}
+${
+      running
+        ? `${unit}
+  // PyTorch's running update: unbiased variance; stored in units of the weight norm.
+  let m = bitcast<f32>(u.momentum_bits);
+  let unbias = f32(n) / f32(max(1u, n - 1u));
+  let km = at_run_mean(r, j);
+  let kv = at_run_var(r, j);
+  run_mean[km] = (1.0 - m) * run_mean[km] + m * mean / unit_len;
+  run_var[kv] = (1.0 - m) * run_var[kv] + m * variance * unbias / unit_sq_r;`
+        : ""
+    }`
+    : `${unit}
+  let mean = unit_len * run_mean[at_run_mean(r, j)];
+  let inv = 1.0 / sqrt(unit_sq_r * run_var[at_run_var(r, j)] + scalars[r].${v.epsField});`;
+  const affine = v.affine
+    ? `  let g = gamma[at_gamma(r, j)];
+  let b = beta[at_beta(r, j)];`
+    : "";
+  return `${stats}
+${affine}
+  for (var i = 0u; i < n; i++) {
+    let h = (x[at_x(r, i * f + j)] - mean) * inv;
+${save ? "    xhat[at_xhat(r, i * f + j)] = h;" : ""}
+    y[at_y(r, i * f + j)] = ${v.affine ? "g * h + b" : "h"};
+  }`;
+}
+
+function backwardBody(v: Extract<BatchNormVariant, { pass: "backward" }>): string {
+  return `${
+    blockedSum(
+      ["sdy", "sdyx"],
+      `      let d = dy[at_dy(r, i * f + j)];
+      sdy_part += d;
+      sdyx_part += d * xhat[at_xhat(r, i * f + j)];`,
+    )
+  }
+${v.dgamma ? "  dgamma[at_dgamma(r, j)] = sdyx;" : ""}
+${v.dbeta ? "  dbeta[at_dbeta(r, j)] = sdy;" : ""}
+  let nf = f32(n);
+  let scale = ${v.gamma ? "gamma[at_gamma(r, j)]" : "1.0"} * inv_std[at_inv_std(r, j)] / nf;
+  for (var i = 0u; i < n; i++) {
+    let k = i * f + j;
+    dx[at_dx(r, k)] = scale * (nf * dy[at_dy(r, k)] - sdy - xhat[at_xhat(r, k)] * sdyx);
+  }`;
+}
+
+/** Builds the bind group and dispatch of `variant` over the views named by its slots. */
+function build(
+  gpu: Gpu,
+  variant: BatchNormVariant,
+  shape: { runs: number; rows: number; features: number; momentum: number },
+  views: Record<string, TensorView | undefined>,
+  scalars?: GPUBuffer,
+): Dispatch {
+  const { runs, rows, features } = shape;
+  for (const [name, n] of [["runs", runs], ["rows", rows], ["features", features]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`batchnorm: ${name} must be >= 1, got ${n}`);
+  }
+  const slots = tensorSlots(variant);
+  const words = new Uint32Array(4 + 2 * slots.length);
+  words[0] = rows;
+  words[1] = features;
+  new Float32Array(words.buffer, 8, 1)[0] = shape.momentum;
+  const buffers: GPUBuffer[] = [];
+  slots.forEach((s, i) => {
+    const v = views[s];
+    if (!v) throw new Error(`batchnorm: missing tensor ${s}`);
+    words[4 + 2 * i] = v.offset;
+    words[5 + 2 * i] = v.runStride;
+    buffers.push(v.buffer);
+  });
+  const pipeline = gpu.pipeline(batchNormWgsl(variant));
+  const uniform = uniformBuffer(gpu, words, `batchnorm ${variant.pass} shape`);
+  const bindGroup = bindBuffers(gpu, pipeline, [
+    uniform,
+    ...(scalars ? [scalars] : []),
+    ...buffers,
+  ]);
+  return { pipeline, bindGroup, workgroups: [ceilDiv(features, WORKGROUP), 1, runs] };
+}
+
+/**
+ * BatchNorm forward = reference `batchNormForward` (+ `updateRunningStats`) in train mode,
+ * `batchNormEval` in eval mode; eps is read per run from `scalars[run][epsField]` every step.
+ */
+export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Dispatch {
+  const train = spec.mode === "train";
+  const run = spec.running;
+  if (!!spec.gamma !== !!spec.beta) throw new Error("batchnorm: gamma and beta go together");
+  if (!!spec.xhat !== !!spec.invStd) throw new Error("batchnorm: xhat and invStd go together");
+  if (!train && spec.xhat) throw new Error("batchnorm: eval mode saves no xhat/invStd");
+  if (!train && !run) throw new Error("batchnorm: eval mode needs running statistics");
+  if (!train && run?.update) throw new Error("batchnorm: eval mode cannot update running stats");
+  const variant: BatchNormVariant = {
+    pass: "forward",
+    mode: spec.mode,
+    affine: !!spec.gamma,
+    save: !!spec.xhat,
+    update: train && !!run?.update,
+    unit: !!run?.unit,
+    epsField: spec.epsField,
+  };
+  return build(gpu, variant, { ...spec, momentum: run?.momentum ?? 0 }, {
+    x: spec.x,
+    y: spec.y,
+    xhat: spec.xhat,
+    inv_std: spec.invStd,
+    gamma: spec.gamma,
+    beta: spec.beta,
+    run_mean: run?.mean,
+    run_var: run?.var,
+    unit_sq: run?.unit,
+  }, spec.scalars);
+}
+
+/** BatchNorm backward (training mode) = reference `batchNormBackward`; outputs are overwritten. */
+export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): Dispatch {
+  const variant: BatchNormVariant = {
+    pass: "backward",
+    gamma: !!spec.gamma,
+    dgamma: !!spec.dgamma,
+    dbeta: !!spec.dbeta,
+  };
+  return build(gpu, variant, { ...spec, momentum: 0 }, {
+    dy: spec.dy,
+    xhat: spec.xhat,
+    inv_std: spec.invStd,
+    gamma: spec.gamma,
+    dx: spec.dx,
+    dgamma: spec.dgamma,
+    dbeta: spec.dbeta,
+  });
+}
