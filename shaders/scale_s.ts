@@ -1,0 +1,155 @@
+/**
+ * Elementwise transforms of group S = [0, sEnd) of every run, from one WGSL template:
+ *
+ * - "rescale" (THEORY §4, Lemma 2): p *= s, buf /= s with s = RunScalars.rescale (1 for runs not
+ *   rescaled). For a power-of-two s, 1/s is built exactly with ldexp (WGSL division is only
+ *   2.5 ULP accurate), so both products are exact: the rescale adds no rounding.
+ * - "perturb" (the control run A2, THEORY §6): p *= 1 + perturb * xi, xi = ±1 from a stateless
+ *   hash of (seed, step, run, i); runs with perturb == 0 are not touched at all.
+ *   {@link perturbSign} is the hash's TypeScript twin, so a float64 reference replays it.
+ *
+ * @module
+ */
+
+import {
+  bindBuffers,
+  ceilDiv,
+  type Dispatch,
+  type Gpu,
+  RUN_SCALARS_WGSL,
+  type TensorView,
+  uniformBuffer,
+} from "../stages/gpu.ts";
+import { assertViewFits } from "./reduce.ts";
+import { ELEMENTWISE_MAX_GROUPS, ELEMENTWISE_WG } from "./sgd.ts";
+
+/** Which transform {@link scaleSWgsl} generates. */
+export type ScaleSVariant = "rescale" | "perturb";
+
+/** lowbias32 (C. Wellons): a 32-bit integer mix with good avalanche, in u32 arithmetic. */
+function mix(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * The perturbation sign of element `i` of run `run` at `step` for `seed`: bit for bit the
+ * WGSL `perturb_sign` (chained lowbias32 mixes, sign from the top bit).
+ */
+export function perturbSign(seed: number, step: number, run: number, i: number): 1 | -1 {
+  let h = mix(seed >>> 0);
+  h = mix((h + (step >>> 0)) >>> 0);
+  h = mix((h + (run >>> 0)) >>> 0);
+  h = mix((h + (i >>> 0)) >>> 0);
+  return h >= 0x80000000 ? -1 : 1;
+}
+
+const HASH_WGSL = /* wgsl */ `
+fn mix(x0: u32) -> u32 {
+  var x = x0;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  return x ^ (x >> 16u);
+}
+// The per-run prefix mix(mix(mix(seed) + step) + run) is the same for every element.
+fn run_hash(seed: u32, step: u32, run: u32) -> u32 { return mix(mix(mix(seed) + step) + run); }
+fn perturb_sign(prefix: u32, i: u32) -> f32 {
+  return select(1.0, -1.0, mix(prefix + i) >= 0x80000000u);
+}`;
+
+/** WGSL of one variant: one invocation per S element (grid-stride), run in `workgroup_id.z`. */
+export function scaleSWgsl(variant: ScaleSVariant): string {
+  const rescale = variant === "rescale";
+  const setup = rescale
+    ? `let s = sc.rescale;
+  let f = frexp(s);
+  // s = 2^(e-1) exactly when the mantissa is 1/2: then 1/s = 2^(1-e), exact; else plain 1/s.
+  let inv = select(1.0 / s, ldexp(1.0, 1 - f.exp), f.fract == 0.5);
+  let b0 = shape.b_off + r * shape.b_stride;`
+    : `if (sc.perturb == 0.0) { return; } // untouched, not even rewritten
+  let prefix = run_hash(sc.seed, sc.step, r);`;
+  const body = rescale
+    ? `params[p0 + i] = params[p0 + i] * s;
+    bufs[b0 + i] = bufs[b0 + i] * inv;`
+    : `params[p0 + i] = params[p0 + i] * (1.0 + sc.perturb * perturb_sign(prefix, i));`;
+  return /* wgsl */ `
+${RUN_SCALARS_WGSL}
+struct Shape { s_end: u32, p_off: u32, p_stride: u32, b_off: u32, b_stride: u32 }
+@group(0) @binding(0) var<uniform> shape: Shape;
+@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;
+${rescale ? "@group(0) @binding(3) var<storage, read_write> bufs: array<f32>;" : HASH_WGSL}
+
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>,
+        @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(workgroup_id) wid: vec3<u32>) {
+  let r = wid.z;
+  let sc = scalars[r];
+  let p0 = shape.p_off + r * shape.p_stride;
+  ${setup}
+  for (var i = gid.x; i < shape.s_end; i += groups.x * ${ELEMENTWISE_WG}u) {
+    ${body}
+  }
+}`;
+}
+
+function scaleSDispatch(
+  gpu: Gpu,
+  variant: ScaleSVariant,
+  runs: number,
+  sEnd: number,
+  params: TensorView,
+  bufs: TensorView | undefined,
+  scalars: GPUBuffer,
+): Dispatch {
+  assertViewFits(`${variant} params`, params, runs, sEnd);
+  if (bufs) assertViewFits(`${variant} bufs`, bufs, runs, sEnd);
+  const pipeline = gpu.pipeline(scaleSWgsl(variant));
+  const words = [sEnd, params.offset, params.runStride, bufs?.offset ?? 0, bufs?.runStride ?? 0];
+  const uniform = uniformBuffer(gpu, Uint32Array.from(words), `${variant} shape`);
+  const groups = Math.max(1, Math.min(ceilDiv(sEnd, ELEMENTWISE_WG), ELEMENTWISE_MAX_GROUPS));
+  const buffers = [uniform, scalars, params.buffer, ...(bufs ? [bufs.buffer] : [])];
+  return {
+    pipeline,
+    bindGroup: bindBuffers(gpu, pipeline, buffers),
+    workgroups: [groups, 1, runs],
+  };
+}
+
+/** Shapes of {@link rescaleKernel}. */
+export interface RescaleSpec {
+  runs: number;
+  sEnd: number;
+  params: TensorView;
+  /** Momentum buffers (may share params' buffer at a disjoint range). */
+  bufs: TensorView;
+  /** `array<RunScalars>`; `.rescale` is s (1 for runs that are not rescaled). */
+  scalars: GPUBuffer;
+}
+
+/** Lemma 2 on group S of every run: p *= s, buf /= s (exact for s a power of two). */
+export function rescaleKernel(gpu: Gpu, spec: RescaleSpec): Dispatch {
+  const { runs, sEnd, params, bufs, scalars } = spec;
+  return scaleSDispatch(gpu, "rescale", runs, sEnd, params, bufs, scalars);
+}
+
+/** Shapes of {@link perturbKernel}. */
+export interface PerturbSpec {
+  runs: number;
+  sEnd: number;
+  params: TensorView;
+  /** `array<RunScalars>`; `.perturb` (0 = untouched), `.seed`, `.step`. */
+  scalars: GPUBuffer;
+}
+
+/** The control run's perturbation of group S: p *= 1 + perturb * perturbSign(seed, step, r, i). */
+export function perturbKernel(gpu: Gpu, spec: PerturbSpec): Dispatch {
+  const { runs, sEnd, params, scalars } = spec;
+  return scaleSDispatch(gpu, "perturb", runs, sEnd, params, undefined, scalars);
+}

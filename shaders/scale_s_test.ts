@@ -1,0 +1,197 @@
+import {
+  acquireGpu,
+  readFloats,
+  RUN_SCALARS,
+  runDispatches,
+  uploadBuffer,
+  view,
+} from "../stages/gpu.ts";
+import { assertClose, freshRng } from "./test_util.ts";
+import { perturbKernel, perturbSign, rescaleKernel } from "./scale_s.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+type Rng = ReturnType<typeof freshRng>;
+
+/** Run-stacked random vectors of `size`, runs `stride` apart from `off`, NaN in the gaps. */
+function stacked(rng: Rng, runs: number, size: number, stride: number, off: number) {
+  const a = new Float32Array(off + runs * stride).fill(NaN);
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < size; i++) a[off + r * stride + i] = rng.uniform(-2, 2);
+  }
+  return a;
+}
+
+/** Throws at the first element whose bits differ (NaN gaps compare equal by bits). */
+function assertBits(got: Float32Array, want: Float32Array, what: string): void {
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let k = 0; k < w.length; k++) {
+    if (g[k] !== w[k]) {
+      throw new Error(`${what}[${k}] = ${got[k]}, expected ${want[k]} bit for bit`);
+    }
+  }
+}
+
+// [runs, sEnd, size]; the last exceeds 4096 workgroups (grid-stride loop).
+const SHAPES = [[1, 1, 3], [3, 1000, 1300], [3, 70001, 90000], [1, 1100001, 1100010]];
+
+Deno.test({
+  ...opts,
+  name: "rescaleKernel: p*2^k and buf/2^k bit-exact on S, O and gaps untouched",
+  async fn() {
+    const gpu = await acquireGpu();
+    const rng = freshRng("rescale");
+    for (const [runs, sEnd, size] of SHAPES) {
+      const off = 3, stride = size + 2;
+      // params and bufs share one buffer at disjoint ranges (both writable: allowed)
+      const p = stacked(rng, runs, size, stride, off);
+      const bOff = p.length + 5;
+      const both = new Float32Array(bOff + runs * stride).fill(NaN);
+      both.set(p);
+      both.set(stacked(rng, runs, size, stride, 0), bOff);
+      const buf = uploadBuffer(gpu, both);
+      const scalars = new Float32Array(runs * RUN_SCALARS.words).fill(NaN);
+      const factors = runs === 1 ? [2 ** -20] : [1, 2 ** -7, 2 ** 5];
+      factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
+      const bufS = uploadBuffer(gpu, scalars);
+      runDispatches(gpu, [
+        rescaleKernel(gpu, {
+          runs,
+          sEnd,
+          params: view(buf, stride, off),
+          bufs: view(buf, stride, bOff),
+          scalars: bufS,
+        }),
+      ]);
+      const got = await readFloats(gpu, buf, both.length);
+      const want = both.slice();
+      for (let r = 0; r < runs; r++) {
+        for (let i = 0; i < sEnd; i++) {
+          want[off + r * stride + i] *= factors[r]; // exact: powers of two
+          want[bOff + r * stride + i] /= factors[r];
+        }
+      }
+      assertBits(got, want, `rescale R=${runs} sEnd=${sEnd}`);
+      buf.destroy();
+      bufS.destroy();
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "rescaleKernel: a factor that is not a power of two falls back to p*s, buf/s",
+  async fn() {
+    const gpu = await acquireGpu();
+    const rng = freshRng("rescale3");
+    const runs = 3, sEnd = 777, stride = 800;
+    const p = stacked(rng, runs, stride, stride, 0), b = stacked(rng, runs, stride, stride, 0);
+    const bufP = uploadBuffer(gpu, p), bufB = uploadBuffer(gpu, b);
+    const factors = [3, 0.1, 1.5];
+    const scalars = new Float32Array(runs * RUN_SCALARS.words);
+    factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
+    runDispatches(gpu, [
+      rescaleKernel(gpu, {
+        runs,
+        sEnd,
+        params: view(bufP, stride),
+        bufs: view(bufB, stride),
+        scalars: uploadBuffer(gpu, scalars),
+      }),
+    ]);
+    const gotP = await readFloats(gpu, bufP, p.length),
+      gotB = await readFloats(gpu, bufB, p.length);
+    const wantP = p.map((
+      x,
+      k,
+    ) => (k % stride < sEnd ? x * Math.fround(factors[Math.floor(k / stride)]) : x));
+    const wantB = b.map((
+      x,
+      k,
+    ) => (k % stride < sEnd ? x / Math.fround(factors[Math.floor(k / stride)]) : x));
+    assertClose(gotP, wantP, 1.2e-7, 0, "p*s");
+    assertClose(gotB, wantB, 4e-7, 0, "buf/s (WGSL division: 2.5 ULP)");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "perturbKernel: p*(1 ± 2^-23) bit-exact with perturbSign's signs, others untouched",
+  async fn() {
+    const gpu = await acquireGpu();
+    const rng = freshRng("perturb");
+    const u = 2 ** -23;
+    let plus = 0, total = 0;
+    for (const [runs, sEnd, size] of SHAPES) {
+      const off = 1, stride = size + 3;
+      const p = stacked(rng, runs, size, stride, off);
+      const buf = uploadBuffer(gpu, p);
+      const scalars = new Float32Array(runs * RUN_SCALARS.words);
+      const words = new Uint32Array(scalars.buffer);
+      const amp = runs === 1 ? [u] : [0, u, 0]; // run 1 is the control run A2
+      const seeds: number[] = [], steps: number[] = [];
+      for (let r = 0; r < runs; r++) {
+        scalars[r * RUN_SCALARS.words + RUN_SCALARS.perturb] = amp[r];
+        words[r * RUN_SCALARS.words + RUN_SCALARS.seed] = seeds[r] = rng.nextU32();
+        words[r * RUN_SCALARS.words + RUN_SCALARS.step] = steps[r] = rng.int(1 << 20);
+      }
+      runDispatches(gpu, [
+        perturbKernel(gpu, {
+          runs,
+          sEnd,
+          params: view(buf, stride, off),
+          scalars: uploadBuffer(gpu, scalars),
+        }),
+      ]);
+      const got = await readFloats(gpu, buf, p.length);
+      const want = p.slice();
+      for (let r = 0; r < runs; r++) {
+        if (amp[r] === 0) continue;
+        for (let i = 0; i < sEnd; i++) {
+          const k = off + r * stride + i;
+          const sign = perturbSign(seeds[r], steps[r], r, i);
+          // p, (1 ± 2^-23): 24-bit mantissas, so the double product is exact; fround rounds once
+          want[k] = Math.fround(p[k] * (1 + amp[r] * sign));
+          if (want[k] === p[k]) throw new Error("the perturbation must change every element");
+          // the GPU's sign, read back from which side of p the result landed
+          const gpuSign = (got[k] > p[k]) === (p[k] > 0) ? 1 : -1;
+          if (gpuSign !== sign) {
+            throw new Error(`sign of element ${i} of run ${r}: GPU and perturbSign disagree`);
+          }
+          if (sign === 1) plus++;
+          total++;
+        }
+      }
+      assertBits(got, want, `perturb R=${runs} sEnd=${sEnd}`);
+      buf.destroy();
+    }
+    // ~1.2M signs: the fraction of +1 has standard deviation 4.6e-4
+    const frac = plus / total;
+    console.error(`  ${total} signs, fraction +1 = ${frac.toFixed(5)}`);
+    if (Math.abs(frac - 0.5) > 0.003) throw new Error(`fraction of +1 signs ${frac}`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "perturbSign: streams of different steps, runs and seeds are uncorrelated",
+  fn() {
+    const n = 100000;
+    const agree = (f: (i: number) => number, g: (i: number) => number) => {
+      let same = 0;
+      for (let i = 0; i < n; i++) if (f(i) === g(i)) same++;
+      return same / n;
+    };
+    const base = (i: number) => perturbSign(7, 100, 1, i);
+    const others: [string, (i: number) => number][] = [
+      ["step+1", (i) => perturbSign(7, 101, 1, i)],
+      ["run+1", (i) => perturbSign(7, 100, 2, i)],
+      ["seed+1", (i) => perturbSign(8, 100, 1, i)],
+      ["index+1", (i) => perturbSign(7, 100, 1, i + 1)],
+    ];
+    for (const [what, g] of others) {
+      const a = agree(base, g); // std 0.0016
+      if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
+    }
+  },
+});

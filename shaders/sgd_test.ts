@@ -1,0 +1,102 @@
+import {
+  acquireGpu,
+  readFloats,
+  RUN_SCALARS,
+  runDispatches,
+  uploadBuffer,
+  view,
+} from "../stages/gpu.ts";
+import { sgdStep } from "../reference/ops.ts";
+import { assertClose, freshRng } from "./test_util.ts";
+import { sgdKernel } from "./sgd.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+Deno.test({
+  ...opts,
+  name: "sgdKernel: 3 steps, per-run per-group lr/wd/shrink/momentum, vs float64 sgdStep",
+  async fn() {
+    const gpu = await acquireGpu();
+    const rng = freshRng("sgd");
+    // [runs, size, sEnd]; the last one exceeds 4096 workgroups, so the grid-stride loop runs.
+    const shapes = [[1, 1, 0], [3, 7, 3], [3, 1000, 777], [3, 70001, 50003], [1, 1100001, 1100001]];
+    for (const [runs, size, sEnd] of shapes) {
+      const off = 2, stride = size + 3; // NaN gaps around every run catch stray writes
+      const stacked = (fill: () => number) => {
+        const a = new Float32Array(off + runs * stride).fill(NaN);
+        for (let r = 0; r < runs; r++) {
+          for (let i = 0; i < size; i++) a[off + r * stride + i] = fill();
+        }
+        return a;
+      };
+      const p = stacked(() => rng.uniform(-1, 1)), buf = stacked(() => rng.uniform(-1, 1));
+      const bufP = uploadBuffer(gpu, p), bufM = uploadBuffer(gpu, buf);
+      const bufG = uploadBuffer(gpu, new Float32Array(p.length));
+      const scalars = new Float32Array(runs * RUN_SCALARS.words);
+      const bufS = uploadBuffer(gpu, scalars);
+      const dispatch = sgdKernel(gpu, {
+        runs,
+        size,
+        sEnd,
+        params: view(bufP, stride, off),
+        grads: view(bufG, stride, off),
+        bufs: view(bufM, stride, off),
+        scalars: bufS,
+      });
+      const slice = (a: Float32Array, r: number): Float32Array =>
+        a.subarray(off + r * stride, off + r * stride + size);
+      // float64 state from the same float32 start
+      const refP = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(p, r)));
+      const refB = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(buf, r)));
+      for (let step = 0; step < 3; step++) {
+        const grads = stacked(() => rng.uniform(-1, 1));
+        for (let r = 0; r < runs; r++) {
+          const s = scalars.subarray(r * RUN_SCALARS.words, (r + 1) * RUN_SCALARS.words);
+          s.fill(NaN); // fields the kernel must not read
+          s[RUN_SCALARS.lrS] = rng.uniform(0.01, 0.5);
+          s[RUN_SCALARS.wdS] = rng.uniform(0, 0.05);
+          s[RUN_SCALARS.shrinkS] = rng.uniform(0, 0.02);
+          s[RUN_SCALARS.lrO] = rng.uniform(0.01, 0.5);
+          s[RUN_SCALARS.wdO] = rng.uniform(0, 0.05);
+          s[RUN_SCALARS.shrinkO] = r === 0 ? 0 : rng.uniform(0, 0.02);
+          s[RUN_SCALARS.momentum] = r === 1 ? 0 : rng.uniform(0.5, 0.95);
+        }
+        // queue writes are ordered with submits, as in the trainer
+        gpu.device.queue.writeBuffer(bufS, 0, scalars);
+        gpu.device.queue.writeBuffer(bufG, 0, grads);
+        runDispatches(gpu, [dispatch]);
+        for (let r = 0; r < runs; r++) {
+          const s = scalars.subarray(r * RUN_SCALARS.words); // f32-rounded, as the GPU sees them
+          const m = s[RUN_SCALARS.momentum], g = slice(grads, r);
+          sgdStep(refP[r].subarray(0, sEnd), g.subarray(0, sEnd), refB[r].subarray(0, sEnd), {
+            lr: s[RUN_SCALARS.lrS],
+            wd: s[RUN_SCALARS.wdS],
+            shrink: s[RUN_SCALARS.shrinkS],
+            momentum: m,
+          });
+          sgdStep(refP[r].subarray(sEnd), g.subarray(sEnd), refB[r].subarray(sEnd), {
+            lr: s[RUN_SCALARS.lrO],
+            wd: s[RUN_SCALARS.wdO],
+            shrink: s[RUN_SCALARS.shrinkO],
+            momentum: m,
+          });
+        }
+      }
+      const gotP = await readFloats(gpu, bufP, p.length);
+      const gotB = await readFloats(gpu, bufM, p.length);
+      for (let r = 0; r < runs; r++) {
+        // |p|, |buf| <= ~5 after 3 steps; f32 rounding of a few operations per step
+        const what = `R=${runs} size=${size} sEnd=${sEnd} run ${r}`;
+        assertClose(slice(gotP, r), refP[r], 2e-6, 2e-6, `${what} params`);
+        assertClose(slice(gotB, r), refB[r], 2e-6, 2e-6, `${what} bufs`);
+      }
+      for (let k = 0; k < p.length; k++) {
+        const inRun = k >= off && (k - off) % stride < size;
+        if (!inRun && !(Number.isNaN(gotP[k]) && Number.isNaN(gotB[k]))) {
+          throw new Error(`sgd wrote outside the runs at element ${k}`);
+        }
+      }
+      for (const b of [bufP, bufM, bufG, bufS]) b.destroy();
+    }
+  },
+});
