@@ -4,6 +4,8 @@
  * - "rescale" (THEORY §4, Lemma 2): p *= s, buf /= s with s = RunScalars.rescale (1 for runs not
  *   rescaled). For a power-of-two s, 1/s is built exactly with ldexp (WGSL division is only
  *   2.5 ULP accurate), so both products are exact: the rescale adds no rounding.
+ * - "rescale-stats": the same rescale seen by plain BatchNorm running statistics, whose inputs
+ *   scale by s: mean *= s, var *= s^2 (weight-norm statistics are invariant and need none).
  * - "perturb" (the control run A2, THEORY §6): p *= 1 + perturb * xi, xi = ±1 from a stateless
  *   hash of (seed, step, run, i); runs with perturb == 0 are not touched at all.
  *   {@link perturbSign} is the hash's TypeScript twin, so a float64 reference replays it.
@@ -24,7 +26,7 @@ import { assertViewFits } from "./reduce.ts";
 import { ELEMENTWISE_MAX_GROUPS, ELEMENTWISE_WG } from "./sgd.ts";
 
 /** Which transform {@link scaleSWgsl} generates. */
-export type ScaleSVariant = "rescale" | "perturb";
+export type ScaleSVariant = "rescale" | "rescale-stats" | "perturb";
 
 /** lowbias32 (C. Wellons): a 32-bit integer mix with good avalanche, in u32 arithmetic. */
 function mix(x: number): number {
@@ -64,8 +66,11 @@ fn perturb_sign(prefix: u32, i: u32) -> f32 {
 
 /** WGSL of one variant: one invocation per S element (grid-stride), run in `workgroup_id.z`. */
 export function scaleSWgsl(variant: ScaleSVariant): string {
-  const rescale = variant === "rescale";
-  const setup = rescale
+  const rescale = variant !== "perturb";
+  const setup = variant === "rescale-stats"
+    ? `let s = sc.rescale;
+  let b0 = shape.b_off + r * shape.b_stride;`
+    : rescale
     ? `let s = sc.rescale;
   let f = frexp(s);
   // s = 2^(e-1) exactly when the mantissa is 1/2: then 1/s = 2^(1-e), exact; else plain 1/s.
@@ -75,7 +80,7 @@ export function scaleSWgsl(variant: ScaleSVariant): string {
   let prefix = run_hash(sc.seed, sc.step, r);`;
   const body = rescale
     ? `params[p0 + i] = params[p0 + i] * s;
-    bufs[b0 + i] = bufs[b0 + i] * inv;`
+    bufs[b0 + i] = bufs[b0 + i] * ${variant === "rescale" ? "inv" : "(s * s)"};`
     : `params[p0 + i] = params[p0 + i] * (1.0 + sc.perturb * perturb_sign(prefix, i));`;
   return /* wgsl */ `
 ${RUN_SCALARS_WGSL}
@@ -137,6 +142,23 @@ export interface RescaleSpec {
 export function rescaleKernel(gpu: Gpu, spec: RescaleSpec): Dispatch {
   const { runs, sEnd, params, bufs, scalars } = spec;
   return scaleSDispatch(gpu, "rescale", runs, sEnd, params, bufs, scalars);
+}
+
+/** Shapes of {@link rescaleStatsKernel}. */
+export interface RescaleStatsSpec {
+  runs: number;
+  /** Running-statistics entries per run. */
+  size: number;
+  mean: TensorView;
+  var: TensorView;
+  /** `array<RunScalars>`; `.rescale` is s (1 for runs that are not rescaled). */
+  scalars: GPUBuffer;
+}
+
+/** Lemma 2 on plain running statistics: mean *= s, var *= s^2 (exact for s a power of two). */
+export function rescaleStatsKernel(gpu: Gpu, spec: RescaleStatsSpec): Dispatch {
+  const { runs, size, mean, scalars } = spec;
+  return scaleSDispatch(gpu, "rescale-stats", runs, size, mean, spec.var, scalars);
 }
 
 /** Shapes of {@link perturbKernel}. */

@@ -7,7 +7,7 @@ import {
   view,
 } from "../stages/gpu.ts";
 import { assertClose, freshRng } from "./test_util.ts";
-import { perturbKernel, perturbSign, rescaleKernel } from "./scale_s.ts";
+import { perturbKernel, perturbSign, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 type Rng = ReturnType<typeof freshRng>;
@@ -74,6 +74,44 @@ Deno.test({
       assertBits(got, want, `rescale R=${runs} sEnd=${sEnd}`);
       buf.destroy();
       bufS.destroy();
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "rescaleStatsKernel: plain running mean*s and var*s^2 bit-exact, other runs untouched",
+  async fn() {
+    const gpu = await acquireGpu();
+    const rng = freshRng("rescale-stats");
+    for (const [runs, size] of [[1, 1], [3, 37], [3, 513]]) {
+      const stride = size + 1;
+      const mean = stacked(rng, runs, size, stride, 0),
+        variance = stacked(rng, runs, size, stride, 0);
+      const mBuf = uploadBuffer(gpu, mean), vBuf = uploadBuffer(gpu, variance);
+      const scalars = new Float32Array(runs * RUN_SCALARS.words).fill(NaN);
+      const factors = runs === 1 ? [2 ** 3] : [1, 2 ** -16, 2 ** 4];
+      factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
+      const sBuf = uploadBuffer(gpu, scalars);
+      runDispatches(gpu, [
+        rescaleStatsKernel(gpu, {
+          runs,
+          size,
+          mean: view(mBuf, stride),
+          var: view(vBuf, stride),
+          scalars: sBuf,
+        }),
+      ]);
+      const wantM = mean.slice(), wantV = variance.slice();
+      for (let r = 0; r < runs; r++) {
+        for (let i = 0; i < size; i++) {
+          wantM[r * stride + i] *= factors[r];
+          wantV[r * stride + i] *= factors[r] ** 2;
+        }
+      }
+      assertBits(await readFloats(gpu, mBuf, mean.length), wantM, `mean R=${runs}`);
+      assertBits(await readFloats(gpu, vBuf, variance.length), wantV, `var R=${runs}`);
+      for (const b of [mBuf, vBuf, sBuf]) b.destroy();
     }
   },
 });

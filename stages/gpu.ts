@@ -123,12 +123,22 @@ export function storageBuffer(gpu: Gpu, elements: number, label?: string): GPUBu
 /** Creates a storage buffer holding `data` (f32 or u32). */
 export function uploadBuffer(
   gpu: Gpu,
-  data: Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>,
+  data: Float32Array | Uint32Array,
   label?: string,
 ): GPUBuffer {
   const buf = storageBuffer(gpu, data.length, label);
-  gpu.device.queue.writeBuffer(buf, 0, data);
+  gpu.device.queue.writeBuffer(buf, 0, hostBytes(data));
   return buf;
+}
+
+/**
+ * A typed array as WebGPU's `BufferSource`. The project never allocates SharedArrayBuffers, so
+ * the cast only narrows TypeScript's `ArrayBufferLike` to the `ArrayBuffer` it always is.
+ */
+export function hostBytes(
+  data: Float32Array | Uint32Array,
+): Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> {
+  return data as Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
 }
 
 /** Creates a uniform buffer from 4-byte words (u32 or f32 given as raw bits in a Uint32Array). */

@@ -1,0 +1,236 @@
+/**
+ * The configuration: every setting, its flag, default and help text, validated by one zod
+ * schema whether it comes from the command line (`--bn-eps 0`) or a JSON config file
+ * (`{"bn-eps": 0}`); the command line overrides the file, the file overrides the defaults.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { z } from "zod";
+
+/** Thrown for a bad flag, a bad config file or a value that fails validation; one line. */
+export class ConfigError extends Error {}
+
+const bool = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]);
+const num = z.coerce.number<string | number>().refine(Number.isFinite, "expected a finite number");
+const positive = num.refine((v) => v > 0, "expected a number > 0");
+const nonNegative = num.refine((v) => v >= 0, "expected a number >= 0");
+const int = (min: number) =>
+  z.coerce.number<string | number>().int("expected an integer").min(
+    min,
+    `expected an integer >= ${min}`,
+  );
+/** A comma-separated list on the command line, or a JSON array in a config file. */
+const list = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (v) => (typeof v === "string" ? (v.trim() === "" ? [] : v.split(",")) : v),
+    z.array(item),
+  );
+const runName = z.enum(["A", "B", "A1", "A2", "C"]);
+
+/** Every setting: its schema (with default) and one line of help. Keys are the flag names. */
+const SETTINGS = {
+  // data
+  data: [
+    z.string().min(1).default("default"),
+    "dataset: default (shipped Fashion-MNIST test set), fashion-mnist (Debian's full set), or a file/folder (IDX, CIFAR-10 binary, CSV)",
+  ],
+  "label-column": [
+    z.string().default("label"),
+    "CSV: label column, by header name or 0-based index",
+  ],
+  heldout: [int(1).default(1000), "examples held out when the data has no separate test split"],
+  probe: [
+    int(1).default(512),
+    "probe batch size (held-out examples the monitor evaluates every step)",
+  ],
+  "batch-size": [int(1).default(128), "mini-batch size"],
+  epochs: [int(1).default(1), "passes over the training split"],
+  steps: [int(0).default(0), "stop after this many steps (0 = run all epochs)"],
+  shuffle: [bool.default(true), "reshuffle every epoch with the seeded PRNG (false = file order)"],
+  "last-batch": [
+    z.enum(["drop", "keep"]).default("drop"),
+    "a last partial batch of an epoch is dropped or kept",
+  ],
+  seed: [int(0).default(0), "seed of initialisation, shuffling and the A2 perturbation"],
+  // model
+  hidden: [list(int(1)).default([256, 256]), "hidden widths, comma-separated"],
+  "bn-affine": [bool.default(true), "BatchNorm has learnable scale and shift (group O)"],
+  "bn-eps": [nonNegative.default(1e-5), "BatchNorm eps"],
+  "bn-eps-mode": [
+    z.enum(["scaled", "fixed"]).default("scaled"),
+    "scaled: run B uses eps*c_t^2 (exact); fixed: plain eps everywhere (as PyTorch)",
+  ],
+  "bn-momentum": [positive.default(0.1), "BatchNorm running-statistics momentum"],
+  "running-stats": [
+    z.enum(["weightnorm", "plain"]).default("weightnorm"),
+    "running statistics stored in units of the layer's weight norm (exact for B) or plain",
+  ],
+  "init-scale": [
+    positive.default(1),
+    "multiply the initial S weights by this (THEORY §8 experiments)",
+  ],
+  // runs and optimiser
+  runs: [
+    list(runName).default(["A", "B", "A1"]),
+    "runs in lockstep, A first: A, B, A1 (one-ulp control), A2 (per-step ulp noise), C (const lr, no wd)",
+  ],
+  explr: [
+    z.enum(["exact", "closed", "closed-zero"]).default("exact"),
+    "run B's schedule: exact recursion, closed form with matched buffer, closed form with zero buffer",
+  ],
+  lr: [positive.default(0.1), "run A's base learning rate for group S"],
+  wd: [nonNegative.default(5e-4), "run A's weight decay for group S"],
+  momentum: [
+    nonNegative.refine((v) => v < 1, "expected momentum < 1").default(0.9),
+    "momentum (every run and group)",
+  ],
+  schedule: [z.enum(["const", "step", "cosine"]).default("const"), "run A's group-S lr schedule"],
+  milestones: [
+    list(positive).default([0.5, 0.75]),
+    "step schedule: steps (>= 1) or fractions of all steps (< 1)",
+  ],
+  "step-factor": [positive.default(0.1), "step schedule: lr multiplier at each milestone"],
+  "min-lr-factor": [nonNegative.default(0), "cosine schedule: final lr as a fraction of --lr"],
+  warmup: [int(0).default(0), "linear warm-up steps (combines with any schedule)"],
+  "warmup-start": [nonNegative.default(0.1), "warm-up starts at this fraction of the lr"],
+  "lr-o": [positive.optional(), "learning rate of group O, every run (default: --lr, constant)"],
+  "wd-o": [nonNegative.optional(), "weight decay of group O, every run (default: --wd)"],
+  "wd-style": [
+    z.enum(["coupled", "decoupled"]).default("coupled"),
+    "coupled (PyTorch SGD) or THEORY §8's w <- (1-wd) w - lr*buf",
+  ],
+  "rescale-above": [
+    positive.default(65536),
+    "rescale a run (Lemma 2, by a power of two) when its S weight norm passes this",
+  ],
+  // output
+  format: [z.enum(["csv", "jsonl"]).default("csv"), "stdout format"],
+  every: [int(1).default(1), "emit (and read back) metrics every N steps"],
+  "eval-every": [
+    int(0).default(50),
+    "eval-mode (running statistics) distance every N steps (0 = never)",
+  ],
+  "per-layer": [bool.default(false), "also emit per-layer effective learning rates"],
+  quiet: [bool.default(false), "no progress line on stderr"],
+  summary: [z.string().min(1).optional(), "also write the final summary as JSON to this file"],
+  "in-flight": [int(1).default(2), "training steps kept in flight on the GPU"],
+} as const satisfies Record<string, readonly [z.ZodType, string]>;
+
+type Settings = typeof SETTINGS;
+/** The validated configuration, keyed by flag name. */
+export type Config = { -readonly [K in keyof Settings]: z.output<Settings[K][0]> };
+
+const schema = z.strictObject(
+  Object.fromEntries(Object.entries(SETTINGS).map(([k, [s]]) => [k, s])) as {
+    [K in keyof Settings]: Settings[K][0];
+  },
+).superRefine((c, ctx) => {
+  const fail = (path: string, message: string) =>
+    ctx.addIssue({ code: "custom", path: [path], message });
+  if (c.runs[0] !== "A") fail("runs", "must start with A (every distance is measured against A)");
+  if (new Set(c.runs).size !== c.runs.length) fail("runs", "lists a run twice");
+  if (c.runs.includes("B") && c.explr !== "exact" && (c.schedule !== "const" || c.warmup > 0)) {
+    fail(
+      "explr",
+      `${c.explr} is the closed form for a constant lr: needs --schedule const and no --warmup`,
+    );
+  }
+  if (c.runs.includes("B") && c["wd-style"] !== "coupled") {
+    fail("wd-style", "run B's equivalent schedule (THEORY §3) is derived for coupled weight decay");
+  }
+  if (c.schedule === "step" && c.milestones.length === 0) {
+    fail("milestones", "step schedule needs milestones");
+  }
+});
+
+/** Flags that take no value on the command line (`--quiet`, `--per-layer`). */
+const SWITCHES = new Set<string>(["quiet", "per-layer"]);
+
+const COMMAND_LINE = "command line";
+
+/** Validates a raw object of settings (flag-name keys) into a {@link Config}. */
+export function validateConfig(raw: Record<string, unknown>, source: string): Config {
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const key = issue.code === "unrecognized_keys" ? issue.keys[0] : issue.path.join(".");
+    const what = issue.code === "unrecognized_keys" ? "unknown setting" : issue.message;
+    const name = source === COMMAND_LINE ? `--${key}` : `${source}: ${key}`;
+    throw new ConfigError(`${name}: ${what}`);
+  }
+  return result.data as Config;
+}
+
+/** The defaults, as `--help` prints them. */
+export function defaultConfig(): Config {
+  return validateConfig({}, "defaults");
+}
+
+/** One line per flag with its default, for `--help`. */
+export function helpText(): string {
+  const defaults = defaultConfig() as Record<string, unknown>;
+  const lines = Object.entries(SETTINGS).map(([k, [, help]]) => {
+    const d = defaults[k];
+    const shown = d === undefined ? "" : ` (default: ${Array.isArray(d) ? d.join(",") : d})`;
+    return `  --${k.padEnd(15)} ${help}${shown}`;
+  });
+  return [
+    "Usage: deno task train [flags]",
+    "Trains a BatchNorm MLP on WebGPU as several runs in lockstep and streams per-step metrics",
+    "to stdout (CSV or JSON Lines). Every flag can also come from --config FILE (JSON, same names).",
+    "",
+    "  --config FILE     read settings from a JSON file (flags override it)",
+    "  --help            this text",
+    ...lines,
+  ].join("\n");
+}
+
+/** The parsed command line: either a request for help or a validated configuration. */
+export type CommandLine = { help: true } | { help: false; config: Config };
+
+/** Parses argv (flags of {@link SETTINGS}, `--config FILE`, `--help`) into a {@link Config}. */
+export async function parseCommandLine(argv: string[]): Promise<CommandLine> {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    config: { type: "string" },
+    help: { type: "boolean" },
+  };
+  for (const k of Object.keys(SETTINGS)) {
+    options[k] = { type: SWITCHES.has(k) ? "boolean" : "string" };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+  } catch (e) {
+    throw new ConfigError(`command line: ${(e as Error).message.split("\n")[0]}`);
+  }
+  const { config: file, help, ...flags } = parsed.values as Record<string, unknown>;
+  if (help) return { help: true };
+  let fromFile: Record<string, unknown> = {};
+  if (typeof file === "string") fromFile = await readConfigFile(file);
+  // Validate the file alone first, so its errors name the file rather than the command line.
+  validateConfig(fromFile, file as string ?? "config");
+  return { help: false, config: validateConfig({ ...fromFile, ...flags }, COMMAND_LINE) };
+}
+
+async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(
+      `${path}: cannot read config file: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${path}: expected a JSON object of settings`);
+  }
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,212 @@
+/**
+ * The equivalence monitor: turns each metered step's raw GPU metrics into named columns
+ * (THEORY §7 distances of every run against A, norm ratios beside the predicted c_t, effective
+ * learning rates, angular updates) and keeps the run's summary (onset steps, maxima).
+ *
+ * @module
+ */
+
+import type { RunName, RunStep } from "../pipeline/runs.ts";
+import type { MetricsLayout } from "./trainer.ts";
+import { PROBE_STATS } from "../shaders/probe_distance.ts";
+
+/** One metered step as the step stage hands it on. */
+export interface StepRecord {
+  step: number;
+  epoch: number;
+  /** Rows of the training batch. */
+  rows: number;
+  /** The plan's values of every run at this step. */
+  plan: RunStep[];
+  /** runs × layout.words floats read back from the GPU. */
+  metrics: Float32Array;
+  /** Whether the eval-mode probe was evaluated at this step. */
+  evalMode: boolean;
+  /** Lemma-2 rescales applied since the previous metered step (each before its step). */
+  rescales: { step: number; epoch: number; run: RunName; factor: number }[];
+}
+
+/** A line of output: a step's metrics, or an event (a Lemma-2 rescale). */
+export type OutputRow =
+  | { kind: "step"; values: Record<string, number | undefined> }
+  | { kind: "event"; step: number; epoch: number; event: string; run: RunName; factor: number };
+
+/** What the monitor needs to know about the run set. */
+export interface MonitorOptions {
+  runs: RunName[];
+  layout: MetricsLayout;
+  hiddenLayers: number;
+  probeRows: number;
+  perLayer: boolean;
+}
+
+const PER_RUN = [
+  "loss",
+  "acc",
+  "lr",
+  "wnorm",
+  "eff_lr",
+  "angular_update",
+  "angular_pred",
+  "grad_cos",
+  "probe_acc",
+  "eval_acc",
+] as const;
+const PER_PAIR = [
+  "dist_maxprob",
+  "dist_rel_l2",
+  "dist_agree",
+  "dist_kl",
+  "norm_ratio",
+  "c_pred",
+  "angle",
+  "eval_maxprob",
+  "eval_rel_l2",
+  "eval_agree",
+  "eval_kl",
+] as const;
+
+/**
+ * The output columns in order: step, epoch; each per-run metric for every run (A.loss, B.loss,
+ * ...); with per-layer, each run's per-layer effective lr; then every run's distances against A
+ * (B.dist_maxprob, B.norm_ratio, B.c_pred, ...); finally `event` (filled on event rows only).
+ */
+export function monitorColumns(opts: MonitorOptions): string[] {
+  const cols = ["step", "epoch"];
+  for (const m of PER_RUN) for (const r of opts.runs) cols.push(`${r}.${m}`);
+  if (opts.perLayer) {
+    for (const r of opts.runs) {
+      for (let l = 0; l < opts.hiddenLayers; l++) cols.push(`${r}.eff_lr.L${l}`);
+    }
+  }
+  for (const r of opts.runs.slice(1)) for (const m of PER_PAIR) cols.push(`${r}.${m}`);
+  cols.push("event");
+  return cols;
+}
+
+/** Angle from the squared distance of two unit vectors: 2 asin(|u - v| / 2), exact near 0. */
+function angleFromDistance2(d2: number): number {
+  return 2 * Math.asin(Math.min(1, Math.sqrt(Math.max(0, d2)) / 2));
+}
+
+/**
+ * The spherical-motion equilibrium angular update per step, sqrt(2 lr wd / (1 + momentum)).
+ * Run B (no weight decay) is judged against A's prediction, since it mimics A; run C has none.
+ */
+export function angularEquilibrium(step: RunStep): number {
+  return Math.sqrt((2 * step.lrS * step.wdS) / (1 + step.momentum));
+}
+
+/** Derives one output row's values from a step record. */
+export function deriveRow(
+  rec: StepRecord,
+  opts: MonitorOptions,
+): Record<string, number | undefined> {
+  const { layout: L, runs } = opts;
+  const v: Record<string, number | undefined> = { step: rec.step, epoch: rec.epoch };
+  const at = (r: number, word: number) => rec.metrics[r * L.words + word];
+  const aPlan = rec.plan[0];
+  runs.forEach((name, r) => {
+    const p = rec.plan[r];
+    const before = at(r, L.norm2Before);
+    v[`${name}.loss`] = at(r, L.loss);
+    v[`${name}.acc`] = at(r, L.correct) / rec.rows;
+    v[`${name}.lr`] = p.lrS;
+    v[`${name}.wnorm`] = Math.sqrt(at(r, L.norm2));
+    v[`${name}.eff_lr`] = p.lrS / before;
+    v[`${name}.angular_update`] = angleFromDistance2(at(r, L.distPrev));
+    v[`${name}.angular_pred`] = angularEquilibrium(name === "B" ? aPlan : p);
+    v[`${name}.grad_cos`] = at(r, L.gradDotW) / Math.sqrt(at(r, L.gradNorm2) * before);
+    v[`${name}.probe_acc`] = at(r, L.probe + PROBE_STATS.correct) / opts.probeRows;
+    v[`${name}.eval_acc`] = rec.evalMode
+      ? at(r, L.evalProbe + PROBE_STATS.correct) / opts.probeRows
+      : undefined;
+    if (opts.perLayer) {
+      for (let l = 0; l < opts.hiddenLayers; l++) {
+        v[`${name}.eff_lr.L${l}`] = p.lrS / at(r, L.layerNorm2Before + l);
+      }
+    }
+    if (r === 0) return;
+    const dist = (base: number, prefix: string) => {
+      v[`${name}.${prefix}_maxprob`] = at(r, base + PROBE_STATS.maxProb);
+      v[`${name}.${prefix}_rel_l2`] = Math.sqrt(
+        at(r, base + PROBE_STATS.diff2) / at(r, base + PROBE_STATS.norm2),
+      );
+      v[`${name}.${prefix}_agree`] = at(r, base + PROBE_STATS.agree) / opts.probeRows;
+      v[`${name}.${prefix}_kl`] = at(r, base + PROBE_STATS.kl) / opts.probeRows;
+    };
+    dist(L.probe, "dist");
+    if (rec.evalMode) dist(L.evalProbe, "eval");
+    v[`${name}.norm_ratio`] = Math.sqrt(at(r, L.norm2) / at(0, L.norm2));
+    v[`${name}.c_pred`] = p.cPred;
+    v[`${name}.angle`] = angleFromDistance2(at(r, L.distA));
+  });
+  return v;
+}
+
+/** Thresholds at which the summary records the first step a distance passes. */
+export const ONSET_THRESHOLDS = [1e-6, 1e-4, 1e-2] as const;
+
+/** Per pair (A against each other run): the largest distance and the onset steps. */
+export interface PairSummary {
+  max_dist_maxprob: number;
+  final_dist_maxprob: number;
+  /** First metered step at which max |Δsoftmax| exceeded each threshold (null: never). */
+  first_step_above: Record<string, number | null>;
+}
+
+/** Accumulates the run's summary from the rows the monitor derives. */
+export class SummaryTracker {
+  readonly pairs: Record<string, PairSummary> = {};
+  readonly last: Record<string, number | undefined> = {};
+  steps = 0;
+
+  constructor(private readonly runs: RunName[]) {
+    for (const r of runs.slice(1)) {
+      this.pairs[r] = {
+        max_dist_maxprob: 0,
+        final_dist_maxprob: NaN,
+        first_step_above: Object.fromEntries(
+          ONSET_THRESHOLDS.map((t) => [t.toExponential(0), null]),
+        ),
+      };
+    }
+  }
+
+  /** Folds in one step's values. */
+  add(v: Record<string, number | undefined>): void {
+    this.steps = (v.step ?? 0) + 1;
+    for (const r of this.runs.slice(1)) {
+      const d = v[`${r}.dist_maxprob`] ?? NaN, pair = this.pairs[r];
+      pair.max_dist_maxprob = Math.max(pair.max_dist_maxprob, d);
+      pair.final_dist_maxprob = d;
+      for (const t of ONSET_THRESHOLDS) {
+        const key = t.toExponential(0);
+        if (pair.first_step_above[key] === null && d > t) pair.first_step_above[key] = v.step!;
+      }
+    }
+    Object.assign(this.last, v);
+  }
+}
+
+/**
+ * The monitor stage: each step record becomes its rescale event rows (if any) and one step row;
+ * every step row is folded into `tracker` and passed to `onStep` (progress reporting).
+ */
+export function monitorStage(
+  opts: MonitorOptions,
+  tracker: SummaryTracker,
+  onStep: (values: Record<string, number | undefined>) => void = () => {},
+): TransformStream<StepRecord, OutputRow> {
+  return new TransformStream<StepRecord, OutputRow>({
+    transform(rec, controller) {
+      for (const e of rec.rescales) {
+        controller.enqueue({ kind: "event", event: "rescale", ...e });
+      }
+      const values = deriveRow(rec, opts);
+      tracker.add(values);
+      onStep(values);
+      controller.enqueue({ kind: "step", values });
+    },
+  });
+}

@@ -1,0 +1,611 @@
+/**
+ * The GPU trainer: R runs of one MLP, weights stacked by run, trained in lockstep. Each step is
+ * recorded into one command encoder and one `queue.submit`: (optional Lemma-2 rescale) →
+ * forward → backward → gradient metrics → SGD → (A2 perturbation) → weight metrics → probe
+ * forward and distances → copy of the metrics into a mappable ring slot. Nothing is allocated
+ * and nothing is compiled per step; the CPU never waits on the step it just submitted.
+ *
+ * @module
+ */
+
+import {
+  type Dispatch,
+  encodeDispatches,
+  type Gpu,
+  hostBytes,
+  readFloats,
+  RUN_SCALARS,
+  storageBuffer,
+  type TensorView,
+  uploadBuffer,
+} from "./gpu.ts";
+import type { MlpLayout } from "./model.ts";
+import type { RunStep } from "../pipeline/runs.ts";
+import { matmulKernel } from "../shaders/matmul.ts";
+import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
+import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
+import { softmaxCrossEntropyKernel } from "../shaders/softmax_xent.ts";
+import { columnSumKernel, dotKernel, normalizedDistanceKernel } from "../shaders/reduce.ts";
+import { sgdKernel } from "../shaders/sgd.ts";
+import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
+import { PROBE_STATS, probeDistanceKernel } from "../shaders/probe_distance.ts";
+
+/** Word offsets of one run's record in the per-step metrics buffer. */
+export interface MetricsLayout {
+  /** Words per run (a multiple of 4). */
+  words: number;
+  loss: number;
+  correct: number;
+  /** Probe distances in training mode ({@link PROBE_STATS} words). */
+  probe: number;
+  /** Probe distances in eval mode (running statistics). */
+  evalProbe: number;
+  /** ||w_t||² over S, before the update. */
+  norm2Before: number;
+  /** <grad, w_t> over S. */
+  gradDotW: number;
+  /** ||grad||² over S. */
+  gradNorm2: number;
+  /** ||w_{t+1}||² over S, after the update. */
+  norm2: number;
+  /** <w_{t+1}, w_{A,t+1}> over S. */
+  dotA: number;
+  /** ||w/|w| - w_A/|w_A|||² over S (angle to run A). */
+  distA: number;
+  /** ||w_{t+1}/|w_{t+1}| - w_t/|w_t|||² over S (angular update). */
+  distPrev: number;
+  /** Per hidden layer ||W_l||² before the update. */
+  layerNorm2Before: number;
+  /** Per hidden layer ||W_l||² after the update (BatchNorm's unit in weight-norm mode). */
+  layerNorm2: number;
+}
+
+/** The metrics layout for `layers` hidden layers. */
+export function metricsLayout(layers: number): MetricsLayout {
+  const probe = 2, evalProbe = probe + PROBE_STATS.words, scalars = evalProbe + PROBE_STATS.words;
+  const layerNorm2Before = scalars + 7;
+  const end = layerNorm2Before + 2 * layers;
+  return {
+    words: Math.ceil(end / 4) * 4,
+    loss: 0,
+    correct: 1,
+    probe,
+    evalProbe,
+    norm2Before: scalars,
+    gradDotW: scalars + 1,
+    gradNorm2: scalars + 2,
+    norm2: scalars + 3,
+    dotA: scalars + 4,
+    distA: scalars + 5,
+    distPrev: scalars + 6,
+    layerNorm2Before,
+    layerNorm2: layerNorm2Before + layers,
+  };
+}
+
+/** What the trainer is built for. */
+export interface TrainerOptions {
+  layout: MlpLayout;
+  runs: number;
+  /** Largest training batch (buffers are sized for it; smaller batches get their own passes). */
+  batchRows: number;
+  /** The fixed probe batch (normalised inputs), evaluated after every metered step. */
+  probe: { x: Float32Array; y: Int32Array; rows: number };
+  bnMomentum: number;
+  runningStats: "weightnorm" | "plain";
+  /** Seed of A2's perturbation stream. */
+  seed: number;
+  /** Metered steps in flight at most (the ring has one slot more). */
+  inFlight: number;
+}
+
+/** Per-step choices the pipeline makes. */
+export interface StepOptions {
+  /** Read the metrics back (and evaluate the probe) at this step. */
+  meter: boolean;
+  /** Also evaluate the probe in eval mode (running statistics). */
+  evalMode: boolean;
+}
+
+/** One forward (and maybe backward) pass at a fixed row count, with its own activations. */
+interface Pass {
+  rows: number;
+  forward: Dispatch[];
+  backward: Dispatch[];
+  logits: TensorView;
+}
+
+const F32 = 4;
+
+/** R runs of one MLP on the GPU; see the module comment for what one step records. */
+export class GpuTrainer {
+  readonly metrics: MetricsLayout;
+  private readonly params: GPUBuffer;
+  private readonly bufs: GPUBuffer;
+  private readonly runningMean: GPUBuffer;
+  private readonly runningVar: GPUBuffer;
+  private readonly grads: GPUBuffer;
+  private readonly prevS: GPUBuffer;
+  private readonly scalars: GPUBuffer;
+  private readonly scalarWords: ArrayBuffer;
+  private readonly metricsBuf: GPUBuffer;
+  private readonly x: GPUBuffer;
+  private readonly labels: GPUBuffer;
+  private readonly evalX: GPUBuffer;
+  private readonly trainPasses = new Map<number, Pass>();
+  private readonly probePass: Pass;
+  private readonly evalProbePass: Pass;
+  private evalChunkPass?: Pass;
+  private readonly gradMetrics: Dispatch[];
+  private readonly update: Dispatch[];
+  private readonly weightMetrics: Dispatch[];
+  private readonly rescale: Dispatch[];
+  private readonly layerNorms: Dispatch[];
+  private readonly perturb: Dispatch[];
+  private readonly probeStats: Dispatch;
+  private readonly evalStats: Dispatch;
+  private readonly ring: { buffer: GPUBuffer; pending?: Promise<Float32Array> }[];
+  private submitted = 0;
+
+  private constructor(private readonly gpu: Gpu, private readonly opts: TrainerOptions) {
+    const { layout, runs } = opts;
+    const P = layout.size, S = layout.sEnd, dim = layout.spec.dims[0];
+    this.metrics = metricsLayout(layout.hidden.length);
+    const M = this.metrics.words;
+    this.params = storageBuffer(gpu, runs * P, "params");
+    this.grads = storageBuffer(gpu, runs * P, "grads");
+    this.bufs = storageBuffer(gpu, runs * P, "momentum");
+    this.prevS = storageBuffer(gpu, runs * S, "previous S weights");
+    this.runningMean = storageBuffer(gpu, runs * layout.statsSize, "running mean");
+    this.runningVar = storageBuffer(gpu, runs * layout.statsSize, "running var");
+    this.scalarWords = new ArrayBuffer(runs * RUN_SCALARS.words * F32);
+    this.scalars = storageBuffer(gpu, runs * RUN_SCALARS.words, "run scalars");
+    this.metricsBuf = storageBuffer(gpu, runs * M, "metrics");
+    this.x = storageBuffer(gpu, opts.batchRows * dim, "batch x");
+    this.labels = storageBuffer(gpu, opts.batchRows, "batch labels");
+    const probeX = uploadBuffer(gpu, opts.probe.x, "probe x");
+    const probeLabels = uploadBuffer(gpu, Uint32Array.from(opts.probe.y), "probe labels");
+    this.evalX = storageBuffer(gpu, opts.probe.rows * dim, "eval chunk x");
+
+    const m = (field: number): TensorView => ({
+      buffer: this.metricsBuf,
+      offset: field,
+      runStride: M,
+    });
+    const all = (buffer: GPUBuffer, offset = 0): TensorView => ({ buffer, offset, runStride: P });
+    const sView = all(this.params), gView = all(this.grads);
+    const dot = (a: TensorView, b: TensorView, out: number, length = S) =>
+      dotKernel(gpu, { runs, length, a, b, out: m(out) });
+    const layerDots = (first: number) =>
+      layout.hidden.map((h, l) => {
+        const w = all(this.params, h.weight.offset);
+        return dot(w, w, first + l, h.weight.size);
+      });
+
+    this.trainPasses.set(opts.batchRows, this.buildPass(opts.batchRows, this.x, "train"));
+    this.probePass = this.buildPass(opts.probe.rows, probeX, "probe");
+    this.evalProbePass = this.buildPass(opts.probe.rows, probeX, "eval");
+    const probeStats = (pass: Pass, out: number) =>
+      probeDistanceKernel(gpu, {
+        runs,
+        rows: opts.probe.rows,
+        classes: layout.head.classes,
+        logits: pass.logits,
+        labels: probeLabels,
+        out: m(out),
+      });
+    this.probeStats = probeStats(this.probePass, this.metrics.probe);
+    this.evalStats = probeStats(this.evalProbePass, this.metrics.evalProbe);
+
+    const mt = this.metrics;
+    this.gradMetrics = [
+      dot(sView, sView, mt.norm2Before),
+      dot(gView, sView, mt.gradDotW),
+      dot(gView, gView, mt.gradNorm2),
+      ...layerDots(mt.layerNorm2Before),
+    ];
+    this.update = [sgdKernel(gpu, {
+      runs,
+      size: P,
+      sEnd: S,
+      params: sView,
+      grads: gView,
+      bufs: all(this.bufs),
+      scalars: this.scalars,
+    })];
+    const sA: TensorView = { buffer: this.params, offset: 0, runStride: 0 };
+    const prev: TensorView = { buffer: this.prevS, offset: 0, runStride: S };
+    this.weightMetrics = [
+      dot(sView, sView, mt.norm2),
+      dot(sView, sA, mt.dotA),
+      normalizedDistanceKernel(gpu, {
+        runs,
+        length: S,
+        a: sView,
+        b: sA,
+        aNorm2: m(mt.norm2),
+        bNorm2: { buffer: this.metricsBuf, offset: mt.norm2, runStride: 0 },
+        out: m(mt.distA),
+      }),
+      normalizedDistanceKernel(gpu, {
+        runs,
+        length: S,
+        a: sView,
+        b: prev,
+        aNorm2: m(mt.norm2),
+        bNorm2: m(mt.norm2Before),
+        out: m(mt.distPrev),
+      }),
+      ...layerDots(mt.layerNorm2),
+    ];
+    this.layerNorms = layerDots(mt.layerNorm2);
+    // Weight-norm running statistics are invariant under Lemma 2; plain ones scale with s.
+    const stats = (buffer: GPUBuffer): TensorView => ({
+      buffer,
+      offset: 0,
+      runStride: layout.statsSize,
+    });
+    const plainStats = opts.runningStats === "plain"
+      ? [rescaleStatsKernel(gpu, {
+        runs,
+        size: layout.statsSize,
+        mean: stats(this.runningMean),
+        var: stats(this.runningVar),
+        scalars: this.scalars,
+      })]
+      : [];
+    this.rescale = [
+      rescaleKernel(gpu, {
+        runs,
+        sEnd: S,
+        params: sView,
+        bufs: all(this.bufs),
+        scalars: this.scalars,
+      }),
+      ...plainStats,
+      ...this.layerNorms,
+    ];
+    this.perturb = [perturbKernel(gpu, { runs, sEnd: S, params: sView, scalars: this.scalars })];
+    this.ring = Array.from({ length: opts.inFlight + 1 }, () => ({
+      buffer: gpu.device.createBuffer({
+        size: runs * M * F32,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: "metrics readback",
+      }),
+    }));
+  }
+
+  /**
+   * Builds the trainer and uploads the initial state: `params` and `bufs` are run-stacked
+   * (runs × layout.size, float32). Running means start at 0 and running variances at 1 in
+   * plain units (so 1/||W_l||² in weight-norm units).
+   */
+  static async create(
+    gpu: Gpu,
+    opts: TrainerOptions,
+    params: Float32Array,
+    bufs: Float32Array,
+  ): Promise<GpuTrainer> {
+    const t = new GpuTrainer(gpu, opts);
+    const { layout, runs } = opts;
+    const q = gpu.device.queue;
+    q.writeBuffer(t.params, 0, hostBytes(params));
+    q.writeBuffer(t.bufs, 0, hostBytes(bufs));
+    const rv = new Float32Array(runs * layout.statsSize);
+    for (let r = 0; r < runs; r++) {
+      for (const h of layout.hidden) {
+        let n2 = 1;
+        if (opts.runningStats === "weightnorm") {
+          n2 = 0;
+          const base = r * layout.size + h.weight.offset;
+          for (let i = 0; i < h.weight.size; i++) n2 += params[base + i] ** 2;
+        }
+        rv.fill(
+          1 / n2,
+          r * layout.statsSize + h.statsOffset,
+          r * layout.statsSize + h.statsOffset + h.width,
+        );
+      }
+    }
+    q.writeBuffer(t.runningVar, 0, rv);
+    q.writeBuffer(t.runningMean, 0, new Float32Array(runs * layout.statsSize));
+    // The first forward reads each layer's norm (weight-norm running statistics).
+    const encoder = gpu.device.createCommandEncoder();
+    encodeDispatches(encoder, t.layerNorms);
+    q.submit([encoder.finish()]);
+    await gpu.guard(q.onSubmittedWorkDone());
+    return t;
+  }
+
+  /** Allocates activations for `rows` and records the forward (and, for "train", backward). */
+  private buildPass(rows: number, input: GPUBuffer, mode: "train" | "probe" | "eval"): Pass {
+    const gpu = this.gpu, { layout, runs } = this.opts;
+    const P = layout.size, M = this.metrics.words;
+    const act = (width: number, label: string): TensorView => ({
+      buffer: storageBuffer(gpu, runs * rows * width, `${mode} ${label}`),
+      offset: 0,
+      runStride: rows * width,
+    });
+    const param = (offset: number): TensorView => ({ buffer: this.params, offset, runStride: P });
+    const grad = (offset: number): TensorView => ({ buffer: this.grads, offset, runStride: P });
+    const stats = (buffer: GPUBuffer, offset: number): TensorView => ({
+      buffer,
+      offset,
+      runStride: layout.statsSize,
+    });
+    const forward: Dispatch[] = [], backward: Dispatch[] = [];
+    let inputView: TensorView = { buffer: input, offset: 0, runStride: 0 };
+    const saved: { input: TensorView; h: TensorView; xhat: TensorView; invStd: TensorView }[] = [];
+    for (const [l, h] of layout.hidden.entries()) {
+      const z = act(h.width, `z${l}`), y = act(h.width, `bn${l}`), out = act(h.width, `h${l}`);
+      const xhat = act(h.width, `xhat${l}`);
+      const invStd: TensorView = {
+        buffer: storageBuffer(gpu, runs * h.width, `${mode} invstd${l}`),
+        offset: 0,
+        runStride: h.width,
+      };
+      forward.push(
+        matmulKernel(gpu, {
+          runs,
+          m: rows,
+          n: h.width,
+          k: h.inputs,
+          a: inputView,
+          b: param(h.weight.offset),
+          c: z,
+        }),
+        batchNormForwardKernel(gpu, {
+          runs,
+          rows,
+          features: h.width,
+          mode: mode === "eval" ? "eval" : "train",
+          x: z,
+          y,
+          xhat: mode === "train" ? xhat : undefined,
+          invStd: mode === "train" ? invStd : undefined,
+          gamma: h.gamma && param(h.gamma.offset),
+          beta: h.beta && param(h.beta.offset),
+          scalars: this.scalars,
+          epsField: mode === "train" ? "eps" : "eps_next",
+          running: {
+            mean: stats(this.runningMean, h.statsOffset),
+            var: stats(this.runningVar, h.statsOffset),
+            momentum: this.opts.bnMomentum,
+            unit: this.opts.runningStats === "weightnorm"
+              ? { buffer: this.metricsBuf, offset: this.metrics.layerNorm2 + l, runStride: M }
+              : undefined,
+            update: mode === "train",
+          },
+        }),
+        reluForwardKernel(gpu, { runs, count: rows * h.width, x: y, y: out }),
+      );
+      saved.push({ input: inputView, h: out, xhat, invStd });
+      inputView = out;
+    }
+    const { head } = layout;
+    const logits = act(head.classes, "logits");
+    forward.push(matmulKernel(gpu, {
+      runs,
+      m: rows,
+      n: head.classes,
+      k: head.inputs,
+      a: inputView,
+      b: param(head.weight.offset),
+      c: logits,
+      bias: param(head.bias.offset),
+    }));
+    if (mode !== "train") return { rows, forward, backward, logits };
+
+    const dlogits = act(head.classes, "dlogits");
+    forward.push(softmaxCrossEntropyKernel(gpu, {
+      runs,
+      rows,
+      classes: head.classes,
+      logits,
+      labels: this.labels,
+      dlogits,
+      stats: { buffer: this.metricsBuf, offset: this.metrics.loss, runStride: M },
+    }));
+    backward.push(
+      matmulKernel(gpu, {
+        runs,
+        m: head.inputs,
+        n: head.classes,
+        k: rows,
+        transA: true,
+        a: inputView,
+        b: dlogits,
+        c: grad(head.weight.offset),
+      }),
+      columnSumKernel(gpu, {
+        runs,
+        rows,
+        cols: head.classes,
+        a: dlogits,
+        out: grad(head.bias.offset),
+      }),
+    );
+    let dOut = act(head.inputs, "dh");
+    backward.push(matmulKernel(gpu, {
+      runs,
+      m: rows,
+      n: head.inputs,
+      k: head.classes,
+      transB: true,
+      a: dlogits,
+      b: param(head.weight.offset),
+      c: dOut,
+    }));
+    for (let l = layout.hidden.length - 1; l >= 0; l--) {
+      const h = layout.hidden[l], s = saved[l];
+      const dy = act(h.width, `dbn${l}`), dz = act(h.width, `dz${l}`);
+      backward.push(
+        reluBackwardKernel(gpu, { runs, count: rows * h.width, dy: dOut, y: s.h, dx: dy }),
+        batchNormBackwardKernel(gpu, {
+          runs,
+          rows,
+          features: h.width,
+          dy,
+          xhat: s.xhat,
+          invStd: s.invStd,
+          gamma: h.gamma && param(h.gamma.offset),
+          dx: dz,
+          dgamma: h.gamma && grad(h.gamma.offset),
+          dbeta: h.beta && grad(h.beta.offset),
+        }),
+        matmulKernel(gpu, {
+          runs,
+          m: h.inputs,
+          n: h.width,
+          k: rows,
+          transA: true,
+          a: s.input,
+          b: dz,
+          c: grad(h.weight.offset),
+        }),
+      );
+      if (l > 0) {
+        dOut = act(h.inputs, `dh${l - 1}`);
+        backward.push(matmulKernel(gpu, {
+          runs,
+          m: rows,
+          n: h.inputs,
+          k: h.width,
+          transB: true,
+          a: dz,
+          b: param(h.weight.offset),
+          c: dOut,
+        }));
+      }
+    }
+    return { rows, forward, backward, logits };
+  }
+
+  private writeScalars(steps: RunStep[], step: number): void {
+    const f = new Float32Array(this.scalarWords), u = new Uint32Array(this.scalarWords);
+    steps.forEach((s, r) => {
+      const o = r * RUN_SCALARS.words;
+      f[o + RUN_SCALARS.lrS] = s.lrS;
+      f[o + RUN_SCALARS.wdS] = s.wdS;
+      f[o + RUN_SCALARS.shrinkS] = s.shrinkS;
+      f[o + RUN_SCALARS.lrO] = s.lrO;
+      f[o + RUN_SCALARS.wdO] = s.wdO;
+      f[o + RUN_SCALARS.shrinkO] = s.shrinkO;
+      f[o + RUN_SCALARS.momentum] = s.momentum;
+      f[o + RUN_SCALARS.eps] = s.eps;
+      f[o + RUN_SCALARS.epsNext] = s.epsNext;
+      f[o + RUN_SCALARS.rescale] = s.rescale;
+      f[o + RUN_SCALARS.perturb] = s.perturb;
+      u[o + RUN_SCALARS.seed] = this.opts.seed >>> 0;
+      u[o + RUN_SCALARS.step] = step >>> 0;
+    });
+    this.gpu.device.queue.writeBuffer(this.scalars, 0, this.scalarWords);
+  }
+
+  /**
+   * Records and submits one training step of every run on batch (x, y) with the plan's
+   * per-run values. Returns at once; with `meter`, the promise inside resolves to the step's
+   * metrics (runs × {@link MetricsLayout.words} floats) when the GPU has finished it.
+   * Waits only when the readback ring is full (more than `inFlight` metered steps pending).
+   */
+  async submitStep(
+    x: Float32Array,
+    y: Int32Array,
+    rows: number,
+    steps: RunStep[],
+    options: StepOptions,
+  ): Promise<{ metrics?: Promise<Float32Array> }> {
+    const { device } = this.gpu, q = device.queue;
+    if (rows > this.opts.batchRows) {
+      throw new Error(`batch of ${rows} rows exceeds ${this.opts.batchRows}`);
+    }
+    let pass = this.trainPasses.get(rows);
+    if (!pass) {
+      pass = this.buildPass(rows, this.x, "train");
+      this.trainPasses.set(rows, pass);
+    }
+    const slot = options.meter ? this.ring[this.submitted % this.ring.length] : undefined;
+    if (slot?.pending) await slot.pending;
+    const step = this.submitted++;
+    q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.spec.dims[0]);
+    q.writeBuffer(this.labels, 0, Uint32Array.from(y.subarray(0, rows)));
+    this.writeScalars(steps, step);
+
+    const encoder = device.createCommandEncoder();
+    const rescaling = steps.some((s) => s.rescale !== 1);
+    encodeDispatches(encoder, [
+      ...(rescaling ? this.rescale : []),
+      ...pass.forward,
+      ...pass.backward,
+      ...this.gradMetrics,
+    ]);
+    const S = this.opts.layout.sEnd, P = this.opts.layout.size;
+    for (let r = 0; r < this.opts.runs; r++) {
+      encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
+    }
+    const perturbing = steps.some((s) => s.perturb !== 0);
+    encodeDispatches(encoder, [
+      ...this.update,
+      ...(perturbing ? this.perturb : []),
+      ...(options.meter ? this.weightMetrics : []),
+      ...(options.meter ? [...this.probePass.forward, this.probeStats] : []),
+      ...(options.meter && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
+    ]);
+    if (!slot) {
+      q.submit([encoder.finish()]);
+      return {};
+    }
+    encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
+    q.submit([encoder.finish()]);
+    const pending = this.gpu.guard(slot.buffer.mapAsync(GPUMapMode.READ)).then(() => {
+      const out = new Float32Array(slot.buffer.getMappedRange().slice(0));
+      slot.buffer.unmap();
+      return out;
+    });
+    slot.pending = pending;
+    return { metrics: pending };
+  }
+
+  /**
+   * Eval-mode logits of every run for up to `probe.rows` examples (final held-out accuracy in
+   * chunks; BatchNorm in eval mode makes chunking exact). Waits for the GPU.
+   */
+  async evalLogits(x: Float32Array, rows: number): Promise<Float32Array> {
+    const { layout, runs, probe } = this.opts;
+    if (rows > probe.rows) throw new Error(`eval chunk of ${rows} rows exceeds ${probe.rows}`);
+    this.evalChunkPass ??= this.buildPass(probe.rows, this.evalX, "eval");
+    const padded = new Float32Array(probe.rows * layout.spec.dims[0]);
+    padded.set(x.subarray(0, rows * layout.spec.dims[0]));
+    this.gpu.device.queue.writeBuffer(this.evalX, 0, padded);
+    const encoder = this.gpu.device.createCommandEncoder();
+    encodeDispatches(encoder, this.evalChunkPass.forward);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const { buffer, runStride } = this.evalChunkPass.logits;
+    const all = await readFloats(this.gpu, buffer, runs * runStride);
+    const classes = layout.head.classes, out = new Float32Array(runs * rows * classes);
+    for (let r = 0; r < runs; r++) {
+      out.set(all.subarray(r * runStride, r * runStride + rows * classes), r * rows * classes);
+    }
+    return out;
+  }
+
+  /** Reads the whole training state back (tests; waits for the GPU). Run-stacked arrays. */
+  async readState(): Promise<
+    { params: Float32Array; bufs: Float32Array; grads: Float32Array; runningMean: Float32Array; runningVar: Float32Array }
+  > {
+    const { layout, runs } = this.opts;
+    const read = (b: GPUBuffer, n: number) => readFloats(this.gpu, b, runs * n);
+    return {
+      params: await read(this.params, layout.size),
+      bufs: await read(this.bufs, layout.size),
+      grads: await read(this.grads, layout.size),
+      runningMean: await read(this.runningMean, layout.statsSize),
+      runningVar: await read(this.runningVar, layout.statsSize),
+    };
+  }
+
+  /** Waits for all submitted work (tests and the final summary). */
+  async finish(): Promise<void> {
+    await this.gpu.guard(this.gpu.device.queue.onSubmittedWorkDone());
+  }
+}

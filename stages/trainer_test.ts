@@ -1,0 +1,205 @@
+/**
+ * The GPU trainer against the float64 reference trainer: same initial weights, same batches,
+ * same plan, R = 3 runs (A, B, A1) on a small BatchNorm MLP with widths that are not multiples
+ * of any tile. Gradients at step 0, then losses, weights, momentum buffers and running
+ * statistics over 20 steps, and the probe metrics the monitor reads.
+ */
+
+import { acquireGpu } from "./gpu.ts";
+import { GpuTrainer } from "./trainer.ts";
+import { mlpLayout } from "./model.ts";
+import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
+import { initialState } from "../pipeline/pipeline.ts";
+import { forwardBackward, ReferenceTrainer } from "../reference/trainer.ts";
+import { probeDistance } from "../reference/metrics.ts";
+import { dot } from "../reference/ops.ts";
+import { assertClose, freshRng, randomFloats } from "../shaders/test_util.ts";
+import { PROBE_STATS } from "../shaders/probe_distance.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+const DIMS = [37, 24, 19, 7], ROWS = 32, PROBE = 40, STEPS = 20;
+
+function spec(runs: RunsSpec["runs"]): RunsSpec {
+  return {
+    runs,
+    explr: "exact",
+    schedule: {
+      base: 0.05,
+      kind: "step",
+      milestones: [10],
+      factor: 0.5,
+      minFactor: 0,
+      warmupSteps: 3,
+      warmupStartFactor: 0.2,
+      totalSteps: STEPS,
+    },
+    wd: 5e-3,
+    momentum: 0.9,
+    lrO: 0.05,
+    wdO: 5e-4,
+    bnEps: 1e-5,
+    bnEpsMode: "scaled",
+    wdStyle: "coupled",
+  };
+}
+
+/** Largest |a - b| / (atol + |b|) over the arrays, as a single relative-error figure. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): number {
+  let worst = 0;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i] - b[i]) / (atol + Math.abs(b[i])));
+  }
+  return worst;
+}
+
+async function setup(runs: RunsSpec["runs"], runningStats: "weightnorm" | "plain") {
+  const gpu = await acquireGpu();
+  const rng = freshRng(`gpu vs reference ${runningStats}`);
+  const layout = mlpLayout({ dims: DIMS, affine: true });
+  const gpuPlan = new RunPlan(spec(runs)), refPlan = new RunPlan(spec(runs));
+  const init = initialState(layout, gpuPlan, rng.nextU32(), 1);
+  const probe = {
+    x: randomFloats(rng, PROBE * DIMS[0], -2, 2),
+    y: Int32Array.from({ length: PROBE }, () => rng.int(7)),
+    rows: PROBE,
+  };
+  const trainer = await GpuTrainer.create(
+    gpu,
+    {
+      layout,
+      runs: runs.length,
+      batchRows: ROWS,
+      probe,
+      bnMomentum: 0.1,
+      runningStats,
+      seed: 5,
+      inFlight: 2,
+    },
+    init.params,
+    init.bufs,
+  );
+  // The reference starts from run A's float32 weights (A1's ulp is re-applied in float64).
+  const ref = new ReferenceTrainer(
+    layout,
+    refPlan,
+    Float64Array.from(init.params.subarray(0, layout.size)),
+    {
+      bnMomentum: 0.1,
+      runningStats,
+      seed: 5,
+    },
+  );
+  const batch = () => ({
+    x: randomFloats(rng, ROWS * DIMS[0], -2, 2),
+    y: Int32Array.from({ length: ROWS }, () => rng.int(7)),
+  });
+  return { layout, gpuPlan, trainer, ref, batch, init, probe };
+}
+
+Deno.test({
+  ...opts,
+  name: "GPU gradients at step 0 equal the float64 reference's (every run, every tensor)",
+  async fn() {
+    const { layout, gpuPlan, trainer, batch, init } = await setup(["A", "B", "A1"], "weightnorm");
+    const { x, y } = batch();
+    const { metrics } = await trainer.submitStep(x, y, ROWS, gpuPlan.next(), {
+      meter: true,
+      evalMode: false,
+    });
+    await metrics;
+    const { grads } = await trainer.readState();
+    for (let r = 0; r < 3; r++) {
+      const w = init.params.subarray(r * layout.size, (r + 1) * layout.size);
+      const want = forwardBackward(layout, w, x, y, ROWS, 1e-5).grad;
+      for (const t of layout.tensors) {
+        const got = grads.subarray(r * layout.size + t.offset, r * layout.size + t.offset + t.size);
+        const exp = want.subarray(t.offset, t.offset + t.size);
+        const scale = Math.sqrt(dot(exp, exp) / t.size);
+        assertClose(got, exp, 1e-3, 1e-4 * scale, `run ${r} ${t.name} gradient`);
+      }
+    }
+  },
+});
+
+for (const runningStats of ["weightnorm", "plain"] as const) {
+  Deno.test({
+    ...opts,
+    name:
+      `GPU trainer follows the float64 reference for 20 steps (A, B, A1; ${runningStats} running stats)`,
+    async fn() {
+      const { layout, gpuPlan, trainer, ref, batch, probe } = await setup(
+        ["A", "B", "A1"],
+        runningStats,
+      );
+      const L = trainer.metrics;
+      let worstLoss = 0, worstProb = 0;
+      for (let t = 0; t < STEPS; t++) {
+        const { x, y } = batch();
+        const { metrics } = await trainer.submitStep(x, y, ROWS, gpuPlan.next(), {
+          meter: true,
+          evalMode: true,
+        });
+        const r64 = ref.step(x, y, ROWS);
+        const m = await metrics!;
+        for (let r = 0; r < 3; r++) {
+          const loss = m[r * L.words + L.loss];
+          worstLoss = Math.max(worstLoss, Math.abs(loss - r64.loss[r]) / r64.loss[r]);
+          if (m[r * L.words + L.correct] !== r64.correct[r]) {
+            // An exact tie at the argmax can flip in float32; allow one row.
+            if (Math.abs(m[r * L.words + L.correct] - r64.correct[r]) > 1) {
+              throw new Error(
+                `step ${t} run ${r}: ${m[r * L.words + L.correct]} correct, reference ${
+                  r64.correct[r]
+                }`,
+              );
+            }
+          }
+        }
+        // The monitor's distances against A on the probe, train and eval mode.
+        for (const mode of ["train", "eval"] as const) {
+          const logits = ref.probeLogits(probe.x, PROBE, mode);
+          for (let r = 1; r < 3; r++) {
+            const d = probeDistance(logits[0], logits[r], probe.y, PROBE, 7);
+            const base = r * L.words + (mode === "train" ? L.probe : L.evalProbe);
+            const got = m[base + PROBE_STATS.maxProb];
+            worstProb = Math.max(worstProb, Math.abs(got - d.maxProb));
+            if (Math.abs(got - d.maxProb) > 1e-5) {
+              throw new Error(`step ${t} run ${r} ${mode}: maxProb ${got}, reference ${d.maxProb}`);
+            }
+          }
+        }
+      }
+      if (worstLoss > 1e-4) {
+        throw new Error(`loss differs from the reference by ${worstLoss} (relative)`);
+      }
+      const state = await trainer.readState();
+      for (let r = 0; r < 3; r++) {
+        const P = layout.size;
+        const err = relErr(state.params.subarray(r * P, (r + 1) * P), ref.params[r], 1e-3);
+        const bufErr = relErr(state.bufs.subarray(r * P, (r + 1) * P), ref.bufs[r], 1e-2);
+        const S = layout.statsSize;
+        const meanErr = relErr(
+          state.runningMean.subarray(r * S, (r + 1) * S),
+          ref.stats[r].mean,
+          1e-3,
+        );
+        const varErr = relErr(
+          state.runningVar.subarray(r * S, (r + 1) * S),
+          ref.stats[r].variance,
+          1e-3,
+        );
+        console.error(
+          `run ${r}: weights ${err.toExponential(1)}, buffers ${bufErr.toExponential(1)}, ` +
+            `running mean ${meanErr.toExponential(1)}, var ${varErr.toExponential(1)}; loss ${
+              worstLoss.toExponential(1)
+            }, maxProb ${worstProb.toExponential(1)}`,
+        );
+        if (!(err < 5e-4 && bufErr < 1e-3 && meanErr < 5e-4 && varErr < 5e-4)) {
+          throw new Error(
+            `run ${r}: state differs from the float64 reference beyond float32 tolerance`,
+          );
+        }
+      }
+    },
+  });
+}
