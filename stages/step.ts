@@ -28,11 +28,12 @@ export interface StepStageOptions {
 }
 
 /**
- * The power of two that brings `norm` into (1/2, 1] (Lemma 2 with an exact factor), or 1
- * when `norm` has not passed `threshold`.
+ * The Lemma-2 factor for a run whose S weight norm is `norm`: 1 while `norm` <= `threshold`,
+ * else the power of two that brings the norm into (threshold/4, threshold/2], so the rescale is
+ * exact in floating point and the next one is at least a doubling away.
  */
 export function rescaleFactor(norm: number, threshold: number): number {
-  return norm > threshold ? 2 ** -Math.ceil(Math.log2(norm)) : 1;
+  return norm > threshold ? 2 ** -(Math.ceil(Math.log2(norm / threshold)) + 1) : 1;
 }
 
 /** Builds the step stage over `trainer` and `plan`. */

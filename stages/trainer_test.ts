@@ -203,3 +203,61 @@ for (const runningStats of ["weightnorm", "plain"] as const) {
     },
   });
 }
+
+Deno.test({
+  ...opts,
+  name:
+    "Lemma-2 rescales of run B every 3 steps (by 2^-5, 2^3, ...) leave its loss and distances unchanged",
+  async fn() {
+    const rescaled = await setup(["A", "B"], "plain");
+    const twin = rescaled.trainer, plain = new RunPlan(spec(["A", "B"]));
+    const reference = await GpuTrainer.create(
+      await acquireGpu(),
+      {
+        layout: rescaled.layout,
+        runs: 2,
+        batchRows: ROWS,
+        probe: rescaled.probe,
+        bnMomentum: 0.1,
+        runningStats: "plain",
+        seed: 5,
+        inFlight: 2,
+      },
+      rescaled.init.params,
+      rescaled.init.bufs,
+    );
+    const L = reference.metrics;
+    let worst = 0, applied = 0;
+    for (let t = 0; t < STEPS; t++) {
+      if (t % 3 === 1) rescaled.gpuPlan.requestRescale(1, t % 2 ? 2 ** -5 : 2 ** 3);
+      const { x, y } = rescaled.batch();
+      const steps = rescaled.gpuPlan.next();
+      if (steps[1].rescale !== 1) applied++;
+      const a = await twin.submitStep(x, y, ROWS, steps, { meter: true, evalMode: true });
+      const b = await reference.submitStep(x, y, ROWS, plain.next(), {
+        meter: true,
+        evalMode: true,
+      });
+      const [ma, mb] = [await a.metrics!, await b.metrics!];
+      for (
+        const w of [
+          L.loss,
+          L.probe + PROBE_STATS.maxProb,
+          L.evalProbe + PROBE_STATS.maxProb,
+          L.probe + PROBE_STATS.kl,
+        ]
+      ) {
+        worst = Math.max(worst, Math.abs(ma[L.words + w] - mb[L.words + w]));
+      }
+      const ratio = Math.sqrt(ma[L.words + L.norm2] / ma[L.norm2]);
+      if (Math.abs(ratio / steps[1].cPred - 1) > 1e-4) {
+        throw new Error(`step ${t}: norm ratio ${ratio}, c_pred ${steps[1].cPred}`);
+      }
+    }
+    console.error(
+      `${applied} rescales; largest change of run B's loss and probe distances: ${worst}`,
+    );
+    if (applied < 6) throw new Error(`only ${applied} rescales were applied`);
+    if (worst > 1e-6) throw new Error(`rescaling changed run B's metrics by ${worst}`);
+  },
+});
