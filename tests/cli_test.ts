@@ -1,0 +1,206 @@
+/**
+ * The command line as a user meets it, run as a subprocess: help, bad flags and config files,
+ * bad data, a missing GPU adapter, divergence, a reader that closes stdout early, and the
+ * default job learning on the shipped data.
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run main.ts ...args` and collects its output. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", MAIN, ...args],
+    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** The error line: exactly one line on stderr starting with "error:", nothing on stdout. */
+function assertOneLineError(r: Result, code: number, ...fragments: string[]): void {
+  const errors = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
+  if (r.code !== code) throw new Error(`exit ${r.code}, expected ${code}; stderr: ${r.stderr}`);
+  if (errors.length !== 1) throw new Error(`expected one error line, got: ${r.stderr}`);
+  for (const f of fragments) {
+    if (!errors[0].includes(f)) {
+      throw new Error(`error line ${JSON.stringify(errors[0])} lacks ${JSON.stringify(f)}`);
+    }
+  }
+  if (r.stdout !== "") throw new Error(`stdout is not empty: ${r.stdout.slice(0, 200)}`);
+}
+
+Deno.test({
+  ...opts,
+  name: "--help lists every flag with its default and exits 0",
+  async fn() {
+    const r = await cli(["--help"]);
+    if (r.code !== 0) throw new Error(`exit ${r.code}`);
+    for (
+      const f of [
+        "--runs",
+        "--explr",
+        "--bn-eps-mode",
+        "--rescale-above",
+        "--format",
+        "(default: A,B,A1)",
+      ]
+    ) {
+      if (!r.stdout.includes(f)) throw new Error(`help lacks ${f}`);
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "bad flags and values: one line naming the flag (and allowed values), exit 1",
+  async fn() {
+    assertOneLineError(await cli(["--bogus"]), 1, "--bogus");
+    assertOneLineError(await cli(["--format", "xml"]), 1, "--format", '"csv"|"jsonl"');
+    assertOneLineError(await cli(["--runs", "B,A"]), 1, "--runs", "must start with A");
+    assertOneLineError(await cli(["--batch-size", "0"]), 1, "--batch-size");
+    assertOneLineError(await cli(["--explr", "closed", "--schedule", "cosine"]), 1, "--explr");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "config files: flags override them; a bad key or value names the file and the key",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const bad = `${dir}/bad.json`, unknown = `${dir}/unknown.json`, broken = `${dir}/broken.json`;
+    await Deno.writeTextFile(bad, JSON.stringify({ "bn-eps-mode": "sometimes" }));
+    await Deno.writeTextFile(unknown, JSON.stringify({ "learning-rate": 0.1 }));
+    await Deno.writeTextFile(broken, "{ not json");
+    assertOneLineError(await cli(["--config", bad]), 1, bad, "bn-eps-mode", '"scaled"|"fixed"');
+    assertOneLineError(
+      await cli(["--config", unknown]),
+      1,
+      unknown,
+      "learning-rate",
+      "unknown setting",
+    );
+    assertOneLineError(await cli(["--config", broken]), 1, broken, "not valid JSON");
+    const good = `${dir}/good.json`;
+    await Deno.writeTextFile(
+      good,
+      JSON.stringify({ runs: ["A", "B"], steps: 2, format: "csv", "eval-every": 0 }),
+    );
+    const r = await cli(["--config", good, "--format", "jsonl", "--quiet"]);
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+    const lines = r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    if (lines.length !== 2 || !("B.dist_maxprob" in lines[0])) {
+      throw new Error(`unexpected output ${r.stdout}`);
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "bad data: a truncated file stops before training with one line naming the file, exit 1",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const src = new URL("../data/fashion-mnist/", import.meta.url).pathname;
+    const images = await Deno.readFile(`${src}t10k-images-idx3-ubyte.gz`);
+    await Deno.writeFile(
+      `${dir}/t10k-images-idx3-ubyte.gz`,
+      images.subarray(0, images.length >> 1),
+    );
+    await Deno.copyFile(`${src}t10k-labels-idx1-ubyte.gz`, `${dir}/t10k-labels-idx1-ubyte.gz`);
+    assertOneLineError(await cli(["--data", dir]), 1, "t10k-images-idx3-ubyte.gz");
+    assertOneLineError(await cli(["--data", `${dir}/missing.csv`]), 1, "missing.csv");
+    assertOneLineError(await cli(["--probe", "5000"]), 1, "probe");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "no WebGPU adapter: one line saying how to get lavapipe, exit 2",
+  async fn() {
+    const none = "/nonexistent/icd.json";
+    // Vulkan only (no GL fallback) and no Vulkan driver: the machine of a user without Mesa.
+    const r = await cli(["--steps", "1"], {
+      DENO_WEBGPU_BACKEND: "vulkan",
+      VK_DRIVER_FILES: none,
+      VK_ICD_FILENAMES: none,
+    });
+    assertOneLineError(r, 2, "adapter", "mesa-vulkan-drivers");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "divergence: NaN in training stops with one line and exit 1; the rows written are whole",
+  async fn() {
+    const r = await cli(["--runs", "A,A1", "--lr", "1e30", "--lr-o", "1e30", "--quiet"]);
+    const errors = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
+    if (r.code !== 1 || errors.length !== 1 || !errors[0].includes("diverged")) {
+      throw new Error(`exit ${r.code}; stderr ${r.stderr}`);
+    }
+    if (!r.stdout.endsWith("\n")) throw new Error("stdout ends in a partial line");
+    const widths = new Set(r.stdout.trimEnd().split("\n").map((l) => l.split(",").length));
+    if (widths.size !== 1) throw new Error(`rows of different widths: ${[...widths]}`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "closing stdout early (| head -n 3) ends the run quietly with exit 0",
+  async fn() {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        MAIN,
+        "--runs",
+        "A,B",
+        "--quiet",
+      ],
+      env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (text.split("\n").length <= 3) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    await reader.cancel();
+    const t0 = performance.now();
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    if (status.code !== 0) throw new Error(`exit ${status.code}: ${stderr}`);
+    if (stderr.includes("error")) throw new Error(`stderr reports an error: ${stderr}`);
+    if (performance.now() - t0 > 30_000) {
+      throw new Error("the run went on long after stdout closed");
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "deno task train with no flags learns: held-out accuracy above 70% after one epoch",
+  async fn() {
+    const r = await cli([]);
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+    const rows = r.stdout.trimEnd().split("\n");
+    if (rows.length !== 71) throw new Error(`${rows.length} lines, expected a header and 70 steps`);
+    const acc = [...r.stderr.matchAll(/(A|B|A1) *: held-out accuracy ([\d.]+)%/g)];
+    console.error(acc.map((m) => `${m[1]} ${m[2]}%`).join(", "));
+    if (acc.length !== 3 || acc.some((m) => Number(m[2]) <= 70)) {
+      throw new Error(`summary: ${r.stderr}`);
+    }
+  },
+});
