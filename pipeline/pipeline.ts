@@ -57,6 +57,9 @@ export interface RunSummary {
   output_closed: boolean;
 }
 
+/** |cos(grad, w)| over S above which the group is reported as not scale-invariant. */
+export const GRAD_COS_WARNING = 1e-3;
+
 /** Steps the run will take: epochs × batches per epoch, capped by `--steps`. */
 export function plannedSteps(config: Config, trainExamples: number): number {
   const perEpoch = config["last-batch"] === "drop"
@@ -201,7 +204,20 @@ export async function runPipeline(config: Config, gpu: Gpu, io: PipelineIO): Pro
   const tracker = new SummaryTracker(config.runs);
   let rescales = 0;
   const started = performance.now();
+  const warned = new Set<string>();
   const onStep = (v: Record<string, number | undefined>) => {
+    for (const r of config.runs) {
+      const cos = v[`${r}.grad_cos`] ?? 0;
+      if (Math.abs(cos) > GRAD_COS_WARNING && !warned.has(r)) {
+        warned.add(r);
+        io.log(
+          `warning: step ${v.step}: run ${r} has cos(grad, w) = ${
+            cos.toExponential(2)
+          } over group S; ` +
+            `a scale-invariant group has 0 (BatchNorm eps makes it approximate)`,
+        );
+      }
+    }
     if (!io.progress) return;
     const done = (v.step ?? 0) + 1, secs = (performance.now() - started) / 1000;
     const rate = done / secs, eta = (totalSteps - done) / rate;

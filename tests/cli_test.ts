@@ -204,3 +204,17 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "a group S that is not scale-invariant (large BatchNorm eps) gets a warning on stderr",
+  async fn() {
+    const quiet = await cli(["--runs", "A", "--steps", "3", "--quiet"]);
+    const noisy = await cli(["--runs", "A", "--steps", "3", "--quiet", "--bn-eps", "1"]);
+    if (quiet.code !== 0 || noisy.code !== 0) throw new Error(`exit ${quiet.code}/${noisy.code}`);
+    if (quiet.stderr.includes("warning:")) throw new Error(`warning at eps 1e-5: ${quiet.stderr}`);
+    if (!/warning: step \d+: run A has cos\(grad, w\)/.test(noisy.stderr)) {
+      throw new Error(`no warning: ${noisy.stderr}`);
+    }
+  },
+});
