@@ -42,7 +42,6 @@ if (import.meta.main) {
   const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => i);
   const onsets: Record<string, (number | null)[]> = {};
   const finalAcc: Record<string, number[]> = {};
-  const discard = new WritableStream<Uint8Array>();
   for (const seed of seeds) {
     const config = validateConfig({
       quiet: true,
@@ -53,7 +52,7 @@ if (import.meta.main) {
       steps: values.steps,
       seed,
     }, "onset");
-    const s = await runPipeline(config, gpu, { stdout: discard, log: () => {} });
+    const s = await runPipeline(config, gpu, { stdout: new WritableStream(), log: () => {} });
     const line = Object.entries(s.pairs).map(([r, p]) =>
       `A-${r} ${p.first_step_above["1e-4"] ?? "never"}`
     );

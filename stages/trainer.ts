@@ -95,7 +95,7 @@ export interface TrainerOptions {
   runningStats: "weightnorm" | "plain";
   /** Seed of A2's perturbation stream. */
   seed: number;
-  /** Metered steps in flight at most (the ring has one slot more). */
+  /** Steps in flight on the GPU at most (the readback ring has one slot more). */
   inFlight: number;
 }
 
@@ -144,7 +144,9 @@ export class GpuTrainer {
   private readonly perturb: Dispatch[];
   private readonly probeStats: Dispatch;
   private readonly evalStats: Dispatch;
-  private readonly ring: { buffer: GPUBuffer; pending?: Promise<Float32Array> }[];
+  private readonly ring: { buffer: GPUBuffer; metrics?: Promise<Float32Array> }[];
+  /** Completion of the submitted steps not yet waited for, oldest first. */
+  private readonly pending: Promise<unknown>[] = [];
   private submitted = 0;
 
   private constructor(private readonly gpu: Gpu, private readonly opts: TrainerOptions) {
@@ -506,7 +508,7 @@ export class GpuTrainer {
    * Records and submits one training step of every run on batch (x, y) with the plan's
    * per-run values. Returns at once; with `meter`, the promise inside resolves to the step's
    * metrics (runs × {@link MetricsLayout.words} floats) when the GPU has finished it.
-   * Waits only when the readback ring is full (more than `inFlight` metered steps pending).
+   * Waits only while `inFlight` earlier steps are still on the GPU.
    */
   async submitStep(
     x: Float32Array,
@@ -524,8 +526,11 @@ export class GpuTrainer {
       pass = this.buildPass(rows, this.x, "train");
       this.trainPasses.set(rows, pass);
     }
+    // Bound the steps queued on the GPU (metered or not), so the CPU runs at most `inFlight`
+    // steps ahead and never waits on the step it just submitted.
+    while (this.pending.length >= this.opts.inFlight) await this.pending.shift();
     const slot = options.meter ? this.ring[this.submitted % this.ring.length] : undefined;
-    if (slot?.pending) await slot.pending;
+    if (slot?.metrics) await slot.metrics;
     const step = this.submitted++;
     q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.spec.dims[0]);
     q.writeBuffer(this.labels, 0, Uint32Array.from(y.subarray(0, rows)));
@@ -537,33 +542,35 @@ export class GpuTrainer {
       ...(rescaling ? this.rescale : []),
       ...pass.forward,
       ...pass.backward,
-      ...this.gradMetrics,
+      ...(slot ? this.gradMetrics : []),
     ]);
-    const S = this.opts.layout.sEnd, P = this.opts.layout.size;
-    for (let r = 0; r < this.opts.runs; r++) {
-      encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
+    if (slot) {
+      const S = this.opts.layout.sEnd, P = this.opts.layout.size;
+      for (let r = 0; r < this.opts.runs; r++) {
+        encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
+      }
     }
     const perturbing = steps.some((s) => s.perturb !== 0);
     encodeDispatches(encoder, [
       ...this.update,
       ...(perturbing ? this.perturb : []),
-      ...(options.meter ? this.weightMetrics : []),
-      ...(options.meter ? [...this.probePass.forward, this.probeStats] : []),
-      ...(options.meter && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
+      ...(slot ? [...this.weightMetrics, ...this.probePass.forward, this.probeStats] : []),
+      ...(slot && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
     ]);
+    if (slot) encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
+    q.submit([encoder.finish()]);
     if (!slot) {
-      q.submit([encoder.finish()]);
+      this.pending.push(this.gpu.guard(q.onSubmittedWorkDone()));
       return {};
     }
-    encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
-    q.submit([encoder.finish()]);
-    const pending = this.gpu.guard(slot.buffer.mapAsync(GPUMapMode.READ)).then(() => {
+    const metrics = this.gpu.guard(slot.buffer.mapAsync(GPUMapMode.READ)).then(() => {
       const out = new Float32Array(slot.buffer.getMappedRange().slice(0));
       slot.buffer.unmap();
       return out;
     });
-    slot.pending = pending;
-    return { metrics: pending };
+    slot.metrics = metrics;
+    this.pending.push(metrics);
+    return { metrics };
   }
 
   /**
@@ -591,7 +598,13 @@ export class GpuTrainer {
 
   /** Reads the whole training state back (tests; waits for the GPU). Run-stacked arrays. */
   async readState(): Promise<
-    { params: Float32Array; bufs: Float32Array; grads: Float32Array; runningMean: Float32Array; runningVar: Float32Array }
+    {
+      params: Float32Array;
+      bufs: Float32Array;
+      grads: Float32Array;
+      runningMean: Float32Array;
+      runningVar: Float32Array;
+    }
   > {
     const { layout, runs } = this.opts;
     const read = (b: GPUBuffer, n: number) => readFloats(this.gpu, b, runs * n);

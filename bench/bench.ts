@@ -1,0 +1,126 @@
+/**
+ * `deno task bench`: matmul GFLOP/s at the MLP's shapes and the adapter's measured ceiling,
+ * then training steps per second of MLP 784-256-256-10 at batch 128 for R = 1 and R = 3, each
+ * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
+ * window. Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
+ *
+ * @module
+ */
+
+import { acquireGpu, type Gpu } from "../stages/gpu.ts";
+import { mlpLayout } from "../stages/model.ts";
+import { GpuTrainer } from "../stages/trainer.ts";
+import { type RunName, RunPlan } from "../pipeline/runs.ts";
+import { initialState, runsSpec } from "../pipeline/pipeline.ts";
+import { validateConfig } from "../pipeline/config.ts";
+import { createRng } from "../pipeline/prng.ts";
+import { benchMatmul, matmulCeiling } from "./matmul.ts";
+
+const DIMS = [784, 256, 256, 10];
+const BATCH = 128;
+const PROBE = 512;
+
+/** Multiply-adds ×2 of one training step of one run: forward, dW for every layer, dX but the first. */
+export function trainStepFlops(dims: number[], batch: number): number {
+  let f = 0;
+  for (let l = 0; l + 1 < dims.length; l++) {
+    const mn = dims[l] * dims[l + 1];
+    f += 2 * batch * mn * (l === 0 ? 2 : 3);
+  }
+  return f;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Steps per second of the trainer with `runs` runs; `meter` adds the per-step monitor work. */
+async function benchTraining(gpu: Gpu, runs: RunName[], meter: boolean): Promise<number> {
+  const layout = mlpLayout({ dims: DIMS, affine: true });
+  const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
+  const rng = createRng(1);
+  const x = Float32Array.from({ length: BATCH * DIMS[0] }, () => rng.normal());
+  const y = Int32Array.from({ length: BATCH }, () => rng.int(10));
+  const probeX = Float32Array.from({ length: PROBE * DIMS[0] }, () => rng.normal());
+  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(10));
+  const init = initialState(layout, plan, 0, 1);
+  const inFlight = 2;
+  const trainer = await GpuTrainer.create(
+    gpu,
+    {
+      layout,
+      runs: runs.length,
+      batchRows: BATCH,
+      probe: { x: probeX, y: probeY, rows: PROBE },
+      bnMomentum: 0.1,
+      runningStats: "weightnorm",
+      seed: 0,
+      inFlight,
+    },
+    init.params,
+    init.bufs,
+  );
+  const steps = 10, reps = 5;
+  const times: number[] = [];
+  for (let rep = 0; rep <= reps; rep++) {
+    const t0 = performance.now();
+    const pending: Promise<Float32Array>[] = [];
+    for (let s = 0; s < steps; s++) {
+      const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
+        meter,
+        evalMode: false,
+      });
+      if (metrics) pending.push(metrics);
+    }
+    await Promise.all(pending);
+    await trainer.finish();
+    if (rep > 0) times.push((performance.now() - t0) / 1000); // rep 0 is the warm-up
+  }
+  return steps / median(times);
+}
+
+if (import.meta.main) {
+  const gpu = await acquireGpu();
+  const out: Record<string, unknown> = {
+    adapter: gpu.adapterDescription,
+    date: new Date().toISOString(),
+  };
+  const log = (s: string) => console.error(s);
+  log(`adapter: ${gpu.adapterDescription}`);
+  const ceiling = await matmulCeiling(gpu);
+  out.matmul_ceiling_gflops = ceiling.gflops;
+  log(`matmul ceiling: ${ceiling.gflops.toFixed(2)} GFLOP/s at ${ceiling.shape}`);
+  const shapes: [number, number, number][] = [[128, 784, 256], [128, 256, 256], [512, 512, 512]];
+  const mm: Record<string, number> = {};
+  for (const [m, n, k] of shapes) {
+    const r = await benchMatmul(gpu, m, n, k);
+    mm[`${m}x${n}x${k}`] = r.gflops;
+    log(
+      `matmul ${m}x${n}x${k}: ${r.gflops.toFixed(2)} GFLOP/s (${
+        (r.gflops / ceiling.gflops * 100).toFixed(0)
+      }% of ceiling)`,
+    );
+  }
+  out.matmul_gflops = mm;
+  const flops = trainStepFlops(DIMS, BATCH);
+  const training: Record<string, unknown> = {};
+  for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
+    for (const meter of [false, true]) {
+      const sps = await benchTraining(gpu, runs, meter);
+      const gflops = (sps * flops * runs.length) / 1e9;
+      const key = `R${runs.length}${meter ? "_metered" : ""}`;
+      training[key] = { steps_per_second: sps, gflops, ratio_to_ceiling: gflops / ceiling.gflops };
+      log(
+        `train ${DIMS.join("-")} batch ${BATCH}, R=${runs.length}${
+          meter ? " + monitor (probe 512)" : ""
+        }: ` +
+          `${sps.toFixed(2)} steps/s, ${gflops.toFixed(2)} GFLOP/s (${
+            (gflops / ceiling.gflops * 100).toFixed(0)
+          }% of ceiling)`,
+      );
+    }
+  }
+  out.training = training;
+  console.log(JSON.stringify(out));
+}
