@@ -30,6 +30,13 @@ export function trainStepFlops(dims: number[], batch: number): number {
   return f;
 }
 
+/** Multiply-adds ×2 of one forward pass of one run (the monitor's probe batch). */
+export function forwardFlops(dims: number[], batch: number): number {
+  let f = 0;
+  for (let l = 0; l + 1 < dims.length; l++) f += 2 * batch * dims[l] * dims[l + 1];
+  return f;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -108,7 +115,8 @@ if (import.meta.main) {
   for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
     for (const meter of [false, true]) {
       const sps = await benchTraining(gpu, runs, meter);
-      const gflops = (sps * flops * runs.length) / 1e9;
+      const perRun = flops + (meter ? forwardFlops(DIMS, PROBE) : 0);
+      const gflops = (sps * perRun * runs.length) / 1e9;
       const key = `R${runs.length}${meter ? "_metered" : ""}`;
       training[key] = { steps_per_second: sps, gflops, ratio_to_ceiling: gflops / ceiling.gflops };
       log(
