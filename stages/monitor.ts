@@ -138,7 +138,7 @@ export function deriveRow(
     dist(L.probe, "dist");
     if (rec.evalMode) dist(L.evalProbe, "eval");
     v[`${name}.norm_ratio`] = Math.sqrt(at(r, L.norm2) / at(0, L.norm2));
-    v[`${name}.c_pred`] = p.cPred;
+    v[`${name}.c_pred`] = Number.isNaN(p.cPred) ? undefined : p.cPred;
     v[`${name}.angle`] = angleFromDistance2(at(r, L.distA));
   });
   return v;
