@@ -141,6 +141,8 @@ export class GpuTrainer {
   private readonly weightMetrics: Dispatch[];
   private readonly rescale: Dispatch[];
   private readonly layerNorms: Dispatch[];
+  /** The layer norms unmetered steps still need (weight-norm running statistics), or none. */
+  private readonly layerNormsEveryStep: Dispatch[];
   private readonly perturb: Dispatch[];
   private readonly probeStats: Dispatch;
   private readonly evalStats: Dispatch;
@@ -241,6 +243,7 @@ export class GpuTrainer {
       ...layerDots(mt.layerNorm2),
     ];
     this.layerNorms = layerDots(mt.layerNorm2);
+    this.layerNormsEveryStep = opts.runningStats === "weightnorm" ? this.layerNorms : [];
     // Weight-norm running statistics are invariant under Lemma 2; plain ones scale with s.
     const stats = (buffer: GPUBuffer): TensorView => ({
       buffer,
@@ -554,7 +557,10 @@ export class GpuTrainer {
     encodeDispatches(encoder, [
       ...this.update,
       ...(perturbing ? this.perturb : []),
-      ...(slot ? [...this.weightMetrics, ...this.probePass.forward, this.probeStats] : []),
+      // Weight-norm BatchNorm reads each layer's norm at the next forward: keep it current.
+      ...(slot
+        ? [...this.weightMetrics, ...this.probePass.forward, this.probeStats]
+        : this.layerNormsEveryStep),
       ...(slot && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
     ]);
     if (slot) encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);

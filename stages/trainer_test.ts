@@ -261,3 +261,44 @@ Deno.test({
     if (worst > 1e-6) throw new Error(`rescaling changed run B's metrics by ${worst}`);
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "metering every 4th step leaves training identical to metering every step",
+  async fn() {
+    const every = await setup(["A", "B"], "weightnorm");
+    const sparse = await GpuTrainer.create(
+      await acquireGpu(),
+      {
+        layout: every.layout,
+        runs: 2,
+        batchRows: ROWS,
+        probe: every.probe,
+        bnMomentum: 0.1,
+        runningStats: "weightnorm",
+        seed: 5,
+        inFlight: 2,
+      },
+      every.init.params,
+      every.init.bufs,
+    );
+    const sparsePlan = new RunPlan(spec(["A", "B"]));
+    for (let t = 0; t < 12; t++) {
+      const { x, y } = every.batch();
+      await every.trainer.submitStep(x, y, ROWS, every.gpuPlan.next(), {
+        meter: true,
+        evalMode: true,
+      });
+      await sparse.submitStep(x, y, ROWS, sparsePlan.next(), {
+        meter: t % 4 === 3,
+        evalMode: false,
+      });
+    }
+    const [a, b] = [await every.trainer.readState(), await sparse.readState()];
+    for (const key of ["params", "bufs", "runningMean", "runningVar"] as const) {
+      if (a[key].some((v, i) => v !== b[key][i])) {
+        throw new Error(`${key} differs between metering schedules`);
+      }
+    }
+  },
+});
