@@ -42,12 +42,15 @@ const SETTINGS = {
   ],
   heldout: [int(1).default(1000), "examples held out when the data has no separate test split"],
   probe: [
-    int(1).default(512),
+    int(2).default(512),
     "probe batch size (held-out examples the monitor evaluates every step)",
   ],
-  "batch-size": [int(1).default(128), "mini-batch size"],
-  epochs: [int(1).default(1), "passes over the training split"],
-  steps: [int(0).default(0), "stop after this many steps (0 = run all epochs)"],
+  "batch-size": [int(2).default(128), "mini-batch size"],
+  epochs: [int(1).default(1), "passes over the training split (unless --steps is given)"],
+  steps: [
+    int(0).default(0),
+    "run this many steps, as many epochs as they take (0: --epochs epochs)",
+  ],
   shuffle: [bool.default(true), "reshuffle every epoch with the seeded PRNG (false = file order)"],
   "last-batch": [
     z.enum(["drop", "keep"]).default("drop"),
@@ -143,6 +146,9 @@ const schema = z.strictObject(
   if (c.schedule === "step" && c.milestones.length === 0) {
     fail("milestones", "step schedule needs milestones");
   }
+  if (c.milestones.some((m) => m >= 1 && !Number.isInteger(m))) {
+    fail("milestones", "each is a step (an integer >= 1) or a fraction of the run (< 1)");
+  }
 });
 
 /** Flags that take no value on the command line (`--quiet`, `--per-layer`). */
@@ -155,7 +161,10 @@ export function validateConfig(raw: Record<string, unknown>, source: string): Co
   const result = schema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0];
-    const key = issue.code === "unrecognized_keys" ? issue.keys[0] : issue.path.join(".");
+    const [setting, item] = issue.path;
+    const key = issue.code === "unrecognized_keys"
+      ? issue.keys[0]
+      : `${String(setting)}${item === undefined ? "" : ` (item ${Number(item) + 1})`}`;
     const what = issue.code === "unrecognized_keys" ? "unknown setting" : issue.message;
     const name = source === COMMAND_LINE ? `--${key}` : `${source}: ${key}`;
     throw new ConfigError(`${name}: ${what}`);

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
+import { deriveSeed } from "./prng.ts";
 import { type LrScheduleSpec } from "./schedule.ts";
 import { RunPlan, type RunsSpec } from "./runs.ts";
 import {
@@ -60,13 +61,54 @@ export interface RunSummary {
 /** |cos(grad, w)| over S above which the group is reported as not scale-invariant. */
 export const GRAD_COS_WARNING = 1e-3;
 
-/** Steps the run will take: epochs × batches per epoch, capped by `--steps`. */
-export function plannedSteps(config: Config, trainExamples: number): number {
+/** Steps per epoch and the run's length: `--steps` if given (as many epochs as that takes), else `--epochs` epochs. */
+export function plannedSteps(
+  config: Config,
+  trainExamples: number,
+): { perEpoch: number; total: number; epochs: number } {
   const perEpoch = config["last-batch"] === "drop"
     ? Math.floor(trainExamples / config["batch-size"])
     : Math.ceil(trainExamples / config["batch-size"]);
-  const all = perEpoch * config.epochs;
-  return config.steps > 0 ? Math.min(config.steps, all) : all;
+  const total = config.steps > 0 ? config.steps : perEpoch * config.epochs;
+  return { perEpoch, total, epochs: Math.ceil(total / perEpoch) };
+}
+
+/**
+ * Startup checks of the plan that would otherwise fail mid-run: the whole schedule of run B
+ * is computable (lr × wd not too large for the momentum: THEORY §3's c_t stays positive), no
+ * run starts above `--rescale-above`, and no batch has a single example (BatchNorm needs two).
+ */
+export function checkPlan(
+  config: Config,
+  spec: RunsSpec,
+  layout: MlpLayout,
+  init: Float32Array,
+  trainExamples: number,
+): void {
+  const dry = new RunPlan(spec);
+  try {
+    for (let t = 0; t < spec.schedule.totalSteps; t++) dry.next();
+  } catch (e) {
+    throw new ConfigError(`--lr/--wd/--momentum: at step ${dry.step - 1}: ${(e as Error).message}`);
+  }
+  for (let r = 0; r < spec.runs.length; r++) {
+    const w = init.subarray(r * layout.size, r * layout.size + layout.sEnd);
+    const norm = Math.sqrt(w.reduce((a, v) => a + v * v, 0));
+    if (norm > config["rescale-above"]) {
+      throw new ConfigError(
+        `--rescale-above: ${config["rescale-above"]} is below run ${
+          spec.runs[r]
+        }'s initial S weight norm ${norm.toPrecision(4)}`,
+      );
+    }
+  }
+  if (config["last-batch"] === "keep" && trainExamples % config["batch-size"] === 1) {
+    throw new ConfigError(
+      `--last-batch: keep would leave a last batch of 1 example (${trainExamples} examples, batch ${
+        config["batch-size"]
+      }); BatchNorm needs 2`,
+    );
+  }
 }
 
 /** The run plan's spec from the configuration. */
@@ -166,10 +208,12 @@ export async function runPipeline(config: Config, gpu: Gpu, io: PipelineIO): Pro
     dims: [train.dim, ...config.hidden, classes],
     affine: config["bn-affine"],
   });
-  const totalSteps = plannedSteps(config, train.n);
-  const plan = new RunPlan(runsSpec(config, totalSteps));
-  const init = initialState(layout, plan, config.seed, config["init-scale"]);
+  const { total: totalSteps, epochs } = plannedSteps(config, train.n);
+  const spec = runsSpec(config, totalSteps);
+  const plan = new RunPlan(spec);
+  const init = initialState(layout, plan, deriveSeed(config.seed, "init"), config["init-scale"]);
   checkScaleInvariance(layout, init.params, probe.x, Math.min(probe.size, 64));
+  checkPlan(config, spec, layout, init.params, train.n);
   io.log(
     `data: ${train.name} (${train.n} train, ${heldout.n} held out, ${train.dim} features, ${classes} classes); ` +
       `model ${
@@ -184,10 +228,13 @@ export async function runPipeline(config: Config, gpu: Gpu, io: PipelineIO): Pro
       layout,
       runs: config.runs.length,
       batchRows: config["batch-size"],
+      shortBatchRows: config["last-batch"] === "keep"
+        ? train.n % config["batch-size"] || undefined
+        : undefined,
       probe: { x: probe.x, y: probe.y, rows: probe.size },
       bnMomentum: config["bn-momentum"],
       runningStats: config["running-stats"],
-      seed: config.seed,
+      seed: deriveSeed(config.seed, "perturb"),
       inFlight: config["in-flight"],
     },
     init.params,
@@ -227,15 +274,16 @@ export async function runPipeline(config: Config, gpu: Gpu, io: PipelineIO): Pro
   try {
     await batchStream(trainX, train.y, train.dim, {
       batchSize: config["batch-size"],
-      epochs: config.epochs,
+      epochs,
       shuffle: config.shuffle,
-      seed: config.seed,
+      seed: deriveSeed(config.seed, "shuffle"),
       lastBatch: config["last-batch"],
       maxSteps: totalSteps,
     })
       .pipeThrough(stepStage(trainer, plan, {
         runs: config.runs,
         every: config.every,
+        totalSteps,
         evalEvery: config["eval-every"],
         inFlight: config["in-flight"],
         rescaleAbove: config["rescale-above"],

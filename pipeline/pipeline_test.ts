@@ -143,17 +143,19 @@ Deno.test({
   ...opts,
   name: "JSON Lines output, --every thins rows, --per-layer adds per-layer effective lrs",
   async fn() {
-    const { text } = await run({
+    const { text, summary } = await run({
       runs: "A,B",
-      steps: 7,
+      steps: 8,
       every: 3,
       format: "jsonl",
       "per-layer": true,
-      "eval-every": 3,
+      "eval-every": 2,
     });
+    if (summary.steps !== 8) throw new Error(`summary counts ${summary.steps} steps, expected 8`);
     const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l));
     const steps = lines.map((l) => l.step);
-    if (steps.join() !== "0,3,6") throw new Error(`steps ${steps}`);
+    // Every 3rd step and the last; eval mode at the first metered step after each multiple of 2.
+    if (steps.join() !== "0,3,6,7") throw new Error(`steps ${steps}`);
     for (const l of lines) {
       for (
         const key of [
@@ -162,12 +164,13 @@ Deno.test({
           "B.c_pred",
           "A.eff_lr.L0",
           "B.eff_lr.L1",
-          "B.eval_maxprob",
         ]
       ) {
         if (typeof l[key] !== "number") throw new Error(`step ${l.step}: ${key} is ${l[key]}`);
       }
       if ("event" in l) throw new Error("a step row carries an event");
+      const evaluated = typeof l["B.eval_maxprob"] === "number";
+      if (evaluated !== (l.step !== 7)) throw new Error(`step ${l.step}: eval mode ${evaluated}`);
     }
   },
 });

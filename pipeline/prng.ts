@@ -55,3 +55,17 @@ export function createRng(seed: number): Rng {
     },
   };
 }
+
+/**
+ * A seed for one independent stream ("init", "shuffle", "perturb") derived from the user's
+ * `--seed`, so initialisation, shuffling and the A2 perturbation never share a random stream:
+ * FNV-1a of the stream name, combined with the seed and finished with the murmur3 mix.
+ */
+export function deriveSeed(seed: number, stream: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of stream) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  h = (h ^ (Math.trunc(seed) >>> 0)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}

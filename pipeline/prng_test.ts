@@ -1,4 +1,4 @@
-import { createRng } from "./prng.ts";
+import { createRng, deriveSeed } from "./prng.ts";
 
 Deno.test("createRng: same seed same stream, different seed different stream", () => {
   const a = createRng(7), b = createRng(7), c = createRng(8);
@@ -30,4 +30,16 @@ Deno.test("createRng: shuffle is a permutation", () => {
   const sorted = [...a].sort((x, y) => x - y);
   if (sorted.some((v, i) => v !== i)) throw new Error("not a permutation");
   if (a.every((v, i) => v === i)) throw new Error("identity shuffle");
+});
+
+Deno.test("deriveSeed: distinct streams per name and per seed, reproducible", () => {
+  const seen = new Set<number>();
+  for (let seed = 0; seed < 100; seed++) {
+    for (const name of ["init", "shuffle", "perturb"]) {
+      const s = deriveSeed(seed, name);
+      if (s !== deriveSeed(seed, name)) throw new Error("not reproducible");
+      seen.add(s);
+    }
+  }
+  if (seen.size !== 300) throw new Error(`${300 - seen.size} collisions`);
 });

@@ -24,7 +24,6 @@
 
 import {
   closedFormAlpha,
-  closedFormEtaB,
   ExpLrRecursion,
   lrAt,
   type LrScheduleSpec,
@@ -99,8 +98,8 @@ export class RunPlan {
   #t = 0;
   #recursion: ExpLrRecursion | undefined;
   #alpha = 1;
-  /** Cumulative Lemma-2 factor per run, including the pending one once applied. */
-  #scale: number[];
+  /** log2 of the cumulative Lemma-2 factor per run (an integer: the factors are powers of two). */
+  #log2Scale: number[];
   #pending: number[];
 
   /** Validates `spec`; throws a one-line Error for an inconsistent one. */
@@ -109,7 +108,7 @@ export class RunPlan {
     const schedule = { ...spec.schedule, milestones: [...spec.schedule.milestones] };
     this.#spec = { ...spec, runs: [...spec.runs], schedule };
     this.runs = [...spec.runs];
-    this.#scale = this.runs.map(() => 1);
+    this.#log2Scale = this.runs.map(() => 0);
     this.#pending = this.runs.map(() => 1);
     if (!this.runs.includes("B")) return;
     if (spec.explr === "exact") this.#recursion = new ExpLrRecursion(spec.momentum);
@@ -155,16 +154,28 @@ export class RunPlan {
   next(): RunStep[] {
     const spec = this.#spec, t = this.#t++;
     const eta = lrAt(spec.schedule, t);
+    // Run B's lr, c_t and c_{t+1} already include its Lemma-2 factor s (as etaB*s^2, c*s):
+    // the products stay in range where etaB or c alone would overflow in a long run.
+    const iB = this.runs.indexOf("B");
     let b = { etaB: NaN, c: NaN, cNext: NaN };
-    if (this.#recursion) b = this.#recursion.next(eta, spec.wd);
-    else if (this.runs.includes("B")) {
-      const a = this.#alpha;
-      b = { etaB: closedFormEtaB(eta, a, t), c: a ** -t, cNext: a ** -(t + 1) };
+    if (this.#recursion) {
+      this.#recursion.rescale(this.#pending[iB]);
+      b = this.#recursion.next(eta, spec.wd);
+    } else if (iB >= 0) {
+      // Closed form in log2 space: c_t s = 2^(log2 s - t log2 alpha), exact in s.
+      const l2a = Math.log2(this.#alpha);
+      const l2s = this.#log2Scale[iB] + Math.log2(this.#pending[iB]);
+      b = {
+        etaB: eta * 2 ** (2 * l2s - (2 * t + 1) * l2a),
+        c: 2 ** (l2s - t * l2a),
+        cNext: 2 ** (l2s - (t + 1) * l2a),
+      };
     }
     return this.runs.map((name, r) => {
       const rescale = this.#pending[r];
       this.#pending[r] = 1;
-      const s = (this.#scale[r] *= rescale), s2 = s * s;
+      this.#log2Scale[r] += Math.log2(rescale); // exact: rescale is a power of two
+      const s = 2 ** this.#log2Scale[r], s2 = s * s;
       const plainEps = spec.bnEps * s2;
       const common = {
         lrO: spec.lrO,
@@ -178,13 +189,13 @@ export class RunPlan {
         const scaled = spec.bnEpsMode === "scaled";
         return {
           ...common,
-          lrS: b.etaB * s2,
+          lrS: b.etaB,
           wdS: 0,
           shrinkS: 0,
-          eps: scaled ? plainEps * b.c * b.c : plainEps,
-          epsNext: scaled ? plainEps * b.cNext * b.cNext : plainEps,
-          cPred: b.cNext * s,
-          cPredBefore: b.c * s,
+          eps: scaled ? spec.bnEps * b.c * b.c : plainEps,
+          epsNext: scaled ? spec.bnEps * b.cNext * b.cNext : plainEps,
+          cPred: b.cNext,
+          cPredBefore: b.c,
         };
       }
       if (name === "C") {

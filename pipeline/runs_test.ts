@@ -200,3 +200,28 @@ Deno.test("RunPlan: invalid specs and requests throw", () => {
   assertThrows(() => plan.requestRescale(7, 2), "no run 7");
   assertThrows(() => plan.initialWeightScale(5), "no run 5");
 });
+
+Deno.test("RunPlan: with Lemma-2 rescales run B's values stay finite over 200,000 steps", () => {
+  for (const explr of ["exact", "closed"] as const) {
+    const spec: RunsSpec = {
+      ...SPEC,
+      runs: ["A", "B"],
+      explr,
+      schedule: { ...SPEC.schedule, kind: "const", warmupSteps: 0, totalSteps: 200_000 },
+    };
+    const plan = new RunPlan(spec);
+    let rescales = 0;
+    for (let t = 0; t < 200_000; t++) {
+      const b = plan.next()[1];
+      for (const v of [b.lrS, b.eps, b.epsNext, b.cPred]) {
+        if (!(Number.isFinite(v) && v > 0)) {
+          throw new Error(`${explr} step ${t}: ${JSON.stringify(b)}`);
+        }
+      }
+      // The step stage's policy: bring c back under 2^16 by a power of two.
+      if (b.cPred > 2 ** 16) (plan.requestRescale(1, 2 ** -16), rescales++);
+    }
+    // c grows like e^{lr wd t / (1 - momentum)} = e^1000: about 90 rescales by 2^-16.
+    if (rescales < 80) throw new Error(`${explr}: only ${rescales} rescales`);
+  }
+});

@@ -104,6 +104,17 @@ export class ExpLrRecursion {
     this.#q = initialBufferFactor;
   }
 
+  /**
+   * Lemma 2 applied to run B (w *= f, f a power of two): continues the recursion in the new
+   * units, u and q divided by f (exact), so the c and etaB it returns from now on include the
+   * rescale (c*s, etaB*s^2) and stay in range however long the run: c_t alone overflows
+   * float64 after ~10^6 steps at lr 0.1, wd 5e-4.
+   */
+  rescale(f: number): void {
+    this.#u /= f;
+    this.#q /= f;
+  }
+
   /** Advances by one step of run A with lr `eta` and weight decay `lambda`. */
   next(eta: number, lambda: number): { etaB: number; c: number; cNext: number } {
     const u = this.#u;

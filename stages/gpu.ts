@@ -41,8 +41,6 @@ export interface Gpu {
   device: GPUDevice;
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   adapterDescription: string;
-  /** True when the adapter is a software (fallback) adapter such as lavapipe. */
-  isFallback: boolean;
   /** Compiles `code` once per distinct source and entry point and returns the cached pipeline. */
   pipeline(code: string, entryPoint?: string): GPUComputePipeline;
   /** Rejects with {@link GpuFailureError} on device loss or an uncaptured error; never resolves. */
@@ -95,7 +93,6 @@ async function createGpu(): Promise<Gpu> {
   return {
     device,
     adapterDescription: info.description || info.vendor || "unknown adapter",
-    isFallback: info.isFallbackAdapter ?? false,
     failure,
     guard: <T>(p: Promise<T>) => Promise.race([p, failure]),
     pipeline(code, entryPoint = "main") {
@@ -199,7 +196,7 @@ export async function readFloats(
   elements = buffer.size / 4,
   offset = 0,
 ): Promise<Float32Array> {
-  const bytes = Math.ceil((elements * 4) / 4) * 4;
+  const bytes = elements * 4;
   const staging = gpu.device.createBuffer({
     size: Math.max(16, Math.ceil(bytes / 16) * 16),
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

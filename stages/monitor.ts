@@ -90,11 +90,12 @@ function angleFromDistance2(d2: number): number {
 }
 
 /**
- * The spherical-motion equilibrium angular update per step, sqrt(2 lr wd / (1 + momentum)).
+ * The spherical-motion equilibrium angular update per step, sqrt(2 lr wd / (1 + momentum)),
+ * with lr*wd the per-step shrink of the weights (THEORY §8's decoupled shrink counts as is).
  * Run B (no weight decay) is judged against A's prediction, since it mimics A; run C has none.
  */
 export function angularEquilibrium(step: RunStep): number {
-  return Math.sqrt((2 * step.lrS * step.wdS) / (1 + step.momentum));
+  return Math.sqrt((2 * (step.lrS * step.wdS + step.shrinkS)) / (1 + step.momentum));
 }
 
 /** Derives one output row's values from a step record. */

@@ -18,9 +18,11 @@ export class TrainingDivergedError extends Error {}
 /** How the step stage meters and rescales. */
 export interface StepStageOptions {
   runs: RunName[];
-  /** Meter (read back) every N-th step, starting with step 0. */
+  /** Meter (read back) every N-th step, starting with step 0, and the last step. */
   every: number;
-  /** Also evaluate the eval-mode probe on metered steps that are multiples of this (0 = never). */
+  /** Steps of the whole run (the last one is always metered). */
+  totalSteps: number;
+  /** Also evaluate the eval-mode probe every this many steps, on metered steps (0 = never). */
   evalEvery: number;
   inFlight: number;
   /** Rescale a run when its S weight norm passes this. */
@@ -48,6 +50,7 @@ export function stepStage(
   const rescaleAppliedAt = opts.runs.map(() => -1);
   const requested = opts.runs.map(() => false);
   let rescales: StepRecord["rescales"] = [];
+  let nextEval = 0;
   const words = trainer.metrics.words;
 
   const emit = async (controller: TransformStreamDefaultController<StepRecord>) => {
@@ -61,7 +64,8 @@ export function stepStage(
           `training diverged at step ${record.step}: run ${name} has loss ${loss} and S weight norm ${norm}`,
         );
       }
-      if (requested[r] || record.step < rescaleAppliedAt[r]) return;
+      // Run A is the reference of every ratio: never rescaled (weight decay bounds its norm).
+      if (r === 0 || requested[r] || record.step < rescaleAppliedAt[r]) return;
       const s = rescaleFactor(norm, opts.rescaleAbove);
       if (s !== 1) {
         plan.requestRescale(r, s);
@@ -85,8 +89,10 @@ export function stepStage(
           factor: s.rescale,
         });
       });
-      const meter = batch.step % opts.every === 0;
-      const evalMode = meter && opts.evalEvery > 0 && batch.step % opts.evalEvery === 0;
+      const meter = batch.step % opts.every === 0 || batch.step === opts.totalSteps - 1;
+      // Eval mode at the first metered step at or after each multiple of evalEvery.
+      const evalMode = meter && opts.evalEvery > 0 && batch.step >= nextEval;
+      if (evalMode) nextEval = (Math.floor(batch.step / opts.evalEvery) + 1) * opts.evalEvery;
       const { metrics } = await trainer.submitStep(batch.x, batch.y, batch.size, steps, {
         meter,
         evalMode,

@@ -87,8 +87,10 @@ export function metricsLayout(layers: number): MetricsLayout {
 export interface TrainerOptions {
   layout: MlpLayout;
   runs: number;
-  /** Largest training batch (buffers are sized for it; smaller batches get their own passes). */
+  /** Largest training batch (buffers are sized for it). */
   batchRows: number;
+  /** Rows of a smaller batch the run will also see (a kept last batch); its pass is built at setup. */
+  shortBatchRows?: number;
   /** The fixed probe batch (normalised inputs), evaluated after every metered step. */
   probe: { x: Float32Array; y: Int32Array; rows: number };
   bnMomentum: number;
@@ -186,7 +188,9 @@ export class GpuTrainer {
         return dot(w, w, first + l, h.weight.size);
       });
 
-    this.trainPasses.set(opts.batchRows, this.buildPass(opts.batchRows, this.x, "train"));
+    for (const rows of new Set([opts.batchRows, opts.shortBatchRows ?? opts.batchRows])) {
+      this.trainPasses.set(rows, this.buildPass(rows, this.x, "train"));
+    }
     this.probePass = this.buildPass(opts.probe.rows, probeX, "probe");
     this.evalProbePass = this.buildPass(opts.probe.rows, probeX, "eval");
     const probeStats = (pass: Pass, out: number) =>
@@ -521,13 +525,11 @@ export class GpuTrainer {
     options: StepOptions,
   ): Promise<{ metrics?: Promise<Float32Array> }> {
     const { device } = this.gpu, q = device.queue;
-    if (rows > this.opts.batchRows) {
-      throw new Error(`batch of ${rows} rows exceeds ${this.opts.batchRows}`);
-    }
-    let pass = this.trainPasses.get(rows);
+    const pass = this.trainPasses.get(rows);
     if (!pass) {
-      pass = this.buildPass(rows, this.x, "train");
-      this.trainPasses.set(rows, pass);
+      throw new Error(
+        `no training pass for batches of ${rows} rows (built: ${[...this.trainPasses.keys()]})`,
+      );
     }
     // Bound the steps queued on the GPU (metered or not), so the CPU runs at most `inFlight`
     // steps ahead and never waits on the step it just submitted.

@@ -69,6 +69,7 @@ async function setup(runs: RunsSpec["runs"], runningStats: "weightnorm" | "plain
       layout,
       runs: runs.length,
       batchRows: ROWS,
+      shortBatchRows: 13,
       probe,
       bnMomentum: 0.1,
       runningStats,

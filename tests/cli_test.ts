@@ -68,6 +68,21 @@ Deno.test({
     assertOneLineError(await cli(["--runs", "B,A"]), 1, "--runs", "must start with A");
     assertOneLineError(await cli(["--batch-size", "0"]), 1, "--batch-size");
     assertOneLineError(await cli(["--explr", "closed", "--schedule", "cosine"]), 1, "--explr");
+    assertOneLineError(await cli(["--batch-size", "1"]), 1, "--batch-size", ">= 2");
+    assertOneLineError(await cli(["--runs", "A,Z"]), 1, "--runs (item 2)");
+    // Caught at startup, before any row is written, not at the step where they would fail:
+    assertOneLineError(
+      await cli(["--rescale-above", "10"]),
+      1,
+      "--rescale-above",
+      "initial S weight norm",
+    );
+    assertOneLineError(
+      await cli(["--runs", "A,B", "--wd", "0.05"]),
+      1,
+      "--lr/--wd/--momentum",
+      "step 47",
+    );
   },
 });
 
