@@ -46,7 +46,6 @@ if (import.meta.main) {
     const config = validateConfig({
       quiet: true,
       "eval-every": 0,
-      epochs: 1000,
       ...extra,
       runs: values.runs,
       steps: values.steps,
