@@ -233,3 +233,25 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "a GPU validation error ends a wait on the GPU with the error instead of hanging",
+  async fn() {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-env",
+        new URL("./fixtures/gpu_error.ts", import.meta.url).pathname,
+      ],
+      env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    if (out.code !== 1 || !/GpuFailureError: GPU error: /.test(stderr)) {
+      throw new Error(`exit ${out.code}: ${stderr}`);
+    }
+  },
+});
