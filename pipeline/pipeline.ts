@@ -180,8 +180,8 @@ export function checkScaleInvariance(
   const doubled = forwardBackward(layout, w, x, y, rows, 0).logits;
   let err = 0, norm = 0;
   for (let i = 0; i < base.length; i++) {
-    (err = Math.max(err, Math.abs(doubled[i] - base[i]))),
-      (norm = Math.max(norm, Math.abs(base[i])));
+    err = Math.max(err, Math.abs(doubled[i] - base[i]));
+    norm = Math.max(norm, Math.abs(base[i]));
   }
   if (!(err <= 1e-9 * Math.max(1, norm))) {
     throw new Error(`scale-invariance check failed: doubling group S changed the logits by ${err}`);
