@@ -1,3 +1,4 @@
+import { assertThrows } from "../shaders/test_util.ts";
 import { RunPlan, type RunsSpec, type RunStep, ULP32 } from "./runs.ts";
 import { closedFormAlpha, ExpLrRecursion, lrAt, matchedBufferFactor } from "./schedule.ts";
 
@@ -25,18 +26,6 @@ const SPEC: RunsSpec = {
 
 function near(a: number, e: number, what: string, rtol = 1e-15): void {
   if (!(Math.abs(a - e) <= rtol * Math.abs(e))) throw new Error(`${what}: ${a}, expected ${e}`);
-}
-
-function assertThrows(fn: () => unknown, fragment: string): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e as Error).message.includes(fragment)) {
-      throw new Error(`expected an error with "${fragment}", got "${(e as Error).message}"`);
-    }
-    return;
-  }
-  throw new Error(`expected an error with "${fragment}"`);
 }
 
 function steps(plan: RunPlan, n: number): RunStep[][] {

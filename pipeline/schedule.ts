@@ -57,6 +57,20 @@ export function validateSchedule(spec: LrScheduleSpec): void {
   }
 }
 
+/** A constant schedule at `base` over `totalSteps` steps (the other fields inert). */
+export function constantSchedule(base: number, totalSteps: number): LrScheduleSpec {
+  return {
+    base,
+    kind: "const",
+    milestones: [],
+    factor: 0.1,
+    minFactor: 0,
+    warmupSteps: 0,
+    warmupStartFactor: 0.1,
+    totalSteps,
+  };
+}
+
 /** The schedule's value at 0-based step `t` (the lr run A's group S uses in step t). */
 export function lrAt(spec: LrScheduleSpec, t: number): number {
   validateSchedule(spec);

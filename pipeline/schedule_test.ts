@@ -1,39 +1,20 @@
+import { assertThrows } from "../shaders/test_util.ts";
 import {
   closedFormAlpha,
   closedFormEtaB,
+  constantSchedule,
   ExpLrRecursion,
   lrAt,
   type LrScheduleSpec,
   matchedBufferFactor,
 } from "./schedule.ts";
 
-const CONST: LrScheduleSpec = {
-  base: 0.1,
-  kind: "const",
-  milestones: [],
-  factor: 0.1,
-  minFactor: 0,
-  warmupSteps: 0,
-  warmupStartFactor: 0.1,
-  totalSteps: 500,
-};
+const CONST: LrScheduleSpec = constantSchedule(0.1, 500);
 
 function assertNear(actual: number, expected: number, rtol: number, what: string): void {
   if (!(Math.abs(actual - expected) <= rtol * Math.abs(expected))) {
     throw new Error(`${what}: ${actual}, expected ${expected} (rtol ${rtol})`);
   }
-}
-
-function assertThrows(fn: () => unknown, fragment: string): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e as Error).message.includes(fragment)) {
-      throw new Error(`expected an error with "${fragment}", got "${(e as Error).message}"`);
-    }
-    return;
-  }
-  throw new Error(`expected an error with "${fragment}"`);
 }
 
 /** THEORY §3's recursion written literally (k, r), to check the streaming form against. */

@@ -9,7 +9,7 @@ import { probeDistance } from "./metrics.ts";
 import { initParams, mlpLayout } from "../stages/model.ts";
 import { createRng } from "../pipeline/prng.ts";
 import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
-import type { LrScheduleSpec } from "../pipeline/schedule.ts";
+import { constantSchedule, type LrScheduleSpec } from "../pipeline/schedule.ts";
 
 const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
 const ROWS = 16, PROBE = 64, STEPS = 500;
@@ -34,16 +34,7 @@ function teacherData(seed: number) {
   };
 }
 
-const CONST: LrScheduleSpec = {
-  base: 0.1,
-  kind: "const",
-  milestones: [],
-  factor: 0.1,
-  minFactor: 0,
-  warmupSteps: 0,
-  warmupStartFactor: 0.1,
-  totalSteps: STEPS,
-};
+const CONST: LrScheduleSpec = constantSchedule(0.1, STEPS);
 
 const SCHEDULES: Record<string, LrScheduleSpec> = {
   const: CONST,

@@ -3,6 +3,7 @@ import { dot } from "./ops.ts";
 import { initParams, type MlpLayout, mlpLayout } from "../stages/model.ts";
 import { createRng } from "../pipeline/prng.ts";
 import { perturbSign } from "../shaders/scale_s.ts";
+import { constantSchedule } from "../pipeline/schedule.ts";
 import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
 
 const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
@@ -147,16 +148,7 @@ Deno.test("forward: training mode matches forwardBackward; eval mode uses the st
 const SPEC: RunsSpec = {
   runs: ["A", "B", "A1", "C"],
   explr: "closed",
-  schedule: {
-    base: 0.1,
-    kind: "const",
-    milestones: [],
-    factor: 0.1,
-    minFactor: 0,
-    warmupSteps: 0,
-    warmupStartFactor: 0.1,
-    totalSteps: 10,
-  },
+  schedule: constantSchedule(0.1, 10),
   wd: 5e-3,
   momentum: 0.9,
   lrO: 0.05,

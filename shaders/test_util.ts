@@ -1,6 +1,6 @@
 /**
- * Helpers shared by the kernel tests: fresh random inputs, run-stacked uploads and a
- * tolerance check in which NaN always fails.
+ * Helpers shared by the tests: fresh random inputs, run-stacked slices, a tolerance check in
+ * which NaN always fails, and an expected-error check.
  *
  * @module
  */
@@ -56,4 +56,17 @@ export function runSlice(
   length: number,
 ): Float32Array {
   return a.subarray(run * runStride, run * runStride + length);
+}
+
+/** Throws unless `fn` throws an Error whose message contains `fragment`. */
+export function assertThrows(fn: () => unknown, fragment: string): void {
+  try {
+    fn();
+  } catch (e) {
+    if (!(e as Error).message.includes(fragment)) {
+      throw new Error(`expected an error with "${fragment}", got "${(e as Error).message}"`);
+    }
+    return;
+  }
+  throw new Error(`expected an error with "${fragment}"`);
 }
