@@ -6,7 +6,7 @@ import {
   uploadBuffer,
   view,
 } from "../stages/gpu.ts";
-import { assertClose, freshRng } from "./test_util.ts";
+import { assertClose, freshRng, stackedFloats } from "./test_util.ts";
 import { perturbKernel, perturbSign, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -14,11 +14,7 @@ type Rng = ReturnType<typeof freshRng>;
 
 /** Run-stacked random vectors of `size`, runs `stride` apart from `off`, NaN in the gaps. */
 function stacked(rng: Rng, runs: number, size: number, stride: number, off: number) {
-  const a = new Float32Array(off + runs * stride).fill(NaN);
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < size; i++) a[off + r * stride + i] = rng.uniform(-2, 2);
-  }
-  return a;
+  return stackedFloats(rng, runs, size, stride, off, -2, 2);
 }
 
 /** Throws at the first element whose bits differ (NaN gaps compare equal by bits). */

@@ -1,5 +1,6 @@
 import {
   acquireGpu,
+  hostBytes,
   readFloats,
   RUN_SCALARS,
   runDispatches,
@@ -7,7 +8,7 @@ import {
   view,
 } from "../stages/gpu.ts";
 import { sgdStep } from "../reference/ops.ts";
-import { assertClose, freshRng } from "./test_util.ts";
+import { assertClose, freshRng, stackedFloats } from "./test_util.ts";
 import { sgdKernel } from "./sgd.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -22,14 +23,8 @@ Deno.test({
     const shapes = [[1, 1, 0], [3, 7, 3], [3, 1000, 777], [3, 70001, 50003], [1, 1100001, 1100001]];
     for (const [runs, size, sEnd] of shapes) {
       const off = 2, stride = size + 3; // NaN gaps around every run catch stray writes
-      const stacked = (fill: () => number) => {
-        const a = new Float32Array(off + runs * stride).fill(NaN);
-        for (let r = 0; r < runs; r++) {
-          for (let i = 0; i < size; i++) a[off + r * stride + i] = fill();
-        }
-        return a;
-      };
-      const p = stacked(() => rng.uniform(-1, 1)), buf = stacked(() => rng.uniform(-1, 1));
+      const stacked = () => stackedFloats(rng, runs, size, stride, off);
+      const p = stacked(), buf = stacked();
       const bufP = uploadBuffer(gpu, p), bufM = uploadBuffer(gpu, buf);
       const bufG = uploadBuffer(gpu, new Float32Array(p.length));
       const scalars = new Float32Array(runs * RUN_SCALARS.words);
@@ -49,7 +44,7 @@ Deno.test({
       const refP = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(p, r)));
       const refB = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(buf, r)));
       for (let step = 0; step < 3; step++) {
-        const grads = stacked(() => rng.uniform(-1, 1));
+        const grads = stacked();
         for (let r = 0; r < runs; r++) {
           const s = scalars.subarray(r * RUN_SCALARS.words, (r + 1) * RUN_SCALARS.words);
           s.fill(NaN); // fields the kernel must not read
@@ -63,7 +58,7 @@ Deno.test({
         }
         // queue writes are ordered with submits, as in the trainer
         gpu.device.queue.writeBuffer(bufS, 0, scalars);
-        gpu.device.queue.writeBuffer(bufG, 0, grads);
+        gpu.device.queue.writeBuffer(bufG, 0, hostBytes(grads));
         runDispatches(gpu, [dispatch]);
         for (let r = 0; r < runs; r++) {
           const s = scalars.subarray(r * RUN_SCALARS.words); // f32-rounded, as the GPU sees them

@@ -48,6 +48,26 @@ export function assertClose(
   }
 }
 
+/**
+ * A run-stacked array: `runs` blocks of `size` random values in [lo, hi), `stride` apart from
+ * `offset`, with NaN everywhere else, so a kernel's stray read or write shows up.
+ */
+export function stackedFloats(
+  rng: Rng,
+  runs: number,
+  size: number,
+  stride: number,
+  offset: number,
+  lo = -1,
+  hi = 1,
+): Float32Array {
+  const a = new Float32Array(offset + runs * stride).fill(NaN);
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < size; i++) a[offset + r * stride + i] = rng.uniform(lo, hi);
+  }
+  return a;
+}
+
 /** Element `i` of run `r` of a run-stacked array. */
 export function runSlice(
   a: Float32Array,
