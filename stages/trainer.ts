@@ -129,7 +129,9 @@ export class GpuTrainer {
   private readonly grads: GPUBuffer;
   private readonly prevS: GPUBuffer;
   private readonly scalars: GPUBuffer;
-  private readonly scalarWords: ArrayBuffer;
+  /** The per-run scalar records on the CPU, as floats and as u32 (the same bytes). */
+  private readonly scalarFloats: Float32Array<ArrayBuffer>;
+  private readonly scalarUints: Uint32Array<ArrayBuffer>;
   private readonly metricsBuf: GPUBuffer;
   private readonly x: GPUBuffer;
   private readonly labels: GPUBuffer;
@@ -164,7 +166,8 @@ export class GpuTrainer {
     this.prevS = storageBuffer(gpu, runs * S, "previous S weights");
     this.runningMean = storageBuffer(gpu, runs * layout.statsSize, "running mean");
     this.runningVar = storageBuffer(gpu, runs * layout.statsSize, "running var");
-    this.scalarWords = new ArrayBuffer(runs * RUN_SCALARS.words * F32);
+    this.scalarFloats = new Float32Array(runs * RUN_SCALARS.words);
+    this.scalarUints = new Uint32Array(this.scalarFloats.buffer);
     this.scalars = storageBuffer(gpu, runs * RUN_SCALARS.words, "run scalars");
     this.metricsBuf = storageBuffer(gpu, runs * M, "metrics");
     this.x = storageBuffer(gpu, opts.batchRows * dim, "batch x");
@@ -491,7 +494,7 @@ export class GpuTrainer {
   }
 
   private writeScalars(steps: RunStep[], step: number): void {
-    const f = new Float32Array(this.scalarWords), u = new Uint32Array(this.scalarWords);
+    const f = this.scalarFloats, u = this.scalarUints;
     steps.forEach((s, r) => {
       const o = r * RUN_SCALARS.words;
       f[o + RUN_SCALARS.lrS] = s.lrS;
@@ -508,7 +511,7 @@ export class GpuTrainer {
       u[o + RUN_SCALARS.seed] = this.opts.seed >>> 0;
       u[o + RUN_SCALARS.step] = step >>> 0;
     });
-    this.gpu.device.queue.writeBuffer(this.scalars, 0, this.scalarWords);
+    this.gpu.device.queue.writeBuffer(this.scalars, 0, f);
   }
 
   /**
@@ -538,7 +541,8 @@ export class GpuTrainer {
     if (slot?.metrics) await slot.metrics;
     const step = this.submitted++;
     q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.spec.dims[0]);
-    q.writeBuffer(this.labels, 0, Uint32Array.from(y.subarray(0, rows)));
+    // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
+    q.writeBuffer(this.labels, 0, y.buffer as ArrayBuffer, y.byteOffset, rows * 4);
     this.writeScalars(steps, step);
 
     const encoder = device.createCommandEncoder();
