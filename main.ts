@@ -10,7 +10,7 @@
 
 import { helpText, parseCommandLine } from "./pipeline/config.ts";
 import { runPipeline } from "./pipeline/pipeline.ts";
-import { acquireGpu, GpuUnavailableError } from "./stages/gpu.ts";
+import { acquireGpu, GpuUnavailableError } from "./shaders/gpu.ts";
 
 const encoder = new TextEncoder();
 const log = (line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n"));

@@ -7,13 +7,13 @@
  * @module
  */
 
-import { acquireGpu, type Gpu } from "../stages/gpu.ts";
+import { acquireGpu, type Gpu } from "../shaders/gpu.ts";
 import { mlpLayout } from "../stages/model.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
-import { type RunName, RunPlan } from "../pipeline/runs.ts";
+import { type RunName, RunPlan } from "../core/runs.ts";
 import { initialState, runsSpec } from "../pipeline/pipeline.ts";
 import { validateConfig } from "../pipeline/config.ts";
-import { createRng } from "../pipeline/prng.ts";
+import { createRng } from "../core/prng.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
 
 const DIMS = [784, 256, 256, 10];

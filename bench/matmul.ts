@@ -13,9 +13,9 @@ import {
   type Gpu,
   storageBuffer,
   uploadBuffer,
-} from "../stages/gpu.ts";
+} from "../shaders/gpu.ts";
 import { matmulFlops, matmulKernel, type MatmulTiling } from "../shaders/matmul.ts";
-import { createRng } from "../pipeline/prng.ts";
+import { createRng } from "../core/prng.ts";
 
 /** Options of {@link benchMatmul}; `tiling` overrides the kernel's default tiling. */
 export interface BenchMatmulOptions {

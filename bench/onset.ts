@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { validateConfig } from "../pipeline/config.ts";
 import { runPipeline } from "../pipeline/pipeline.ts";
-import { acquireGpu } from "../stages/gpu.ts";
+import { acquireGpu } from "../shaders/gpu.ts";
 
 /** The median of `xs`, treating null (never passed) as larger than any step. */
 export function medianOnset(xs: (number | null)[]): number | null {

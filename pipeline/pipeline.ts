@@ -6,9 +6,9 @@
  */
 
 import { type Config, ConfigError } from "./config.ts";
-import { deriveSeed } from "./prng.ts";
-import { type LrScheduleSpec } from "./schedule.ts";
-import { RunPlan, type RunsSpec } from "./runs.ts";
+import { deriveSeed } from "../core/prng.ts";
+import { type LrScheduleSpec } from "../core/schedule.ts";
+import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import {
   DEFAULT_SPLIT_SEED,
   fitNormalisation,
@@ -16,7 +16,7 @@ import {
   normalise,
 } from "../stages/data/dataset.ts";
 import { batchStream, checkSizes, probeBatch } from "../stages/data/loader.ts";
-import type { Gpu } from "../stages/gpu.ts";
+import type { Gpu } from "../shaders/gpu.ts";
 import { initParams, type MlpLayout, mlpLayout } from "../stages/model.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
 import { stepStage } from "../stages/step.ts";

@@ -7,8 +7,8 @@
 import { parse } from "csv-parse/sync";
 import { validateConfig } from "./config.ts";
 import { runPipeline, type RunSummary } from "./pipeline.ts";
-import { ExpLrRecursion } from "./schedule.ts";
-import { acquireGpu } from "../stages/gpu.ts";
+import { ExpLrRecursion } from "../core/schedule.ts";
+import { acquireGpu } from "../shaders/gpu.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 

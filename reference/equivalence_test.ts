@@ -7,9 +7,9 @@ import { ReferenceTrainer } from "./trainer.ts";
 import { dot } from "./ops.ts";
 import { probeDistance } from "./metrics.ts";
 import { initParams, mlpLayout } from "../stages/model.ts";
-import { createRng } from "../pipeline/prng.ts";
-import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
-import { constantSchedule, type LrScheduleSpec } from "../pipeline/schedule.ts";
+import { createRng } from "../core/prng.ts";
+import { RunPlan, type RunsSpec } from "../core/runs.ts";
+import { constantSchedule, type LrScheduleSpec } from "../core/schedule.ts";
 
 const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
 const ROWS = 16, PROBE = 64, STEPS = 500;

@@ -245,3 +245,37 @@ export function sgdStep(p: Float64Array, grad: Vec, buf: Float64Array, h: SgdGro
     p[i] = keep * p[i] - h.lr * buf[i];
   }
 }
+
+/**
+ * |a/|a| - b/|b||^2 in float64 (norms too): the reference of `shaders/reduce.ts`
+ * normalizedDistanceKernel; the angle is 2 asin(sqrt(d)/2).
+ */
+export function normalizedDistance(a: Vec, b: Vec): number {
+  let na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) (na += a[i] * a[i]), (nb += b[i] * b[i]);
+  const sa = 1 / Math.sqrt(na), sb = 1 / Math.sqrt(nb);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] * sa - b[i] * sb) ** 2;
+  return s;
+}
+
+/** lowbias32 (C. Wellons): a 32-bit integer mix with good avalanche, in u32 arithmetic. */
+function mix(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * The perturbation sign of element `i` of run `run` at `step` for `seed`: bit for bit the
+ * WGSL `perturb_sign` of `shaders/scale_s.ts` (chained lowbias32 mixes, sign from the top bit).
+ */
+export function perturbSign(seed: number, step: number, run: number, i: number): 1 | -1 {
+  let h = mix(seed >>> 0);
+  h = mix((h + (step >>> 0)) >>> 0);
+  h = mix((h + (run >>> 0)) >>> 0);
+  h = mix((h + (i >>> 0)) >>> 0);
+  return h >= 0x80000000 ? -1 : 1;
+}

@@ -25,8 +25,8 @@ import {
   type Vec,
 } from "./ops.ts";
 import type { MlpLayout, ParamTensor } from "../stages/model.ts";
-import type { RunPlan, RunStep } from "../pipeline/runs.ts";
-import { perturbSign } from "../shaders/scale_s.ts";
+import type { RunPlan, RunStep } from "../core/runs.ts";
+import { perturbSign } from "./ops.ts";
 
 /** Settings of the reference trainer that the plan does not cover. */
 export interface ReferenceOptions {

@@ -1,10 +1,10 @@
 import { forward, forwardBackward, ReferenceTrainer } from "./trainer.ts";
 import { dot } from "./ops.ts";
 import { initParams, type MlpLayout, mlpLayout } from "../stages/model.ts";
-import { createRng } from "../pipeline/prng.ts";
-import { perturbSign } from "../shaders/scale_s.ts";
-import { constantSchedule } from "../pipeline/schedule.ts";
-import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
+import { createRng } from "../core/prng.ts";
+import { perturbSign } from "./ops.ts";
+import { constantSchedule } from "../core/schedule.ts";
+import { RunPlan, type RunsSpec } from "../core/runs.ts";
 
 const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
 const ROWS = 16;

@@ -16,13 +16,13 @@
 
 import {
   bindBuffers,
-  ceilDiv,
   type Dispatch,
   type Gpu,
   RUN_SCALARS_WGSL,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
+import { ceilDiv } from "./binding.ts";
 
 /** Threads per workgroup along the features. */
 const WORKGROUP = 64;

@@ -8,7 +8,7 @@ import {
   storageBuffer,
   type TensorView,
   uploadBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -16,8 +16,8 @@ import {
   batchNormForward,
   updateRunningStats,
 } from "../reference/ops.ts";
-import type { Rng } from "../pipeline/prng.ts";
-import { assertClose, freshRng, randomFloats } from "./test_util.ts";
+import type { Rng } from "../core/prng.ts";
+import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
 import { batchNormBackwardKernel, batchNormForwardKernel } from "./batchnorm.ts";
 
 /** Places run-stacked tensors one after another, with a gap and padded run strides. */

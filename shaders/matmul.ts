@@ -46,12 +46,12 @@
 
 import {
   bindBuffers,
-  ceilDiv,
   type Dispatch,
   type Gpu,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
+import { ceilDiv } from "./binding.ts";
 
 /** Which product: C = op(A)·op(B) (+ bias row-broadcast). op(A) is m×k (A stored k×m when transA); op(B) is k×n (B stored n×k when transB). */
 export interface MatmulVariant {

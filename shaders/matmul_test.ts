@@ -14,11 +14,11 @@ import {
   runDispatches,
   storageBuffer,
   type TensorView,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { matmul } from "../reference/ops.ts";
 import { chooseTiling, matmulKernel, type MatmulSpec } from "./matmul.ts";
-import { assertClose, freshRng, randomFloats, runSlice } from "./test_util.ts";
-import type { Rng } from "../pipeline/prng.ts";
+import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";
+import type { Rng } from "../core/prng.ts";
 
 type Shape = [m: number, n: number, k: number];
 /** 1×1×1; odd sizes; k%4==0 with odd n; every dimension of the vec4 paths with ragged edges. */

@@ -26,7 +26,7 @@ import {
   type Gpu,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { assertViewFits } from "./reduce.ts";
 
 /**

@@ -6,9 +6,9 @@ import {
   storageBuffer,
   uploadBuffer,
   view,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { probeDistance } from "../reference/metrics.ts";
-import { assertClose, freshRng } from "./test_util.ts";
+import { assertClose, freshRng } from "../core/test_util.ts";
 import { PROBE_STATS, probeDistanceKernel } from "./probe_distance.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

@@ -24,8 +24,7 @@ import {
   type Gpu,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
-import type { Vec } from "../reference/ops.ts";
+} from "./gpu.ts";
 
 /** Invocations per workgroup of the one-workgroup-per-run reductions (a power of two). */
 export const REDUCE_WG = 256;
@@ -204,16 +203,6 @@ export function normalizedDistanceKernel(gpu: Gpu, spec: NormalizedDistanceSpec)
     aNorm2.buffer,
     bNorm2.buffer,
   ]);
-}
-
-/** Float64 reference of {@link normalizedDistanceKernel} for one run (norms in float64 too). */
-export function normalizedDistance(a: Vec, b: Vec): number {
-  let na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) (na += a[i] * a[i]), (nb += b[i] * b[i]);
-  const sa = 1 / Math.sqrt(na), sb = 1 / Math.sqrt(nb);
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i] * sa - b[i] * sb) ** 2;
-  return s;
 }
 
 /** Column tile (x) and row lanes (y) of the column-sum workgroup. */

@@ -6,13 +6,12 @@ import {
   storageBuffer,
   uploadBuffer,
   view,
-} from "../stages/gpu.ts";
-import { columnSum, dot } from "../reference/ops.ts";
-import { assertClose, freshRng, randomFloats, runSlice } from "./test_util.ts";
+} from "./gpu.ts";
+import { columnSum, dot, normalizedDistance } from "../reference/ops.ts";
+import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";
 import {
   columnSumKernel,
   dotKernel,
-  normalizedDistance,
   normalizedDistanceKernel,
 } from "./reduce.ts";
 

@@ -6,10 +6,10 @@ import {
   runDispatches,
   storageBuffer,
   uploadBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
-import type { Rng } from "../pipeline/prng.ts";
-import { assertClose, freshRng, randomFloats } from "./test_util.ts";
+import type { Rng } from "../core/prng.ts";
+import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
 import { reluBackwardKernel, reluForwardKernel } from "./relu.ts";
 
 /** Random values with about one in eight exactly zero (the y > 0 boundary). */

@@ -8,46 +8,25 @@
  *   scale by s: mean *= s, var *= s^2 (weight-norm statistics are invariant and need none).
  * - "perturb" (the control run A2, THEORY §6): p *= 1 + perturb * xi, xi = ±1 from a stateless
  *   hash of (seed, step, run, i); runs with perturb == 0 are not touched at all.
- *   {@link perturbSign} is the hash's TypeScript twin, so a float64 reference replays it.
+ *   `perturbSign` in `reference/ops.ts` is the hash's TypeScript twin, so a float64 reference replays it.
  *
  * @module
  */
 
 import {
   bindBuffers,
-  ceilDiv,
   type Dispatch,
   type Gpu,
   RUN_SCALARS_WGSL,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
+import { ceilDiv } from "./binding.ts";
 import { assertViewFits } from "./reduce.ts";
 import { ELEMENTWISE_MAX_GROUPS, ELEMENTWISE_WG } from "./sgd.ts";
 
 /** Which transform {@link scaleSWgsl} generates. */
 export type ScaleSVariant = "rescale" | "rescale-stats" | "perturb";
-
-/** lowbias32 (C. Wellons): a 32-bit integer mix with good avalanche, in u32 arithmetic. */
-function mix(x: number): number {
-  x = (x ^ (x >>> 16)) >>> 0;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x = (x ^ (x >>> 15)) >>> 0;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/**
- * The perturbation sign of element `i` of run `run` at `step` for `seed`: bit for bit the
- * WGSL `perturb_sign` (chained lowbias32 mixes, sign from the top bit).
- */
-export function perturbSign(seed: number, step: number, run: number, i: number): 1 | -1 {
-  let h = mix(seed >>> 0);
-  h = mix((h + (step >>> 0)) >>> 0);
-  h = mix((h + (run >>> 0)) >>> 0);
-  h = mix((h + (i >>> 0)) >>> 0);
-  return h >= 0x80000000 ? -1 : 1;
-}
 
 const HASH_WGSL = /* wgsl */ `
 fn mix(x0: u32) -> u32 {

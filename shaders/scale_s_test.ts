@@ -5,9 +5,10 @@ import {
   runDispatches,
   uploadBuffer,
   view,
-} from "../stages/gpu.ts";
-import { assertClose, freshRng, stackedFloats } from "./test_util.ts";
-import { perturbKernel, perturbSign, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
+} from "./gpu.ts";
+import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
+import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
+import { perturbSign } from "../reference/ops.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 type Rng = ReturnType<typeof freshRng>;

@@ -12,13 +12,13 @@
 
 import {
   bindBuffers,
-  ceilDiv,
   type Dispatch,
   type Gpu,
   RUN_SCALARS_WGSL,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
+import { ceilDiv } from "./binding.ts";
 import { assertViewFits } from "./reduce.ts";
 
 /** Invocations per workgroup of the elementwise optimizer kernels. */

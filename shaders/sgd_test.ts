@@ -6,9 +6,9 @@ import {
   runDispatches,
   uploadBuffer,
   view,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { sgdStep } from "../reference/ops.ts";
-import { assertClose, freshRng, stackedFloats } from "./test_util.ts";
+import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
 import { sgdKernel } from "./sgd.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

@@ -23,7 +23,7 @@ import {
   type Gpu,
   type TensorView,
   uniformBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 
 const WORKGROUP = 256;
 

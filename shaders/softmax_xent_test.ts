@@ -6,10 +6,10 @@ import {
   runDispatches,
   storageBuffer,
   uploadBuffer,
-} from "../stages/gpu.ts";
+} from "./gpu.ts";
 import { softmaxCrossEntropy } from "../reference/ops.ts";
-import type { Rng } from "../pipeline/prng.ts";
-import { assertClose, freshRng } from "./test_util.ts";
+import type { Rng } from "../core/prng.ts";
+import { assertClose, freshRng } from "../core/test_util.ts";
 import { softmaxCrossEntropyKernel } from "./softmax_xent.ts";
 
 /**

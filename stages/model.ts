@@ -10,7 +10,7 @@
  * @module
  */
 
-import { createRng } from "../pipeline/prng.ts";
+import { createRng } from "../core/prng.ts";
 
 /** Architecture: `dims` = [input, hidden..., classes]; `affine` = BatchNorm has gamma/beta. */
 export interface MlpSpec {

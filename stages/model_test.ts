@@ -1,6 +1,6 @@
 import { initParams, mlpGraph, mlpLayout, weightGroup } from "./model.ts";
 import { checkScaleInvariance } from "../pipeline/pipeline.ts";
-import { createRng } from "../pipeline/prng.ts";
+import { createRng } from "../core/prng.ts";
 
 Deno.test("mlpLayout: S tensors first, contiguous, tagged from the layer graph", () => {
   const layout = mlpLayout({ dims: [7, 5, 4, 3], affine: true });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RunName, RunStep } from "../pipeline/runs.ts";
+import type { RunName, RunStep } from "../core/runs.ts";
 import type { MetricsLayout } from "./trainer.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 

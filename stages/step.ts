@@ -8,7 +8,7 @@
  */
 
 import type { Batch } from "./data/loader.ts";
-import type { RunName, RunPlan } from "../pipeline/runs.ts";
+import type { RunName, RunPlan } from "../core/runs.ts";
 import type { GpuTrainer } from "./trainer.ts";
 import type { StepRecord } from "./monitor.ts";
 

@@ -18,9 +18,9 @@ import {
   storageBuffer,
   type TensorView,
   uploadBuffer,
-} from "./gpu.ts";
+} from "../shaders/gpu.ts";
 import type { MlpLayout } from "./model.ts";
-import type { RunStep } from "../pipeline/runs.ts";
+import type { RunStep } from "../core/runs.ts";
 import { matmulKernel } from "../shaders/matmul.ts";
 import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
 import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";

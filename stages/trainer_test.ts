@@ -5,15 +5,15 @@
  * statistics over 20 steps, and the probe metrics the monitor reads.
  */
 
-import { acquireGpu } from "./gpu.ts";
+import { acquireGpu } from "../shaders/gpu.ts";
 import { GpuTrainer } from "./trainer.ts";
 import { mlpLayout } from "./model.ts";
-import { RunPlan, type RunsSpec } from "../pipeline/runs.ts";
+import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import { initialState } from "../pipeline/pipeline.ts";
 import { forwardBackward, ReferenceTrainer } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import { dot } from "../reference/ops.ts";
-import { assertClose, freshRng, randomFloats } from "../shaders/test_util.ts";
+import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };

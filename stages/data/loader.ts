@@ -14,7 +14,7 @@
  * @module
  */
 
-import { createRng } from "../../pipeline/prng.ts";
+import { createRng } from "../../core/prng.ts";
 import { DataError } from "./errors.ts";
 import type { Splits } from "./types.ts";
 

@@ -1,4 +1,4 @@
-import { createRng } from "../../pipeline/prng.ts";
+import { createRng } from "../../core/prng.ts";
 import { type Batch, batchStream, checkSizes, type LoaderOptions, probeBatch } from "./loader.ts";
 import { assert, assertDataError, assertEquals } from "./test_fixtures.ts";
 import type { Dataset } from "./types.ts";

@@ -1,7 +1,7 @@
 import { fitNormalisation, normalise } from "./normalise.ts";
 import { assertClose, assertDataError, assertEquals } from "./test_fixtures.ts";
 import type { Dataset } from "./types.ts";
-import { createRng } from "../../pipeline/prng.ts";
+import { createRng } from "../../core/prng.ts";
 
 const dataset = (x: number[] | Float32Array, n: number, channels: number): Dataset => ({
   name: "d",

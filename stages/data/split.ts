@@ -8,7 +8,7 @@
  * @module
  */
 
-import { createRng } from "../../pipeline/prng.ts";
+import { createRng } from "../../core/prng.ts";
 import { DataError } from "./errors.ts";
 import type { Dataset, Splits } from "./types.ts";
 

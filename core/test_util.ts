@@ -5,7 +5,7 @@
  * @module
  */
 
-import { createRng, type Rng } from "../pipeline/prng.ts";
+import { createRng, type Rng } from "./prng.ts";
 
 /** A generator seeded from the clock, so every test run sees fresh inputs; the seed is logged. */
 export function freshRng(label: string): Rng {

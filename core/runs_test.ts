@@ -1,4 +1,4 @@
-import { assertThrows } from "../shaders/test_util.ts";
+import { assertThrows } from "./test_util.ts";
 import { RunPlan, type RunsSpec, type RunStep, ULP32 } from "./runs.ts";
 import { closedFormAlpha, ExpLrRecursion, lrAt, matchedBufferFactor } from "./schedule.ts";
 

@@ -216,11 +216,6 @@ export function poison(gpu: Gpu, buffer: GPUBuffer): void {
   gpu.device.queue.writeBuffer(buffer, 0, new Float32Array(buffer.size / 4).fill(NaN));
 }
 
-/** Ceiling division, for workgroup counts. */
-export function ceilDiv(a: number, b: number): number {
-  return Math.floor((a + b - 1) / b);
-}
-
 /**
  * WGSL for the per-run scalar record that changes every step (lr, weight decay, eps, ...),
  * shared by the kernels that read it. `eps` is BatchNorm's eps for the step's forward and

@@ -1,4 +1,4 @@
-import { assertThrows } from "../shaders/test_util.ts";
+import { assertThrows } from "./test_util.ts";
 import {
   closedFormAlpha,
   closedFormEtaB,
