@@ -14,15 +14,8 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  RUN_SCALARS_WGSL,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
-import { ceilDiv } from "./binding.ts";
+import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /** Threads per workgroup along the features. */
 const WORKGROUP = 64;
@@ -128,29 +121,37 @@ function tensorSlots(v: BatchNormVariant): string[] {
   ];
 }
 
+/** Per-feature slots hold [features] per run; unit_sq one scalar; the rest [rows, features]. */
+const PER_FEATURE = ["inv_std", "gamma", "beta", "run_mean", "run_var", "dgamma", "dbeta"];
+
+/** Whether a variant updates the running statistics (the only reader of the momentum). */
+function updates(v: BatchNormVariant): boolean {
+  return v.pass === "forward" && v.mode === "train" && v.update;
+}
+
+const interfaces = new Map<string, KernelInterface>();
+
+/** The (cached) interface of a variant: every slot `read_write`, RunScalars for the forward. */
+function batchNormInterface(v: BatchNormVariant): KernelInterface {
+  const slots = tensorSlots(v);
+  const key = `${v.pass} ${updates(v)} ${slots.join(" ")}`;
+  let i = interfaces.get(key);
+  if (!i) {
+    i = new KernelInterface(`batchnorm ${v.pass}`, {
+      dims: ["rows", "features"],
+      floats: updates(v) ? ["momentum"] : [],
+      slots: slots.map((name) => ({ name, access: "read_write" })),
+      runScalars: v.pass === "forward",
+    });
+    interfaces.set(key, i);
+  }
+  return i;
+}
+
 /** WGSL of one BatchNorm variant (forward train/eval or backward), from one template. */
 export function batchNormWgsl(v: BatchNormVariant): string {
-  const slots = tensorSlots(v);
-  const forward = v.pass === "forward";
-  const first = forward ? 2 : 1; // binding 0 is the uniform, 1 the scalars (forward only)
-  const fields = slots.map((s) => `  ${s}_off: u32, ${s}_stride: u32,`).join("\n");
-  const bindings = slots
-    .map((s, i) => `@group(0) @binding(${first + i}) var<storage, read_write> ${s}: array<f32>;`)
-    .join("\n");
-  const index = slots
-    .map((s) => `fn at_${s}(r: u32, i: u32) -> u32 { return u.${s}_off + r * u.${s}_stride + i; }`)
-    .join("\n");
-  const body = forward ? forwardBody(v) : backwardBody(v);
-  return /* wgsl */ `
-${forward ? RUN_SCALARS_WGSL : ""}
-struct Shape {
-  rows: u32, features: u32, momentum_bits: u32, pad: u32,
-${fields}
-}
-@group(0) @binding(0) var<uniform> u: Shape;
-${forward ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;" : ""}
-${bindings}
-${index}
+  const body = v.pass === "forward" ? forwardBody(v) : backwardBody(v);
+  return /* wgsl */ `${batchNormInterface(v).wgsl}
 
 const SUM_BLOCK: u32 = ${SUM_BLOCK}u;
 
@@ -206,7 +207,7 @@ ${
       running
         ? `${unit}
   // PyTorch's running update: unbiased variance; stored in units of the weight norm.
-  let m = bitcast<f32>(u.momentum_bits);
+  let m = u.momentum;
   let unbias = f32(n) / f32(max(1u, n - 1u));
   let km = at_run_mean(r, j);
   let kv = at_run_var(r, j);
@@ -249,7 +250,7 @@ ${v.dbeta ? "  dbeta[at_dbeta(r, j)] = sdy;" : ""}
   }`;
 }
 
-/** Builds the bind group and dispatch of `variant` over the views named by its slots. */
+/** Builds the dispatch of `variant` over the views named by its slots (others are ignored). */
 function build(
   gpu: Gpu,
   variant: BatchNormVariant,
@@ -258,30 +259,21 @@ function build(
   scalars?: GPUBuffer,
 ): Dispatch {
   const { runs, rows, features } = shape;
-  for (const [name, n] of [["runs", runs], ["rows", rows], ["features", features]] as const) {
-    if (!Number.isInteger(n) || n < 1) throw new Error(`batchnorm: ${name} must be >= 1, got ${n}`);
-  }
-  const slots = tensorSlots(variant);
-  const words = new Uint32Array(4 + 2 * slots.length);
-  words[0] = rows;
-  words[1] = features;
-  new Float32Array(words.buffer, 8, 1)[0] = shape.momentum;
-  const buffers: GPUBuffer[] = [];
-  slots.forEach((s, i) => {
-    const v = views[s];
-    if (!v) throw new Error(`batchnorm: missing tensor ${s}`);
-    words[4 + 2 * i] = v.offset;
-    words[5 + 2 * i] = v.runStride;
-    buffers.push(v.buffer);
+  assertCounts("batchnorm", { runs, rows, features });
+  const lengthOf = (s: string) =>
+    s === "unit_sq" ? 1 : PER_FEATURE.includes(s) ? features : rows * features;
+  const bound = Object.entries(views).flatMap(([s, view]) =>
+    view ? [[s, { view, length: lengthOf(s) }]] : []
+  );
+  return batchNormInterface(variant).dispatch(gpu, {
+    code: batchNormWgsl(variant),
+    dims: { rows, features },
+    floats: { momentum: shape.momentum },
+    views: Object.fromEntries(bound),
+    runs,
+    workgroups: [ceilDiv(features, WORKGROUP), 1, runs],
+    scalars,
   });
-  const pipeline = gpu.pipeline(batchNormWgsl(variant));
-  const uniform = uniformBuffer(gpu, words, `batchnorm ${variant.pass} shape`);
-  const bindGroup = bindBuffers(gpu, pipeline, [
-    uniform,
-    ...(scalars ? [scalars] : []),
-    ...buffers,
-  ]);
-  return { pipeline, bindGroup, workgroups: [ceilDiv(features, WORKGROUP), 1, runs] };
 }
 
 /**

@@ -1,5 +1,4 @@
 import {
-  acquireGpu,
   type Gpu,
   poison,
   readFloats,
@@ -9,6 +8,7 @@ import {
   type TensorView,
   uploadBuffer,
 } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -213,13 +213,9 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
 const SHAPES: [number, number][] = [[2, 1], [37, 13], [128, 70], [300, 256]];
 
 for (const runs of [1, 3]) {
-  Deno.test({
-    name:
-      `batchNormForwardKernel train (affine/plain, save, running update with/without unit), R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
+  gpuTest(
+    `batchNormForwardKernel train (affine/plain, save, running update with/without unit), R=${runs}`,
+    async (gpu) => {
       const rng = freshRng(`batchnorm forward train R=${runs}`);
       for (const [rows, features] of SHAPES) {
         const base = { runs, rows, features, mode: "train" as const };
@@ -248,14 +244,11 @@ for (const runs of [1, 3]) {
         await checkForward(gpu, rng, { ...base, affine: false, save: false, epsField: "eps" });
       }
     },
-  });
+  );
 
-  Deno.test({
-    name: `batchNormForwardKernel eval (running stats with/without unit), R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
+  gpuTest(
+    `batchNormForwardKernel eval (running stats with/without unit), R=${runs}`,
+    async (gpu) => {
       const rng = freshRng(`batchnorm forward eval R=${runs}`);
       for (const [rows, features] of SHAPES) {
         const base = { runs, rows, features, mode: "eval" as const, save: false };
@@ -273,21 +266,15 @@ for (const runs of [1, 3]) {
         });
       }
     },
-  });
+  );
 
-  Deno.test({
-    name: `batchNormBackwardKernel (affine and plain), R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
-      const rng = freshRng(`batchnorm backward R=${runs}`);
-      for (const [rows, features] of SHAPES) {
-        for (const affine of [true, false]) {
-          await checkBackward(gpu, rng, runs, rows, features, affine);
-        }
+  gpuTest(`batchNormBackwardKernel (affine and plain), R=${runs}`, async (gpu) => {
+    const rng = freshRng(`batchnorm backward R=${runs}`);
+    for (const [rows, features] of SHAPES) {
+      for (const affine of [true, false]) {
+        await checkBackward(gpu, rng, runs, rows, features, affine);
       }
-    },
+    }
   });
 }
 
@@ -350,12 +337,9 @@ async function checkBackward(
   assertUntouched(out, R, [dxS, ...(affine ? [dgS, dbS] : [])], `${tag} output buffer`);
 }
 
-Deno.test({
-  name: "batchNorm forward+backward at input scales 1, 1000, 1/1000 (eps scaled by c^2)",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "batchNorm forward+backward at input scales 1, 1000, 1/1000 (eps scaled by c^2)",
+  async (gpu) => {
     const rng = freshRng("batchnorm scale invariance");
     // Three runs see c * x with c = 1, 1000, 1/1000 and eps * c^2 (THEORY §5), the same dy
     // (a shared view, runStride 0): exactly, xhat and dgamma/dbeta are equal across runs and
@@ -430,4 +414,4 @@ Deno.test({
       }
     }
   },
-});
+);

@@ -141,7 +141,9 @@ export class KernelInterface {
       this.#runScalars ? RUN_SCALARS_WGSL : "",
       `struct Shape {\n  ${fields.join(",\n  ")},\n}`,
       "@group(0) @binding(0) var<uniform> u: Shape;",
-      this.#runScalars ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;" : "",
+      this.#runScalars
+        ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;"
+        : "",
       ...this.#slots.map((s, i) =>
         `@group(0) @binding(${first + i}) var<storage, ${s.access ?? "read"}> ${s.name}: ` +
         `array<${s.elem ?? "f32"}>;`

@@ -44,14 +44,8 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
-import { ceilDiv } from "./binding.ts";
+import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /** Which product: C = op(A)·op(B) (+ bias row-broadcast). op(A) is m×k (A stored k×m when transA); op(B) is k×n (B stored n×k when transB). */
 export interface MatmulVariant {
@@ -105,8 +99,31 @@ export const SCALAR_TILING: MatmulTiling = {
 /** Fewer invocations than this (8 SIMD batches of 8) and {@link chooseTiling} shrinks the block. */
 const MIN_BLOCKS = 64;
 
-/** Uniform words: m n k pad, then (offset, runStride) of A, B, C, bias. */
-const UNIFORM_WORDS = 12;
+const interfaces = new Map<string, KernelInterface>();
+
+/**
+ * The (cached) interface of a variant and tiling: A, B and the bias are read-only, so C must
+ * live in another buffer; A, B, C are `vec4<f32>` where the tiling loads or stores them so.
+ */
+function matmulInterface(bias: boolean, tiling: MatmulTiling): KernelInterface {
+  const { vecA, vecB, vecC } = tiling;
+  const key = `${bias} ${vecA} ${vecB} ${vecC}`;
+  let i = interfaces.get(key);
+  if (!i) {
+    const elem = (v: boolean) => (v ? "vec4<f32>" as const : "f32" as const);
+    i = new KernelInterface("matmul", {
+      dims: ["m", "n", "k"],
+      slots: [
+        { name: "a", elem: elem(vecA) },
+        { name: "b", elem: elem(vecB) },
+        { name: "c", access: "read_write", elem: elem(vecC) },
+        ...(bias ? [{ name: "bias" }] : []),
+      ],
+    });
+    interfaces.set(key, i);
+  }
+  return i;
+}
 
 const range = (n: number): number[] => [...Array(n).keys()];
 
@@ -149,18 +166,18 @@ export function matmulWgsl(variant: MatmulVariant, tiling: MatmulTiling = SCALAR
   for (const pp of PP) {
     if (!transA) {
       // Contiguous along k: one vec4 covers all ku depths.
-      if (vecA) body.push(...(pp ? [] : R.map((r) => `let a${r} = A[ar${r} + p / 4u];`)));
-      else body.push(...R.map((r) => `let a${r}_${pp} = A[ar${r} + ${at(pp)}];`));
+      if (vecA) body.push(...(pp ? [] : R.map((r) => `let a${r} = a[ar${r} + p / 4u];`)));
+      else body.push(...R.map((r) => `let a${r}_${pp} = a[ar${r} + ${at(pp)}];`));
     } else {
       const row = `${at(pp)} * ${vecA ? "(u.m / 4u)" : "u.m"}`;
-      body.push(...(vecA ? R4 : R).map((r) => `let a${r}_${pp} = A[ar${r} + ${row}];`));
+      body.push(...(vecA ? R4 : R).map((r) => `let a${r}_${pp} = a[ar${r} + ${row}];`));
     }
     if (transB) {
-      if (vecB) body.push(...(pp ? [] : C.map((c) => `let b${c} = B[bc${c} + p / 4u];`)));
-      else body.push(...C.map((c) => `let b${c}_${pp} = B[bc${c} + ${at(pp)}];`));
+      if (vecB) body.push(...(pp ? [] : C.map((c) => `let b${c} = b[bc${c} + p / 4u];`)));
+      else body.push(...C.map((c) => `let b${c}_${pp} = b[bc${c} + ${at(pp)}];`));
     } else {
       const row = `${at(pp)} * ${vecB ? "(u.n / 4u)" : "u.n"}`;
-      body.push(...(vecB ? C4 : C).map((c) => `let b${c}_${pp} = B[bc${c} + ${row}];`));
+      body.push(...(vecB ? C4 : C).map((c) => `let b${c}_${pp} = b[bc${c} + ${row}];`));
     }
   }
   const aAt = (r: number, pp: number): string =>
@@ -180,44 +197,33 @@ export function matmulWgsl(variant: MatmulVariant, tiling: MatmulTiling = SCALAR
         const v = range(4).map((x) => `c${r}_${c4 * 4 + x}`).join(", ");
         stores.push(
           `  if (j0 / 4u + ${c4}u < u.n / 4u) { ` +
-            `Cm[cBase + (i0 + ${r}u) * (u.n / 4u) + j0 / 4u + ${c4}u] = vec4<f32>(${v}); }`,
+            `c[cBase + (i0 + ${r}u) * (u.n / 4u) + j0 / 4u + ${c4}u] = vec4<f32>(${v}); }`,
         );
       }
     } else {
       for (const c of C) {
         stores.push(
-          `  if (j0 + ${c}u < u.n) { Cm[cBase + (i0 + ${r}u) * u.n + j0 + ${c}u] = c${r}_${c}; }`,
+          `  if (j0 + ${c}u < u.n) { c[cBase + (i0 + ${r}u) * u.n + j0 + ${c}u] = c${r}_${c}; }`,
         );
       }
     }
     stores.push(`}`);
   }
 
-  const elem = (v: boolean) => (v ? "vec4<f32>" : "f32");
-  const init = (c: number) =>
-    bias ? `bias[u.bias_off + run * u.bias_rs + min(j0 + ${c}u, u.n - 1u)]` : "0.0";
+  const init = (c: number) => (bias ? `bias[at_bias(run, min(j0 + ${c}u, u.n - 1u))]` : "0.0");
   const ind = (lines: string[], n: number) => lines.map((l) => " ".repeat(n) + l).join("\n");
   return `// matmul transA=${transA} transB=${transB} bias=${bias} ${tm}x${tn} wg ${wgx}x${wgy} ` +
     `vec4 A=${vecA} B=${vecB} C=${vecC}
-struct Params {
-  m: u32, n: u32, k: u32, pad: u32,
-  a_off: u32, a_rs: u32, b_off: u32, b_rs: u32,
-  c_off: u32, c_rs: u32, bias_off: u32, bias_rs: u32,
-}
-@group(0) @binding(0) var<uniform> u: Params;
-@group(0) @binding(1) var<storage, read> A: array<${elem(vecA)}>;
-@group(0) @binding(2) var<storage, read> B: array<${elem(vecB)}>;
-@group(0) @binding(3) var<storage, read_write> Cm: array<${elem(vecC)}>;
-${bias ? "@group(0) @binding(4) var<storage, read> bias: array<f32>;" : ""}
+${matmulInterface(bias, tiling).wgsl}
 
 @compute @workgroup_size(${wgx}, ${wgy}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let run = wid.z;
   let i0 = gid.y * ${tm}u;
   let j0 = gid.x * ${tn}u;
-  let aBase = u.a_off + run * u.a_rs;
-  let bBase = u.b_off + run * u.b_rs;
-  let cBase = u.c_off + run * u.c_rs;
+  let aBase = at_a(run, 0u);
+  let bBase = at_b(run, 0u);
+  let cBase = at_c(run, 0u);
 ${ind(setup, 2)}
 ${ind(C.map((c) => `let init${c} = ${init(c)};`), 2)}
 ${ind(R.flatMap((r) => C.map((c) => `var c${r}_${c} = init${c};`)), 2)}
@@ -286,9 +292,7 @@ export function matmulKernel(
   tiling?: Partial<MatmulTiling>,
 ): Dispatch {
   const { runs, m, n, k } = spec;
-  if (![runs, m, n, k].every((x) => Number.isInteger(x) && x >= 1)) {
-    throw new Error(`matmul: bad shape runs=${runs} m=${m} n=${n} k=${k}`);
-  }
+  assertCounts("matmul", { runs, m, n, k });
   const reads = [spec.a.buffer, spec.b.buffer, spec.bias?.buffer];
   if (reads.includes(spec.c.buffer)) {
     throw new Error("matmul: the output buffer must differ from the input buffers");
@@ -299,36 +303,18 @@ export function matmulKernel(
     bias: spec.bias !== undefined,
   };
   const t = chooseTiling(spec, tiling);
-  const workgroups: [number, number, number] = [
-    ceilDiv(ceilDiv(n, t.tn), t.wgx),
-    ceilDiv(ceilDiv(m, t.tm), t.wgy),
+  return matmulInterface(variant.bias, t).dispatch(gpu, {
+    code: matmulWgsl(variant, t),
+    dims: { m, n, k },
+    views: {
+      a: { view: spec.a, length: m * k },
+      b: { view: spec.b, length: k * n },
+      c: { view: spec.c, length: m * n },
+      ...(spec.bias ? { bias: { view: spec.bias, length: n } } : {}),
+    },
     runs,
-  ];
-  const max = gpu.device.limits.maxComputeWorkgroupsPerDimension;
-  if (workgroups.some((w) => w > max)) {
-    throw new Error(`matmul: ${workgroups.join("x")} workgroups exceed the limit ${max}`);
-  }
-  const pipeline = gpu.pipeline(matmulWgsl(variant, t));
-  const unit = (v: boolean) => (v ? 4 : 1);
-  const words = new Uint32Array(UNIFORM_WORDS);
-  words.set([
-    m,
-    n,
-    k,
-    0,
-    spec.a.offset / unit(t.vecA),
-    spec.a.runStride / unit(t.vecA),
-    spec.b.offset / unit(t.vecB),
-    spec.b.runStride / unit(t.vecB),
-    spec.c.offset / unit(t.vecC),
-    spec.c.runStride / unit(t.vecC),
-    spec.bias?.offset ?? 0,
-    spec.bias?.runStride ?? 0,
-  ]);
-  const params = uniformBuffer(gpu, words, "matmul params");
-  const buffers = [params, spec.a.buffer, spec.b.buffer, spec.c.buffer];
-  if (spec.bias) buffers.push(spec.bias.buffer);
-  return { pipeline, bindGroup: bindBuffers(gpu, pipeline, buffers), workgroups };
+    workgroups: [ceilDiv(ceilDiv(n, t.tn), t.wgx), ceilDiv(ceilDiv(m, t.tm), t.wgy), runs],
+  });
 }
 
 /** Floating-point operations of `runs` products of m×k by k×n: 2·m·n·k·runs. */

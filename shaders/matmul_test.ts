@@ -7,7 +7,6 @@
  */
 
 import {
-  acquireGpu,
   type Gpu,
   poison,
   readFloats,
@@ -15,6 +14,7 @@ import {
   storageBuffer,
   type TensorView,
 } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { matmul } from "../reference/ops.ts";
 import { chooseTiling, matmulKernel, type MatmulSpec } from "./matmul.ts";
 import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";
@@ -129,12 +129,9 @@ const VARIANTS: [name: string, transA: boolean, transB: boolean, bias: boolean][
 
 for (const [name, transA, transB, bias] of VARIANTS) {
   for (const runs of [1, 3]) {
-    Deno.test({
-      name: `matmul ${name} R=${runs} matches the reference on ragged shapes and layouts`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      fn: async () => {
-        const gpu = await acquireGpu();
+    gpuTest(
+      `matmul ${name} R=${runs} matches the reference on ragged shapes and layouts`,
+      async (gpu) => {
         const rng = freshRng(`matmul ${name} R=${runs}`);
         const layouts: Layout[] = runs === 1 ? ["aligned", "odd"] : ["sharedA", "odd"];
         for (const shape of SHAPES) {
@@ -143,6 +140,6 @@ for (const [name, transA, transB, bias] of VARIANTS) {
           }
         }
       },
-    });
+    );
   }
 }

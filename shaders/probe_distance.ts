@@ -20,14 +20,8 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
-import { assertViewFits } from "./reduce.ts";
+import { assertCounts, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /**
  * Layout of the per-run output record (f32 words): max|softmax_r - softmax_0|,
@@ -46,6 +40,14 @@ export const PROBE_STATS = {
 
 /** Invocations per workgroup (one workgroup per run). */
 const WG = 256;
+/** Logits are read by every run's workgroup (run 0's too), so `out` must not share their buffer. */
+const PROBE = new KernelInterface("probe distance", {
+  dims: ["rows", "classes"],
+  slots: [{ name: "logits" }, { name: "labels", elem: "u32" }, {
+    name: "out",
+    access: "read_write",
+  }],
+});
 /** Largest log of p0_c e^{-d'_c} for which the centred formulas are used (no f32 overflow). */
 const MAX_LOG_Q = 60;
 
@@ -69,12 +71,7 @@ const LOG1P_TAIL = Array.from({ length: 18 }, (_, k) => (k % 2 ? -1 : 1) / (k + 
 /** WGSL of the probe distances; run r = `workgroup_id.z`, rows strided over the invocations. */
 export function probeDistanceWgsl(): string {
   const sums = ["diff2", "norm2", "agree", "kl", "correct"];
-  return /* wgsl */ `
-struct Shape { rows: u32, classes: u32, l_off: u32, l_stride: u32, out_off: u32, out_stride: u32 }
-@group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+  return /* wgsl */ `${PROBE.wgsl}
 
 var<workgroup> w_max: array<f32, ${WG}>;
 ${sums.map((s) => `var<workgroup> w_${s}: array<f32, ${WG}>;`).join("\n")}
@@ -89,12 +86,12 @@ fn log1p_acc(x: f32) -> f32 { return x - psi(x); }
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let lid = lid3.x;
   let r = wid.z;
-  let nc = shape.classes;
+  let nc = u.classes;
   var t_max = 0.0;
   ${sums.map((s) => `var t_${s} = 0.0;`).join(" ")}
-  for (var row = lid; row < shape.rows; row += ${WG}u) {
-    let b0 = shape.l_off + row * nc;
-    let br = shape.l_off + r * shape.l_stride + row * nc;
+  for (var row = lid; row < u.rows; row += ${WG}u) {
+    let b0 = at_logits(0u, row * nc);
+    let br = at_logits(r, row * nc);
     // maxima and argmax (first maximum, as the reference)
     var m0 = logits[b0]; var a0 = 0u; var mr = logits[br]; var ar = 0u;
     for (var c = 1u; c < nc; c++) {
@@ -103,7 +100,7 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
       if (vr > mr) { mr = vr; ar = c; }
     }
     t_agree += select(0.0, 1.0, a0 == ar);
-    t_correct += select(0.0, 1.0, ar == labels[row]);
+    t_correct += select(0.0, 1.0, ar == labels[at_labels(r, row)]);
     // s = 1 + rest: the argmax term is exp(0) = 1, and rest keeps 1 - p_max and log s =
     // log1p(rest) accurate when a row saturates; wd = s0 * (p0-weighted mean of d = l0 - lr)
     var rest0 = 0.0; var restr = 0.0; var wd = 0.0;
@@ -178,7 +175,7 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wi
     workgroupBarrier();
   }
   if (lid == 0u) {
-    let o = shape.out_off + r * shape.out_stride;
+    let o = at_out(r, 0u);
     out[o + ${PROBE_STATS.maxProb}u] = w_max[0];
 ${
     sums.map((s) => `    out[o + ${PROBE_STATS[s as keyof typeof PROBE_STATS]}u] = w_${s}[0];`)
@@ -209,16 +206,16 @@ export interface ProbeDistanceSpec {
  */
 export function probeDistanceKernel(gpu: Gpu, spec: ProbeDistanceSpec): Dispatch {
   const { runs, rows, classes, logits, labels, out } = spec;
-  if (rows < 1 || classes < 1) throw new Error(`probe distance: ${rows} rows × ${classes}`);
-  assertViewFits("probe logits", logits, runs, rows * classes);
-  assertViewFits("probe out", out, runs, PROBE_STATS.words);
-  if (labels.size < rows * 4) throw new Error(`probe labels: ${labels.size} bytes < ${rows} u32`);
-  const pipeline = gpu.pipeline(probeDistanceWgsl());
-  const words = [rows, classes, logits.offset, logits.runStride, out.offset, out.runStride];
-  const uniform = uniformBuffer(gpu, Uint32Array.from(words), "probe shape");
-  return {
-    pipeline,
-    bindGroup: bindBuffers(gpu, pipeline, [uniform, logits.buffer, labels, out.buffer]),
+  assertCounts("probe distance", { rows, classes });
+  return PROBE.dispatch(gpu, {
+    code: probeDistanceWgsl(),
+    dims: { rows, classes },
+    views: {
+      logits: { view: logits, length: rows * classes },
+      labels: { view: { buffer: labels, offset: 0, runStride: 0 }, length: rows },
+      out: { view: out, length: PROBE_STATS.words },
+    },
+    runs,
     workgroups: [1, 1, runs],
-  };
+  });
 }

@@ -1,5 +1,5 @@
 import {
-  acquireGpu,
+  type Gpu,
   poison,
   readFloats,
   runDispatches,
@@ -7,11 +7,11 @@ import {
   uploadBuffer,
   view,
 } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
 import { PROBE_STATS, probeDistanceKernel } from "./probe_distance.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
 type Rng = ReturnType<typeof freshRng>;
 
 /**
@@ -34,6 +34,7 @@ function makeLogits(rng: Rng, rows: number, classes: number, noise: number[], sc
 }
 
 async function check(
+  gpu: Gpu,
   rng: Rng,
   rows: number,
   classes: number,
@@ -41,7 +42,6 @@ async function check(
   scale: number,
   log = true,
 ): Promise<void> {
-  const gpu = await acquireGpu();
   const runs = noise.length;
   const { l, off, stride, runLogits } = makeLogits(rng, rows, classes, noise, scale);
   const labels = Uint32Array.from({ length: rows }, () => rng.int(classes));
@@ -111,46 +111,36 @@ async function check(
   }
 }
 
-Deno.test({
-  ...opts,
-  name: "probeDistanceKernel: R=1 (run 0 against itself)",
-  async fn() {
-    const rng = freshRng("probe R=1");
-    for (const [rows, classes] of [[1, 2], [37, 10], [512, 37]]) {
-      await check(rng, rows, classes, [0], 3);
-    }
-  },
+gpuTest("probeDistanceKernel: R=1 (run 0 against itself)", async (gpu) => {
+  const rng = freshRng("probe R=1");
+  for (const [rows, classes] of [[1, 2], [37, 10], [512, 37]]) {
+    await check(gpu, rng, rows, classes, [0], 3);
+  }
 });
 
-Deno.test({
-  ...opts,
-  name: "probeDistanceKernel: R=3, small and large perturbations (maxProb 1e-7..0.5)",
-  async fn() {
+gpuTest(
+  "probeDistanceKernel: R=3, small and large perturbations (maxProb 1e-7..0.5)",
+  async (gpu) => {
     const rng = freshRng("probe R=3");
     for (const [rows, classes] of [[1, 2], [37, 10], [512, 37], [300, 10]]) {
-      await check(rng, rows, classes, [0, 1e-6, 1], 3);
+      await check(gpu, rng, rows, classes, [0, 1e-6, 1], 3);
     }
   },
+);
+
+gpuTest("probeDistanceKernel: probabilities that underflow f32 keep KL finite", async (gpu) => {
+  const rng = freshRng("probe underflow");
+  // logits ~ N(0, 60^2): most probabilities are below 1e-38 in f32
+  await check(gpu, rng, 64, 10, [0, 1e-4, 3, 50], 60);
 });
 
-Deno.test({
-  ...opts,
-  name: "probeDistanceKernel: probabilities that underflow f32 keep KL finite",
-  async fn() {
-    const rng = freshRng("probe underflow");
-    // logits ~ N(0, 60^2): most probabilities are below 1e-38 in f32
-    await check(rng, 64, 10, [0, 1e-4, 3, 50], 60);
-  },
-});
-
-Deno.test({
-  ...opts,
-  name: "probeDistanceKernel: saturated rows (p_max near 1) keep maxProb and KL accurate",
-  async fn() {
+gpuTest(
+  "probeDistanceKernel: saturated rows (p_max near 1) keep maxProb and KL accurate",
+  async (gpu) => {
     const rng = freshRng("probe saturated");
     // logits ~ N(0, 10^2): the top probability is often 1 - 1e-4 or closer
-    for (const classes of [2, 10]) await check(rng, 200, classes, [0, 1e-6, 0.3, 4], 10);
+    for (const classes of [2, 10]) await check(gpu, rng, 200, classes, [0, 1e-6, 0.3, 4], 10);
     // single rows, so the max is taken over one (usually saturated) row's classes
-    for (let k = 0; k < 40; k++) await check(rng, 1, 2 + (k % 3), [0, 1e-5, 0.3], 10, false);
+    for (let k = 0; k < 40; k++) await check(gpu, rng, 1, 2 + (k % 3), [0, 1e-5, 0.3], 10, false);
   },
-});
+);

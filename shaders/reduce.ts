@@ -18,30 +18,26 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
+import { ceilDiv, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /** Invocations per workgroup of the one-workgroup-per-run reductions (a power of two). */
 export const REDUCE_WG = 256;
 /** Strided elements each invocation sums before adding to its accumulator. */
 const CHUNK = 16;
 
-/** Throws unless `runs` run-stacked tensors of `length` elements fit inside `v.buffer`. */
-export function assertViewFits(what: string, v: TensorView, runs: number, length: number): void {
-  const ok = [v.offset, v.runStride, length, runs].every((x) => Number.isInteger(x) && x >= 0);
-  const end = v.offset + (runs - 1) * v.runStride + length;
-  if (!ok || runs < 1 || end * 4 > v.buffer.size) {
-    throw new Error(
-      `${what}: ${runs} runs of ${length} elements at offset ${v.offset}, stride ${v.runStride} ` +
-        `do not fit in a buffer of ${v.buffer.size} bytes`,
-    );
-  }
-}
+const rw = (name: string) => ({ name, access: "read_write" as const });
+/** The norms are `read_write` although only read (the module's aliasing rule). */
+const REDUCE: Record<ReduceVariant, KernelInterface> = {
+  dot: new KernelInterface("dot", {
+    dims: ["length"],
+    slots: [{ name: "a" }, { name: "b" }, rw("out")],
+  }),
+  distance: new KernelInterface("distance", {
+    dims: ["length"],
+    slots: [{ name: "a" }, { name: "b" }, rw("out"), rw("a_norm2"), rw("b_norm2")],
+  }),
+};
 
 /** WGSL: `tree_sum(lid, v)` adds `v` over the workgroup (call from uniform control flow). */
 function treeSumWgsl(size: number): string {
@@ -70,36 +66,20 @@ export function reduceWgsl(variant: ReduceVariant): string {
   const term = distance
     ? "let d = a[ia + i] * sa - b[ib + i] * sb; inner += d * d;"
     : "inner += a[ia + i] * b[ib + i];";
-  return /* wgsl */ `
-struct Shape {
-  length: u32, a_off: u32, a_stride: u32, b_off: u32,
-  b_stride: u32, out_off: u32, out_stride: u32, an_off: u32,
-  an_stride: u32, bn_off: u32, bn_stride: u32, pad: u32,
-}
-@group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${
-    distance
-      ? `// read_write although only read: lets the norms share out's buffer (see the aliasing rule)
-@group(0) @binding(4) var<storage, read_write> a_norm2: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b_norm2: array<f32>;`
-      : ""
-  }
+  return /* wgsl */ `${REDUCE[variant].wgsl}
 ${treeSumWgsl(REDUCE_WG)}
 
 @compute @workgroup_size(${REDUCE_WG})
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let lid = lid3.x;
   let r = wid.z;
-  let n = shape.length;
-  let ia = shape.a_off + r * shape.a_stride;
-  let ib = shape.b_off + r * shape.b_stride;
+  let n = u.length;
+  let ia = at_a(r, 0u);
+  let ib = at_b(r, 0u);
 ${
     distance
-      ? `  let sa = 1.0 / sqrt(a_norm2[shape.an_off + r * shape.an_stride]);
-  let sb = 1.0 / sqrt(b_norm2[shape.bn_off + r * shape.bn_stride]);`
+      ? `  let sa = 1.0 / sqrt(a_norm2[at_a_norm2(r, 0u)]);
+  let sb = 1.0 / sqrt(b_norm2[at_b_norm2(r, 0u)]);`
       : ""
   }
   var acc = 0.0;
@@ -112,24 +92,28 @@ ${
     acc += inner;
   }
   let total = tree_sum(lid, acc);
-  if (lid == 0u) { out[shape.out_off + r * shape.out_stride] = total; }
+  if (lid == 0u) { out[at_out(r, 0u)] = total; }
 }`;
 }
 
+/** One workgroup per run over `length` elements of each vector; per-run scalars are 1 long. */
 function reduceDispatch(
   gpu: Gpu,
   variant: ReduceVariant,
   runs: number,
-  words: number[],
-  buffers: GPUBuffer[],
+  length: number,
+  vectors: Record<string, TensorView>,
+  scalars: Record<string, TensorView>,
 ): Dispatch {
-  const pipeline = gpu.pipeline(reduceWgsl(variant));
-  const uniform = uniformBuffer(gpu, Uint32Array.from(words), `${variant} shape`);
-  return {
-    pipeline,
-    bindGroup: bindBuffers(gpu, pipeline, [uniform, ...buffers]),
+  const bound = (views: Record<string, TensorView>, n: number) =>
+    Object.fromEntries(Object.entries(views).map(([k, view]) => [k, { view, length: n }]));
+  return REDUCE[variant].dispatch(gpu, {
+    code: reduceWgsl(variant),
+    dims: { length },
+    views: { ...bound(vectors, length), ...bound(scalars, 1) },
+    runs,
     workgroups: [1, 1, runs],
-  };
+  });
 }
 
 /** Shapes of {@link dotKernel}. */
@@ -146,15 +130,7 @@ export interface DotSpec {
 /** out[r] = sum_i a[r][i] * b[r][i]; see the module's aliasing rule for `out`. */
 export function dotKernel(gpu: Gpu, spec: DotSpec): Dispatch {
   const { runs, length, a, b, out } = spec;
-  assertViewFits("dot a", a, runs, length);
-  assertViewFits("dot b", b, runs, length);
-  assertViewFits("dot out", out, runs, 1);
-  const words = [length, a.offset, a.runStride, b.offset, b.runStride, out.offset, out.runStride];
-  return reduceDispatch(gpu, "dot", runs, [...words, 0, 0, 0, 0, 0], [
-    a.buffer,
-    b.buffer,
-    out.buffer,
-  ]);
+  return reduceDispatch(gpu, "dot", runs, length, { a, b }, { out });
 }
 
 /** Shapes of {@link normalizedDistanceKernel}. */
@@ -177,47 +153,27 @@ export interface NormalizedDistanceSpec {
  */
 export function normalizedDistanceKernel(gpu: Gpu, spec: NormalizedDistanceSpec): Dispatch {
   const { runs, length, a, b, aNorm2, bNorm2, out } = spec;
-  assertViewFits("distance a", a, runs, length);
-  assertViewFits("distance b", b, runs, length);
-  assertViewFits("distance aNorm2", aNorm2, runs, 1);
-  assertViewFits("distance bNorm2", bNorm2, runs, 1);
-  assertViewFits("distance out", out, runs, 1);
-  const words = [
-    length,
-    a.offset,
-    a.runStride,
-    b.offset,
-    b.runStride,
-    out.offset,
-    out.runStride,
-    aNorm2.offset,
-    aNorm2.runStride,
-    bNorm2.offset,
-    bNorm2.runStride,
-    0,
-  ];
-  return reduceDispatch(gpu, "distance", runs, words, [
-    a.buffer,
-    b.buffer,
-    out.buffer,
-    aNorm2.buffer,
-    bNorm2.buffer,
-  ]);
+  return reduceDispatch(gpu, "distance", runs, length, { a, b }, {
+    out,
+    a_norm2: aNorm2,
+    b_norm2: bNorm2,
+  });
 }
 
 /** Column tile (x) and row lanes (y) of the column-sum workgroup. */
 const COL_TILE = 16, ROW_LANES = 16;
+
+const COLUMN_SUM = new KernelInterface("columnSum", {
+  dims: ["rows", "cols"],
+  slots: [{ name: "a" }, rw("out")],
+});
 
 /**
  * WGSL of the column sums: workgroup (x tile of columns, run z); ROW_LANES invocations per
  * column sum strided rows, then a tree over the lanes.
  */
 export function columnSumWgsl(): string {
-  return /* wgsl */ `
-struct Shape { rows: u32, cols: u32, a_off: u32, a_stride: u32, out_off: u32, out_stride: u32 }
-@group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+  return /* wgsl */ `${COLUMN_SUM.wgsl}
 var<workgroup> lanes: array<array<f32, ${COL_TILE}>, ${ROW_LANES}>;
 
 @compute @workgroup_size(${COL_TILE}, ${ROW_LANES})
@@ -225,9 +181,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let r = wid.z;
   let j = wid.x * ${COL_TILE}u + lid.x;
   var acc = 0.0;
-  if (j < shape.cols) {
-    let base = shape.a_off + r * shape.a_stride + j;
-    for (var i = lid.y; i < shape.rows; i += ${ROW_LANES}u) { acc += a[base + i * shape.cols]; }
+  if (j < u.cols) {
+    let base = at_a(r, j);
+    for (var i = lid.y; i < u.rows; i += ${ROW_LANES}u) { acc += a[base + i * u.cols]; }
   }
   lanes[lid.y][lid.x] = acc;
   workgroupBarrier();
@@ -235,8 +191,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (lid.y < s) { lanes[lid.y][lid.x] = lanes[lid.y][lid.x] + lanes[lid.y + s][lid.x]; }
     workgroupBarrier();
   }
-  if (lid.y == 0u && j < shape.cols) {
-    out[shape.out_off + r * shape.out_stride + j] = lanes[0][lid.x];
+  if (lid.y == 0u && j < u.cols) {
+    out[at_out(r, j)] = lanes[0][lid.x];
   }
 }`;
 }
@@ -255,14 +211,11 @@ export interface ColumnSumSpec {
 /** out[r][j] = sum_i a[r][i*cols + j] (the bias gradient); see the module's aliasing rule. */
 export function columnSumKernel(gpu: Gpu, spec: ColumnSumSpec): Dispatch {
   const { runs, rows, cols, a, out } = spec;
-  assertViewFits("columnSum a", a, runs, rows * cols);
-  assertViewFits("columnSum out", out, runs, cols);
-  const pipeline = gpu.pipeline(columnSumWgsl());
-  const words = [rows, cols, a.offset, a.runStride, out.offset, out.runStride];
-  const uniform = uniformBuffer(gpu, Uint32Array.from(words), "columnSum shape");
-  return {
-    pipeline,
-    bindGroup: bindBuffers(gpu, pipeline, [uniform, a.buffer, out.buffer]),
-    workgroups: [Math.ceil(cols / COL_TILE), 1, runs],
-  };
+  return COLUMN_SUM.dispatch(gpu, {
+    code: columnSumWgsl(),
+    dims: { rows, cols },
+    views: { a: { view: a, length: rows * cols }, out: { view: out, length: cols } },
+    runs,
+    workgroups: [ceilDiv(cols, COL_TILE), 1, runs],
+  });
 }

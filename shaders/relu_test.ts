@@ -1,12 +1,5 @@
-import {
-  acquireGpu,
-  type Gpu,
-  poison,
-  readFloats,
-  runDispatches,
-  storageBuffer,
-  uploadBuffer,
-} from "./gpu.ts";
+import { type Gpu, poison, readFloats, runDispatches, storageBuffer, uploadBuffer } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
@@ -78,104 +71,86 @@ async function check(gpu: Gpu, rng: Rng, runs: number, count: number): Promise<v
 }
 
 for (const runs of [1, 3]) {
-  Deno.test({
-    name: `relu forward/backward, R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
-      const rng = freshRng(`relu R=${runs}`);
-      for (const count of [1, 255, 37 * 13, 300 * 256]) await check(gpu, rng, runs, count);
-    },
+  gpuTest(`relu forward/backward, R=${runs}`, async (gpu) => {
+    const rng = freshRng(`relu R=${runs}`);
+    for (const count of [1, 255, 37 * 13, 300 * 256]) await check(gpu, rng, runs, count);
   });
 }
 
-Deno.test({
-  name: "relu: more than 65535 workgroups folds into workgroup_id.y",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
-    const rng = freshRng("relu large");
-    // 65535 * 256 + 300 elements need a second row of workgroups. Plain loops, not the
-    // helpers: at 16.8M elements the generic checks take seconds of CPU time.
-    const count = 65535 * 256 + 300;
-    const x = new Float32Array(count), dy = new Float32Array(count);
-    for (let i = 0; i < count; i++) {
-      const u = rng.nextU32();
-      x[i] = (u & 7) === 0 ? 0 : (u / 2147483648) - 1;
-      dy[i] = i + 1;
+gpuTest("relu: more than 65535 workgroups folds into workgroup_id.y", async (gpu) => {
+  const rng = freshRng("relu large");
+  // 65535 * 256 + 300 elements need a second row of workgroups. Plain loops, not the
+  // helpers: at 16.8M elements the generic checks take seconds of CPU time.
+  const count = 65535 * 256 + 300;
+  const x = new Float32Array(count), dy = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    const u = rng.nextU32();
+    x[i] = (u & 7) === 0 ? 0 : (u / 2147483648) - 1;
+    dy[i] = i + 1;
+  }
+  const xBuf = uploadBuffer(gpu, x), dyBuf = uploadBuffer(gpu, dy);
+  const yBuf = storageBuffer(gpu, count), dxBuf = storageBuffer(gpu, count);
+  poison(gpu, yBuf);
+  poison(gpu, dxBuf);
+  const v = (buffer: GPUBuffer) => ({ buffer, offset: 0, runStride: count });
+  runDispatches(gpu, [
+    reluForwardKernel(gpu, { runs: 1, count, x: v(xBuf), y: v(yBuf) }),
+    reluBackwardKernel(gpu, { runs: 1, count, dy: v(dyBuf), y: v(yBuf), dx: v(dxBuf) }),
+  ]);
+  const y = await readFloats(gpu, yBuf, count), dx = await readFloats(gpu, dxBuf, count);
+  for (let i = 0; i < count; i++) {
+    const yi = x[i] > 0 ? x[i] : 0, dxi = x[i] > 0 ? dy[i] : 0;
+    if (y[i] !== yi || dx[i] !== dxi) {
+      throw new Error(`element ${i}: y ${y[i]} dx ${dx[i]}, expected ${yi} ${dxi}`);
     }
-    const xBuf = uploadBuffer(gpu, x), dyBuf = uploadBuffer(gpu, dy);
-    const yBuf = storageBuffer(gpu, count), dxBuf = storageBuffer(gpu, count);
-    poison(gpu, yBuf);
-    poison(gpu, dxBuf);
-    const v = (buffer: GPUBuffer) => ({ buffer, offset: 0, runStride: count });
-    runDispatches(gpu, [
-      reluForwardKernel(gpu, { runs: 1, count, x: v(xBuf), y: v(yBuf) }),
-      reluBackwardKernel(gpu, { runs: 1, count, dy: v(dyBuf), y: v(yBuf), dx: v(dxBuf) }),
-    ]);
-    const y = await readFloats(gpu, yBuf, count), dx = await readFloats(gpu, dxBuf, count);
-    for (let i = 0; i < count; i++) {
-      const yi = x[i] > 0 ? x[i] : 0, dxi = x[i] > 0 ? dy[i] : 0;
-      if (y[i] !== yi || dx[i] !== dxi) {
-        throw new Error(`element ${i}: y ${y[i]} dx ${dx[i]}, expected ${yi} ${dxi}`);
-      }
-    }
-  },
+  }
 });
 
-Deno.test({
-  name: "relu in place and with a shared input (runStride 0), R=3",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
-    const rng = freshRng("relu in place");
-    const runs = 3, count = 1000;
-    // Forward from one shared x into a run-stacked y, then backward in place over dy.
-    const x = withZeros(rng, count);
-    const dy = Float32Array.from(randomFloats(rng, runs * count));
-    const xBuf = uploadBuffer(gpu, x), dyBuf = uploadBuffer(gpu, dy);
-    const yBuf = storageBuffer(gpu, runs * count);
-    poison(gpu, yBuf);
-    const stacked = (buffer: GPUBuffer) => ({ buffer, offset: 0, runStride: count });
-    runDispatches(gpu, [
-      reluForwardKernel(gpu, {
-        runs,
-        count,
-        x: { buffer: xBuf, offset: 0, runStride: 0 },
-        y: stacked(yBuf),
-      }),
-      reluBackwardKernel(gpu, {
-        runs,
-        count,
-        dy: stacked(dyBuf),
-        y: stacked(yBuf),
-        dx: stacked(dyBuf),
-      }),
-    ]);
-    const y = await readFloats(gpu, yBuf, runs * count),
-      dx = await readFloats(gpu, dyBuf, runs * count);
-    const yRef = reluForward(x);
-    for (let r = 0; r < runs; r++) {
-      assertClose(y.subarray(r * count, (r + 1) * count), yRef, 0, 0, `run ${r} y`);
-      const dyr = dy.subarray(r * count, (r + 1) * count);
-      assertClose(
-        dx.subarray(r * count, (r + 1) * count),
-        reluBackward(dyr, yRef),
-        0,
-        0,
-        `run ${r} dx`,
-      );
-    }
-    // In place again: y = relu(y) leaves y unchanged.
-    runDispatches(gpu, [
-      reluForwardKernel(gpu, { runs, count, x: stacked(yBuf), y: stacked(yBuf) }),
-    ]);
-    const y2 = await readFloats(gpu, yBuf, runs * count);
-    for (let r = 0; r < runs; r++) {
-      assertClose(y2.subarray(r * count, (r + 1) * count), yRef, 0, 0, `run ${r} y in place`);
-    }
-  },
+gpuTest("relu in place and with a shared input (runStride 0), R=3", async (gpu) => {
+  const rng = freshRng("relu in place");
+  const runs = 3, count = 1000;
+  // Forward from one shared x into a run-stacked y, then backward in place over dy.
+  const x = withZeros(rng, count);
+  const dy = Float32Array.from(randomFloats(rng, runs * count));
+  const xBuf = uploadBuffer(gpu, x), dyBuf = uploadBuffer(gpu, dy);
+  const yBuf = storageBuffer(gpu, runs * count);
+  poison(gpu, yBuf);
+  const stacked = (buffer: GPUBuffer) => ({ buffer, offset: 0, runStride: count });
+  runDispatches(gpu, [
+    reluForwardKernel(gpu, {
+      runs,
+      count,
+      x: { buffer: xBuf, offset: 0, runStride: 0 },
+      y: stacked(yBuf),
+    }),
+    reluBackwardKernel(gpu, {
+      runs,
+      count,
+      dy: stacked(dyBuf),
+      y: stacked(yBuf),
+      dx: stacked(dyBuf),
+    }),
+  ]);
+  const y = await readFloats(gpu, yBuf, runs * count),
+    dx = await readFloats(gpu, dyBuf, runs * count);
+  const yRef = reluForward(x);
+  for (let r = 0; r < runs; r++) {
+    assertClose(y.subarray(r * count, (r + 1) * count), yRef, 0, 0, `run ${r} y`);
+    const dyr = dy.subarray(r * count, (r + 1) * count);
+    assertClose(
+      dx.subarray(r * count, (r + 1) * count),
+      reluBackward(dyr, yRef),
+      0,
+      0,
+      `run ${r} dx`,
+    );
+  }
+  // In place again: y = relu(y) leaves y unchanged.
+  runDispatches(gpu, [
+    reluForwardKernel(gpu, { runs, count, x: stacked(yBuf), y: stacked(yBuf) }),
+  ]);
+  const y2 = await readFloats(gpu, yBuf, runs * count);
+  for (let r = 0; r < runs; r++) {
+    assertClose(y2.subarray(r * count, (r + 1) * count), yRef, 0, 0, `run ${r} y in place`);
+  }
 });

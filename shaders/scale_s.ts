@@ -13,17 +13,8 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  RUN_SCALARS_WGSL,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
-import { ceilDiv } from "./binding.ts";
-import { assertViewFits } from "./reduce.ts";
-import { ELEMENTWISE_MAX_GROUPS, ELEMENTWISE_WG } from "./sgd.ts";
+import { ELEMENTWISE_WG, gridStride, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /** Which transform {@link scaleSWgsl} generates. */
 export type ScaleSVariant = "rescale" | "rescale-stats" | "perturb";
@@ -43,31 +34,40 @@ fn perturb_sign(prefix: u32, i: u32) -> f32 {
   return select(1.0, -1.0, mix(prefix + i) >= 0x80000000u);
 }`;
 
+/** Every variant writes params in place; the rescales also bufs (the running var, for stats). */
+function scaleSInterface(variant: ScaleSVariant, slots: string[]): KernelInterface {
+  return new KernelInterface(variant, {
+    dims: ["s_end"],
+    slots: slots.map((name) => ({ name, access: "read_write" })),
+    runScalars: true,
+  });
+}
+const INTERFACES: Record<ScaleSVariant, KernelInterface> = {
+  rescale: scaleSInterface("rescale", ["params", "bufs"]),
+  "rescale-stats": scaleSInterface("rescale-stats", ["params", "bufs"]),
+  perturb: scaleSInterface("perturb", ["params"]),
+};
+
 /** WGSL of one variant: one invocation per S element (grid-stride), run in `workgroup_id.z`. */
 export function scaleSWgsl(variant: ScaleSVariant): string {
   const rescale = variant !== "perturb";
   const setup = variant === "rescale-stats"
     ? `let s = sc.rescale;
-  let b0 = shape.b_off + r * shape.b_stride;`
+  let b0 = at_bufs(r, 0u);`
     : rescale
     ? `let s = sc.rescale;
   let f = frexp(s);
   // s = 2^(e-1) exactly when the mantissa is 1/2: then 1/s = 2^(1-e), exact; else plain 1/s.
   let inv = select(1.0 / s, ldexp(1.0, 1 - f.exp), f.fract == 0.5);
-  let b0 = shape.b_off + r * shape.b_stride;`
+  let b0 = at_bufs(r, 0u);`
     : `if (sc.perturb == 0.0) { return; } // untouched, not even rewritten
   let prefix = run_hash(sc.seed, sc.step, r);`;
   const body = rescale
     ? `params[p0 + i] = params[p0 + i] * s;
     bufs[b0 + i] = bufs[b0 + i] * ${variant === "rescale" ? "inv" : "(s * s)"};`
     : `params[p0 + i] = params[p0 + i] * (1.0 + sc.perturb * perturb_sign(prefix, i));`;
-  return /* wgsl */ `
-${RUN_SCALARS_WGSL}
-struct Shape { s_end: u32, p_off: u32, p_stride: u32, b_off: u32, b_stride: u32 }
-@group(0) @binding(0) var<uniform> shape: Shape;
-@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;
-@group(0) @binding(2) var<storage, read_write> params: array<f32>;
-${rescale ? "@group(0) @binding(3) var<storage, read_write> bufs: array<f32>;" : HASH_WGSL}
+  return /* wgsl */ `${INTERFACES[variant].wgsl}
+${rescale ? "" : HASH_WGSL}
 
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -75,9 +75,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(workgroup_id) wid: vec3<u32>) {
   let r = wid.z;
   let sc = scalars[r];
-  let p0 = shape.p_off + r * shape.p_stride;
+  let p0 = at_params(r, 0u);
   ${setup}
-  for (var i = gid.x; i < shape.s_end; i += groups.x * ${ELEMENTWISE_WG}u) {
+  for (var i = gid.x; i < u.s_end; i += groups.x * ${ELEMENTWISE_WG}u) {
     ${body}
   }
 }`;
@@ -92,18 +92,17 @@ function scaleSDispatch(
   bufs: TensorView | undefined,
   scalars: GPUBuffer,
 ): Dispatch {
-  assertViewFits(`${variant} params`, params, runs, sEnd);
-  if (bufs) assertViewFits(`${variant} bufs`, bufs, runs, sEnd);
-  const pipeline = gpu.pipeline(scaleSWgsl(variant));
-  const words = [sEnd, params.offset, params.runStride, bufs?.offset ?? 0, bufs?.runStride ?? 0];
-  const uniform = uniformBuffer(gpu, Uint32Array.from(words), `${variant} shape`);
-  const groups = Math.max(1, Math.min(ceilDiv(sEnd, ELEMENTWISE_WG), ELEMENTWISE_MAX_GROUPS));
-  const buffers = [uniform, scalars, params.buffer, ...(bufs ? [bufs.buffer] : [])];
-  return {
-    pipeline,
-    bindGroup: bindBuffers(gpu, pipeline, buffers),
-    workgroups: [groups, 1, runs],
-  };
+  return INTERFACES[variant].dispatch(gpu, {
+    code: scaleSWgsl(variant),
+    dims: { s_end: sEnd },
+    views: {
+      params: { view: params, length: sEnd },
+      ...(bufs ? { bufs: { view: bufs, length: sEnd } } : {}),
+    },
+    runs,
+    workgroups: gridStride(sEnd, runs),
+    scalars,
+  });
 }
 
 /** Shapes of {@link rescaleKernel}. */

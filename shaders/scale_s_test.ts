@@ -1,16 +1,9 @@
-import {
-  acquireGpu,
-  readFloats,
-  RUN_SCALARS,
-  runDispatches,
-  uploadBuffer,
-  view,
-} from "./gpu.ts";
+import { type Gpu, readFloats, RUN_SCALARS, runDispatches, uploadBuffer, view } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
 import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
 import { perturbSign } from "../reference/ops.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
 type Rng = ReturnType<typeof freshRng>;
 
 /** Run-stacked random vectors of `size`, runs `stride` apart from `off`, NaN in the gaps. */
@@ -29,67 +22,63 @@ function assertBits(got: Float32Array, want: Float32Array, what: string): void {
   }
 }
 
+/** RunScalars with `.rescale` = factors[r] for run r and every other field NaN (unread). */
+function rescaleScalars(gpu: Gpu, factors: number[]): GPUBuffer {
+  const scalars = new Float32Array(factors.length * RUN_SCALARS.words).fill(NaN);
+  factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
+  return uploadBuffer(gpu, scalars);
+}
+
 // [runs, sEnd, size]; the last exceeds 4096 workgroups (grid-stride loop).
 const SHAPES = [[1, 1, 3], [3, 1000, 1300], [3, 70001, 90000], [1, 1100001, 1100010]];
 
-Deno.test({
-  ...opts,
-  name: "rescaleKernel: p*2^k and buf/2^k bit-exact on S, O and gaps untouched",
-  async fn() {
-    const gpu = await acquireGpu();
-    const rng = freshRng("rescale");
-    for (const [runs, sEnd, size] of SHAPES) {
-      const off = 3, stride = size + 2;
-      // params and bufs share one buffer at disjoint ranges (both writable: allowed)
-      const p = stacked(rng, runs, size, stride, off);
-      const bOff = p.length + 5;
-      const both = new Float32Array(bOff + runs * stride).fill(NaN);
-      both.set(p);
-      both.set(stacked(rng, runs, size, stride, 0), bOff);
-      const buf = uploadBuffer(gpu, both);
-      const scalars = new Float32Array(runs * RUN_SCALARS.words).fill(NaN);
-      const factors = runs === 1 ? [2 ** -20] : [1, 2 ** -7, 2 ** 5];
-      factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
-      const bufS = uploadBuffer(gpu, scalars);
-      runDispatches(gpu, [
-        rescaleKernel(gpu, {
-          runs,
-          sEnd,
-          params: view(buf, stride, off),
-          bufs: view(buf, stride, bOff),
-          scalars: bufS,
-        }),
-      ]);
-      const got = await readFloats(gpu, buf, both.length);
-      const want = both.slice();
-      for (let r = 0; r < runs; r++) {
-        for (let i = 0; i < sEnd; i++) {
-          want[off + r * stride + i] *= factors[r]; // exact: powers of two
-          want[bOff + r * stride + i] /= factors[r];
-        }
+gpuTest("rescaleKernel: p*2^k and buf/2^k bit-exact on S, O and gaps untouched", async (gpu) => {
+  const rng = freshRng("rescale");
+  for (const [runs, sEnd, size] of SHAPES) {
+    const off = 3, stride = size + 2;
+    // params and bufs share one buffer at disjoint ranges (both writable: allowed)
+    const p = stacked(rng, runs, size, stride, off);
+    const bOff = p.length + 5;
+    const both = new Float32Array(bOff + runs * stride).fill(NaN);
+    both.set(p);
+    both.set(stacked(rng, runs, size, stride, 0), bOff);
+    const buf = uploadBuffer(gpu, both);
+    const factors = runs === 1 ? [2 ** -20] : [1, 2 ** -7, 2 ** 5];
+    const bufS = rescaleScalars(gpu, factors);
+    runDispatches(gpu, [
+      rescaleKernel(gpu, {
+        runs,
+        sEnd,
+        params: view(buf, stride, off),
+        bufs: view(buf, stride, bOff),
+        scalars: bufS,
+      }),
+    ]);
+    const got = await readFloats(gpu, buf, both.length);
+    const want = both.slice();
+    for (let r = 0; r < runs; r++) {
+      for (let i = 0; i < sEnd; i++) {
+        want[off + r * stride + i] *= factors[r]; // exact: powers of two
+        want[bOff + r * stride + i] /= factors[r];
       }
-      assertBits(got, want, `rescale R=${runs} sEnd=${sEnd}`);
-      buf.destroy();
-      bufS.destroy();
     }
-  },
+    assertBits(got, want, `rescale R=${runs} sEnd=${sEnd}`);
+    buf.destroy();
+    bufS.destroy();
+  }
 });
 
-Deno.test({
-  ...opts,
-  name: "rescaleStatsKernel: plain running mean*s and var*s^2 bit-exact, other runs untouched",
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "rescaleStatsKernel: plain running mean*s and var*s^2 bit-exact, other runs untouched",
+  async (gpu) => {
     const rng = freshRng("rescale-stats");
     for (const [runs, size] of [[1, 1], [3, 37], [3, 513]]) {
       const stride = size + 1;
       const mean = stacked(rng, runs, size, stride, 0),
         variance = stacked(rng, runs, size, stride, 0);
       const mBuf = uploadBuffer(gpu, mean), vBuf = uploadBuffer(gpu, variance);
-      const scalars = new Float32Array(runs * RUN_SCALARS.words).fill(NaN);
       const factors = runs === 1 ? [2 ** 3] : [1, 2 ** -16, 2 ** 4];
-      factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
-      const sBuf = uploadBuffer(gpu, scalars);
+      const sBuf = rescaleScalars(gpu, factors);
       runDispatches(gpu, [
         rescaleStatsKernel(gpu, {
           runs,
@@ -111,27 +100,23 @@ Deno.test({
       for (const b of [mBuf, vBuf, sBuf]) b.destroy();
     }
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name: "rescaleKernel: a factor that is not a power of two falls back to p*s, buf/s",
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "rescaleKernel: a factor that is not a power of two falls back to p*s, buf/s",
+  async (gpu) => {
     const rng = freshRng("rescale3");
     const runs = 3, sEnd = 777, stride = 800;
     const p = stacked(rng, runs, stride, stride, 0), b = stacked(rng, runs, stride, stride, 0);
     const bufP = uploadBuffer(gpu, p), bufB = uploadBuffer(gpu, b);
     const factors = [3, 0.1, 1.5];
-    const scalars = new Float32Array(runs * RUN_SCALARS.words);
-    factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
     runDispatches(gpu, [
       rescaleKernel(gpu, {
         runs,
         sEnd,
         params: view(bufP, stride),
         bufs: view(bufB, stride),
-        scalars: uploadBuffer(gpu, scalars),
+        scalars: rescaleScalars(gpu, factors),
       }),
     ]);
     const gotP = await readFloats(gpu, bufP, p.length),
@@ -147,13 +132,11 @@ Deno.test({
     assertClose(gotP, wantP, 1.2e-7, 0, "p*s");
     assertClose(gotB, wantB, 4e-7, 0, "buf/s (WGSL division: 2.5 ULP)");
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name: "perturbKernel: p*(1 ± 2^-23) bit-exact with perturbSign's signs, others untouched",
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "perturbKernel: p*(1 ± 2^-23) bit-exact with perturbSign's signs, others untouched",
+  async (gpu) => {
     const rng = freshRng("perturb");
     const u = 2 ** -23;
     let plus = 0, total = 0;
@@ -205,28 +188,24 @@ Deno.test({
     console.error(`  ${total} signs, fraction +1 = ${frac.toFixed(5)}`);
     if (Math.abs(frac - 0.5) > 0.003) throw new Error(`fraction of +1 signs ${frac}`);
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name: "perturbSign: streams of different steps, runs and seeds are uncorrelated",
-  fn() {
-    const n = 100000;
-    const agree = (f: (i: number) => number, g: (i: number) => number) => {
-      let same = 0;
-      for (let i = 0; i < n; i++) if (f(i) === g(i)) same++;
-      return same / n;
-    };
-    const base = (i: number) => perturbSign(7, 100, 1, i);
-    const others: [string, (i: number) => number][] = [
-      ["step+1", (i) => perturbSign(7, 101, 1, i)],
-      ["run+1", (i) => perturbSign(7, 100, 2, i)],
-      ["seed+1", (i) => perturbSign(8, 100, 1, i)],
-      ["index+1", (i) => perturbSign(7, 100, 1, i + 1)],
-    ];
-    for (const [what, g] of others) {
-      const a = agree(base, g); // std 0.0016
-      if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
-    }
-  },
+Deno.test("perturbSign: streams of different steps, runs and seeds are uncorrelated", () => {
+  const n = 100000;
+  const agree = (f: (i: number) => number, g: (i: number) => number) => {
+    let same = 0;
+    for (let i = 0; i < n; i++) if (f(i) === g(i)) same++;
+    return same / n;
+  };
+  const base = (i: number) => perturbSign(7, 100, 1, i);
+  const others: [string, (i: number) => number][] = [
+    ["step+1", (i) => perturbSign(7, 101, 1, i)],
+    ["run+1", (i) => perturbSign(7, 100, 2, i)],
+    ["seed+1", (i) => perturbSign(8, 100, 1, i)],
+    ["index+1", (i) => perturbSign(7, 100, 1, i + 1)],
+  ];
+  for (const [what, g] of others) {
+    const a = agree(base, g); // std 0.0016
+    if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
+  }
 });

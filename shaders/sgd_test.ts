@@ -1,23 +1,12 @@
-import {
-  acquireGpu,
-  hostBytes,
-  readFloats,
-  RUN_SCALARS,
-  runDispatches,
-  uploadBuffer,
-  view,
-} from "./gpu.ts";
+import { hostBytes, readFloats, RUN_SCALARS, runDispatches, uploadBuffer, view } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { sgdStep } from "../reference/ops.ts";
 import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
 import { sgdKernel } from "./sgd.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
-
-Deno.test({
-  ...opts,
-  name: "sgdKernel: 3 steps, per-run per-group lr/wd/shrink/momentum, vs float64 sgdStep",
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "sgdKernel: 3 steps, per-run per-group lr/wd/shrink/momentum, vs float64 sgdStep",
+  async (gpu) => {
     const rng = freshRng("sgd");
     // [runs, size, sEnd]; the last one exceeds 4096 workgroups, so the grid-stride loop runs.
     const shapes = [[1, 1, 0], [3, 7, 3], [3, 1000, 777], [3, 70001, 50003], [1, 1100001, 1100001]];
@@ -94,4 +83,4 @@ Deno.test({
       for (const b of [bufP, bufM, bufG, bufS]) b.destroy();
     }
   },
-});
+);

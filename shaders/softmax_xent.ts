@@ -17,15 +17,16 @@
  * @module
  */
 
-import {
-  bindBuffers,
-  type Dispatch,
-  type Gpu,
-  type TensorView,
-  uniformBuffer,
-} from "./gpu.ts";
+import { assertCounts, KernelInterface } from "./binding.ts";
+import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 const WORKGROUP = 256;
+
+const rw = (name: string) => ({ name, access: "read_write" as const });
+const SOFTMAX_XENT = new KernelInterface("softmax_xent", {
+  dims: ["rows", "classes"],
+  slots: [rw("logits"), { name: "labels", elem: "u32" }, rw("dlogits"), rw("stats")],
+});
 
 /** Inputs and outputs of {@link softmaxCrossEntropyKernel}. */
 export interface SoftmaxCrossEntropySpec {
@@ -43,18 +44,7 @@ export interface SoftmaxCrossEntropySpec {
 }
 
 /** WGSL of the softmax cross-entropy kernel (a single variant). */
-export const SOFTMAX_XENT_WGSL: string = /* wgsl */ `
-struct Shape {
-  rows: u32, classes: u32,
-  logits_off: u32, logits_stride: u32,
-  dlogits_off: u32, dlogits_stride: u32,
-  stats_off: u32, stats_stride: u32,
-}
-@group(0) @binding(0) var<uniform> u: Shape;
-@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+export const SOFTMAX_XENT_WGSL: string = /* wgsl */ `${SOFTMAX_XENT.wgsl}
 
 const WG: u32 = ${WORKGROUP}u;
 var<workgroup> loss_part: array<f32, ${WORKGROUP}>;
@@ -79,8 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var loss = 0.0;
   var hits = 0u;
   for (var i = t; i < n; i += WG) {
-    let lb = u.logits_off + r * u.logits_stride + i * c;
-    let db = u.dlogits_off + r * u.dlogits_stride + i * c;
+    let lb = at_logits(r, i * c);
+    let db = at_dlogits(r, i * c);
     var mx = logits[lb];
     var arg = 0u;
     for (var k = 1u; k < c; k++) {
@@ -91,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var k = 0u; k < c; k++) {
       if (k != arg) { rest += exp(logits[lb + k] - mx); }
     }
-    let label = labels[i];
+    let label = labels[at_labels(r, i)];
     let denom = 1.0 + rest;
     loss += log1p_pos(rest) + (mx - logits[lb + label]);
     hits += select(0u, 1u, arg == label);
@@ -114,7 +104,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   if (t == 0u) {
-    let so = u.stats_off + r * u.stats_stride;
+    let so = at_stats(r, 0u);
     stats[so] = loss_part[0] * inv_rows;
     stats[so + 1u] = f32(hit_part[0]);
   }
@@ -124,30 +114,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** Softmax cross-entropy = reference `softmaxCrossEntropy` (loss, correct, dlogits) per run. */
 export function softmaxCrossEntropyKernel(gpu: Gpu, spec: SoftmaxCrossEntropySpec): Dispatch {
   const { runs, rows, classes } = spec;
-  for (const [name, n] of [["runs", runs], ["rows", rows], ["classes", classes]] as const) {
-    if (!Number.isInteger(n) || n < 1) {
-      throw new Error(`softmax_xent: ${name} must be >= 1, got ${n}`);
-    }
-  }
-  const { logits: l, dlogits: d, stats: s } = spec;
-  const words = Uint32Array.of(
-    rows,
-    classes,
-    l.offset,
-    l.runStride,
-    d.offset,
-    d.runStride,
-    s.offset,
-    s.runStride,
-  );
-  const pipeline = gpu.pipeline(SOFTMAX_XENT_WGSL);
-  const uniform = uniformBuffer(gpu, words, "softmax_xent shape");
-  const bindGroup = bindBuffers(gpu, pipeline, [
-    uniform,
-    l.buffer,
-    spec.labels,
-    d.buffer,
-    s.buffer,
-  ]);
-  return { pipeline, bindGroup, workgroups: [1, 1, runs] };
+  assertCounts("softmax_xent", { runs, rows, classes });
+  return SOFTMAX_XENT.dispatch(gpu, {
+    code: SOFTMAX_XENT_WGSL,
+    dims: { rows, classes },
+    views: {
+      logits: { view: spec.logits, length: rows * classes },
+      labels: { view: { buffer: spec.labels, offset: 0, runStride: 0 }, length: rows },
+      dlogits: { view: spec.dlogits, length: rows * classes },
+      stats: { view: spec.stats, length: 2 },
+    },
+    runs,
+    workgroups: [1, 1, runs],
+  });
 }

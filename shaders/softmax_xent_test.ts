@@ -1,12 +1,5 @@
-import {
-  acquireGpu,
-  type Gpu,
-  poison,
-  readFloats,
-  runDispatches,
-  storageBuffer,
-  uploadBuffer,
-} from "./gpu.ts";
+import { type Gpu, poison, readFloats, runDispatches, storageBuffer, uploadBuffer } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 import { softmaxCrossEntropy } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
@@ -120,61 +113,49 @@ async function check(gpu: Gpu, rng: Rng, runs: number, rows: number, classes: nu
 const SHAPES: [number, number][] = [[1, 1], [1, 10], [37, 10], [257, 3], [300, 7], [1024, 100]];
 
 for (const runs of [1, 3]) {
-  Deno.test({
-    name: `softmaxCrossEntropyKernel loss, count, dlogits, R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
-      const rng = freshRng(`softmax_xent R=${runs}`);
-      worstLossErr = 0;
-      for (const [rows, classes] of SHAPES) {
-        for (const kind of ["spread", "confident", "ties", "large"] as const) {
-          await check(gpu, rng, runs, rows, classes, kind);
-        }
+  gpuTest(`softmaxCrossEntropyKernel loss, count, dlogits, R=${runs}`, async (gpu) => {
+    const rng = freshRng(`softmax_xent R=${runs}`);
+    worstLossErr = 0;
+    for (const [rows, classes] of SHAPES) {
+      for (const kind of ["spread", "confident", "ties", "large"] as const) {
+        await check(gpu, rng, runs, rows, classes, kind);
       }
-      console.error(
-        `softmax_xent R=${runs}: worst relative loss error ${worstLossErr.toExponential(2)}`,
-      );
-    },
+    }
+    console.error(
+      `softmax_xent R=${runs}: worst relative loss error ${worstLossErr.toExponential(2)}`,
+    );
   });
 }
 
-Deno.test({
-  name: "softmaxCrossEntropyKernel in place (dlogits over the logits), R=3",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
-    const rng = freshRng("softmax_xent in place");
-    const runs = 3, rows = 300, classes = 10, n = rows * classes;
-    const labels = Uint32Array.from({ length: rows }, () => rng.int(classes));
-    const logits = Array.from({ length: runs }, () => drawLogits(rng, "spread", labels, classes));
-    const buf = uploadBuffer(gpu, Float32Array.from(logits.flatMap((l) => [...l])));
-    const sBuf = storageBuffer(gpu, 2 * runs);
-    poison(gpu, sBuf);
-    const v = { buffer: buf, offset: 0, runStride: n };
-    runDispatches(gpu, [softmaxCrossEntropyKernel(gpu, {
-      runs,
-      rows,
-      classes,
-      logits: v,
-      labels: uploadBuffer(gpu, labels),
-      dlogits: v,
-      stats: { buffer: sBuf, offset: 0, runStride: 2 },
-    })]);
-    const dl = await readFloats(gpu, buf, runs * n), stats = await readFloats(gpu, sBuf, 2 * runs);
-    for (let r = 0; r < runs; r++) {
-      const ref = softmaxCrossEntropy(logits[r], labels, rows, classes);
-      assertClose(
-        dl.subarray(r * n, (r + 1) * n),
-        ref.dlogits,
-        1e-4,
-        1e-6 / rows,
-        `run ${r} dlogits`,
-      );
-      assertClose([stats[2 * r]], [ref.loss], 2e-6, 0, `run ${r} loss`);
-      if (stats[2 * r + 1] !== ref.correct) throw new Error(`run ${r} correct ${stats[2 * r + 1]}`);
-    }
-  },
+gpuTest("softmaxCrossEntropyKernel in place (dlogits over the logits), R=3", async (gpu) => {
+  const rng = freshRng("softmax_xent in place");
+  const runs = 3, rows = 300, classes = 10, n = rows * classes;
+  const labels = Uint32Array.from({ length: rows }, () => rng.int(classes));
+  const logits = Array.from({ length: runs }, () => drawLogits(rng, "spread", labels, classes));
+  const buf = uploadBuffer(gpu, Float32Array.from(logits.flatMap((l) => [...l])));
+  const sBuf = storageBuffer(gpu, 2 * runs);
+  poison(gpu, sBuf);
+  const v = { buffer: buf, offset: 0, runStride: n };
+  runDispatches(gpu, [softmaxCrossEntropyKernel(gpu, {
+    runs,
+    rows,
+    classes,
+    logits: v,
+    labels: uploadBuffer(gpu, labels),
+    dlogits: v,
+    stats: { buffer: sBuf, offset: 0, runStride: 2 },
+  })]);
+  const dl = await readFloats(gpu, buf, runs * n), stats = await readFloats(gpu, sBuf, 2 * runs);
+  for (let r = 0; r < runs; r++) {
+    const ref = softmaxCrossEntropy(logits[r], labels, rows, classes);
+    assertClose(
+      dl.subarray(r * n, (r + 1) * n),
+      ref.dlogits,
+      1e-4,
+      1e-6 / rows,
+      `run ${r} dlogits`,
+    );
+    assertClose([stats[2 * r]], [ref.loss], 2e-6, 0, `run ${r} loss`);
+    if (stats[2 * r + 1] !== ref.correct) throw new Error(`run ${r} correct ${stats[2 * r + 1]}`);
+  }
 });

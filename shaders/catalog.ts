@@ -1,0 +1,109 @@
+/**
+ * Every kernel variant's WGSL generator by name, a representative set covering each branch of
+ * every template: `shaders/catalog_test.ts` compiles them all on the adapter, and
+ * `deno task wgsl [substring]` prints them (bench/wgsl.ts).
+ *
+ * Names are `<module>.<variant>`: e.g. "relu.forward",
+ * "batchnorm.forward.train.affine.save.update.unit", "matmul.NT.bias.default".
+ *
+ * @module
+ */
+
+import { addWgsl } from "./add.ts";
+import { type BatchNormVariant, batchNormWgsl } from "./batchnorm.ts";
+import { defaultTiling, type MatmulTiling, matmulWgsl, SCALAR_TILING } from "./matmul.ts";
+import { type PoolKind, poolWgsl } from "./pool.ts";
+import { probeDistanceWgsl } from "./probe_distance.ts";
+import { columnSumWgsl, type ReduceVariant, reduceWgsl } from "./reduce.ts";
+import { type ReluDirection, reluWgsl } from "./relu.ts";
+import { type ScaleSVariant, scaleSWgsl } from "./scale_s.ts";
+import { sgdWgsl } from "./sgd.ts";
+import { SOFTMAX_XENT_WGSL } from "./softmax_xent.ts";
+
+type Forward = Extract<BatchNormVariant, { pass: "forward" }>;
+type Backward = Extract<BatchNormVariant, { pass: "backward" }>;
+
+/** The name of a BatchNorm variant: its pass, mode and the flags that are set. */
+function batchNormName(v: BatchNormVariant): string {
+  const flags = (o: Record<string, unknown>) =>
+    Object.entries(o).flatMap(([k, x]) => (x === true ? [k] : []));
+  const parts = v.pass === "forward"
+    ? [v.mode, ...flags({ affine: v.affine, save: v.save, update: v.update, unit: v.unit })]
+    : flags({ gamma: v.gamma, dgamma: v.dgamma, dbeta: v.dbeta });
+  const eps = v.pass === "forward" && v.epsField === "eps_next" ? ["eps_next"] : [];
+  return ["batchnorm", v.pass, ...parts, ...eps].join(".");
+}
+
+const fwd = (mode: Forward["mode"], flags: Partial<Forward> = {}): Forward => ({
+  pass: "forward",
+  mode,
+  affine: false,
+  save: false,
+  update: false,
+  unit: false,
+  epsField: "eps",
+  ...flags,
+});
+const bwd = (flags: Partial<Backward> = {}): Backward => ({
+  pass: "backward",
+  gamma: false,
+  dgamma: false,
+  dbeta: false,
+  ...flags,
+});
+
+const BATCHNORM: BatchNormVariant[] = [
+  fwd("train", { affine: true, save: true, update: true, unit: true }),
+  fwd("train", { affine: true, save: true, update: true }),
+  fwd("train", { save: true }),
+  fwd("train", { epsField: "eps_next" }),
+  fwd("eval", { affine: true, unit: true, epsField: "eps_next" }),
+  fwd("eval"),
+  bwd({ gamma: true, dgamma: true, dbeta: true }),
+  bwd(),
+];
+
+/** Products by name (NN = C = A·B, NT = A·Bᵀ, TN = Aᵀ·B, TT) and the tilings they get. */
+const PRODUCTS: Record<string, [boolean, boolean]> = {
+  NN: [false, false],
+  NT: [false, true],
+  TN: [true, false],
+  TT: [true, true],
+};
+const TILINGS: Record<string, (transA: boolean) => MatmulTiling> = {
+  default: defaultTiling,
+  scalar: () => SCALAR_TILING,
+  // chooseTiling's shrunk block for small products (the head), vec4 A only.
+  small: (transA) => ({ ...defaultTiling(transA), tm: 8, tn: 4, vecB: false, vecC: false }),
+};
+
+function matmulEntries(): [string, () => string][] {
+  const out: [string, () => string][] = [];
+  for (const [p, [transA, transB]] of Object.entries(PRODUCTS)) {
+    for (const bias of [false, true]) {
+      for (const [t, tiling] of Object.entries(TILINGS)) {
+        const name = ["matmul", p, ...(bias ? ["bias"] : []), t].join(".");
+        out.push([name, () => matmulWgsl({ transA, transB, bias }, tiling(transA))]);
+      }
+    }
+  }
+  return out;
+}
+
+const each = <T extends string>(prefix: string, keys: T[], gen: (k: T) => string) =>
+  keys.map((k): [string, () => string] => [`${prefix}.${k}`, () => gen(k)]);
+
+/** Every catalogued kernel variant: name -> its WGSL generator. */
+export const WGSL_CATALOG: Record<string, () => string> = Object.fromEntries([
+  ...each<ReluDirection>("relu", ["forward", "backward"], reluWgsl),
+  ...BATCHNORM.map((v): [string, () => string] => [batchNormName(v), () => batchNormWgsl(v)]),
+  ...matmulEntries(),
+  ["softmax_xent", () => SOFTMAX_XENT_WGSL],
+  ...each<ReduceVariant>("reduce", ["dot", "distance"], reduceWgsl),
+  ["reduce.columnSum", columnSumWgsl],
+  ["sgd", sgdWgsl],
+  ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats", "perturb"], scaleSWgsl),
+  ["probe_distance", probeDistanceWgsl],
+  ["add", addWgsl],
+  ...each<PoolKind>("pool", ["avgForward", "avgBackward", "maxForward", "maxBackward"], poolWgsl),
+]);

@@ -1,0 +1,197 @@
+import { acquireGpu, type Gpu, readFloats, runDispatches, uploadBuffer } from "./gpu.ts";
+import {
+  globalAvgPoolBackward,
+  globalAvgPoolForward,
+  maxPool2Backward,
+  maxPool2Forward,
+} from "../reference/pool.ts";
+import type { Rng } from "../core/prng.ts";
+import { assertClose, assertThrows, freshRng } from "../core/test_util.ts";
+import {
+  globalAvgPoolBackwardKernel,
+  globalAvgPoolForwardKernel,
+  maxPool2BackwardKernel,
+  maxPool2ForwardKernel,
+} from "./pool.ts";
+
+type Shape = [n: number, h: number, w: number, c: number];
+
+/** Where one run-stacked tensor lives: buffer index, offset, padded run stride, length. */
+interface Place {
+  buffer: number;
+  offset: number;
+  runStride: number;
+  length: number;
+}
+
+/**
+ * Lays out run-stacked tensors of the given lengths, each at an odd offset with a padded run
+ * stride (NaN in the gaps); `shared`: all in one buffer one after another, else one buffer each.
+ */
+function layout(
+  lengths: Record<string, number>,
+  runs: number,
+  shared: boolean,
+): { places: Record<string, Place>; sizes: number[] } {
+  const places: Record<string, Place> = {}, sizes: number[] = [];
+  let k = 0;
+  for (const [name, length] of Object.entries(lengths)) {
+    const buffer = shared ? 0 : k;
+    const offset = (sizes[buffer] ?? 0) + 3 + 2 * (k % 3), runStride = length + 5 + 2 * (k % 2);
+    places[name] = { buffer, offset, runStride, length };
+    sizes[buffer] = offset + runs * runStride + 4;
+    k++;
+  }
+  return { places, sizes };
+}
+
+/** Run r of a placed tensor inside host array `a`. */
+function slice(a: Float32Array, p: Place, r: number): Float32Array {
+  return a.subarray(p.offset + r * p.runStride, p.offset + r * p.runStride + p.length);
+}
+
+/**
+ * All four pooling kernels in one submit on R runs of one NHWC shape, inputs and (NaN-poisoned)
+ * outputs at offsets with padded run strides, in separate buffers or all in one. With `ties`,
+ * x takes values in {-2, ..., 2}, so most max-pool windows tie and the GPU must pick the
+ * reference's first maximum. Checks every output run against the float64 reference and that
+ * every element outside the outputs is exactly as uploaded (NaN gaps stay NaN).
+ */
+async function check(
+  gpu: Gpu,
+  rng: Rng,
+  runs: number,
+  [n, h, w, c]: Shape,
+  ties: boolean,
+  shared: boolean,
+): Promise<void> {
+  const tag = `pool R${runs} ${n}x${h}x${w}x${c}${ties ? " ties" : ""}${shared ? " shared" : ""}`;
+  const input = n * h * w * c, pooled = n * Math.floor(h / 2) * Math.floor(w / 2) * c;
+  const { places, sizes } = layout(
+    {
+      x: input,
+      dyAvg: n * c,
+      dyMax: pooled,
+      yAvg: n * c,
+      yMax: pooled,
+      dxAvg: input,
+      dxMax: input,
+    },
+    runs,
+    shared,
+  );
+  const host = sizes.map((s) => new Float32Array(s).fill(NaN));
+  const fill = (name: string, value: () => number) => {
+    for (let r = 0; r < runs; r++) {
+      slice(host[places[name].buffer], places[name], r).forEach((_, i, a) => (a[i] = value()));
+    }
+  };
+  fill("x", ties ? () => rng.int(5) - 2 : () => rng.uniform(-1, 1));
+  fill("dyAvg", () => rng.uniform(-1, 1));
+  fill("dyMax", () => rng.uniform(-1, 1));
+  const buffers = host.map((a) => uploadBuffer(gpu, a));
+  const v = (name: string) => {
+    const p = places[name];
+    return { buffer: buffers[p.buffer], offset: p.offset, runStride: p.runStride };
+  };
+  const shape = { runs, n, h, w, c };
+  runDispatches(gpu, [
+    globalAvgPoolForwardKernel(gpu, { ...shape, x: v("x"), y: v("yAvg") }),
+    globalAvgPoolBackwardKernel(gpu, { ...shape, dy: v("dyAvg"), dx: v("dxAvg") }),
+    maxPool2ForwardKernel(gpu, { ...shape, x: v("x"), y: v("yMax") }),
+    maxPool2BackwardKernel(gpu, { ...shape, dy: v("dyMax"), x: v("x"), dx: v("dxMax") }),
+  ]);
+  const got = await Promise.all(buffers.map((b, i) => readFloats(gpu, b, sizes[i])));
+  const at = (name: string, a: Float32Array[], r: number) =>
+    slice(a[places[name].buffer], places[name], r);
+  for (let r = 0; r < runs; r++) {
+    const x = at("x", host, r), hw = h * w;
+    // Blocked float32 sum (blocks of 32): error below (hw/32 + 32 + 1) ulps of sum |x|.
+    let atol = 0;
+    for (let b = 0; b < n; b++) {
+      for (let j = 0; j < c; j++) {
+        let abs = 0;
+        for (let p = 0; p < hw; p++) abs += Math.abs(x[(b * hw + p) * c + j]);
+        atol = Math.max(atol, ((Math.ceil(hw / 32) + 33) * 2 ** -24 * abs) / hw);
+      }
+    }
+    assertClose(
+      at("yAvg", got, r),
+      globalAvgPoolForward(x, n, h, w, c),
+      1e-6,
+      atol,
+      `${tag} run ${r} avg y`,
+    );
+    assertClose(
+      at("dxAvg", got, r),
+      globalAvgPoolBackward(at("dyAvg", host, r), n, h, w, c),
+      1e-6,
+      0,
+      `${tag} run ${r} avg dx`,
+    );
+    // Max pooling selects and copies: exact.
+    assertClose(at("yMax", got, r), maxPool2Forward(x, n, h, w, c), 0, 0, `${tag} run ${r} max y`);
+    assertClose(
+      at("dxMax", got, r),
+      maxPool2Backward(at("dyMax", host, r), x, n, h, w, c),
+      0,
+      0,
+      `${tag} run ${r} max dx`,
+    );
+  }
+  const outputs = ["yAvg", "yMax", "dxAvg", "dxMax"].map((name) => places[name]);
+  got.forEach((a, buffer) => {
+    const mine = outputs.filter((p) => p.buffer === buffer);
+    for (let i = 0; i < a.length; i++) {
+      const inside = mine.some((p) => {
+        const k = i - p.offset, r = Math.floor(k / p.runStride);
+        return k >= 0 && r < runs && k - r * p.runStride < p.length;
+      });
+      if (!inside && !Object.is(a[i], host[buffer][i])) {
+        throw new Error(`${tag}: buffer ${buffer} element ${i} changed to ${a[i]}`);
+      }
+    }
+  });
+}
+
+const SHAPES: Shape[] = [[1, 7, 5, 3], [2, 9, 9, 17], [3, 2, 2, 1], [4, 32, 32, 16]];
+
+for (const runs of [1, 3]) {
+  Deno.test({
+    name: `pool: avg/max forward/backward against the reference, R=${runs}`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    async fn() {
+      const gpu = await acquireGpu();
+      const rng = freshRng(`pool R=${runs}`);
+      for (const shape of SHAPES) {
+        for (const ties of [false, true]) {
+          for (const shared of [false, true]) await check(gpu, rng, runs, shape, ties, shared);
+        }
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "pool: shapes and views are validated",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const gpu = await acquireGpu();
+    const buf = uploadBuffer(gpu, new Float32Array(64));
+    const v = { buffer: buf, offset: 0, runStride: 0 };
+    const shape = { runs: 1, n: 1, h: 1, w: 4, c: 2 };
+    assertThrows(() => maxPool2ForwardKernel(gpu, { ...shape, x: v, y: v }), "h must be");
+    assertThrows(
+      () => globalAvgPoolForwardKernel(gpu, { ...shape, c: 0, x: v, y: v }),
+      "c must be",
+    );
+    // 1×8×4×2 = 64 elements fit; 3 runs at stride 64 do not.
+    const big = { runs: 3, n: 1, h: 8, w: 4, c: 2 };
+    assertThrows(
+      () => globalAvgPoolBackwardKernel(gpu, { ...big, dy: v, dx: { ...v, runStride: 64 } }),
+      "do not fit",
+    );
+  },
+});
