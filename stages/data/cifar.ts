@@ -3,13 +3,17 @@
  * gzipped: records of 1 label byte (0..9) and 3,072 pixel bytes, the 32×32 red plane, then green,
  * then blue. The format has no header and no magic number, so it is recognised by file name.
  *
+ * The loaded dataset is channels last like every image dataset (see `Dataset`): each record is
+ * transposed once, at load, from the file's channel-major CHW to HWC, so pixel (h, w) of channel c
+ * (file byte `c * 1024 + h * 32 + w` of the image) is feature `(h * 32 + w) * 3 + c`.
+ *
  * @module
  */
 
 import { dirname } from "node:path";
 import { ByteReader, openDataStream } from "./byte_stream.ts";
 import { DataError } from "./errors.ts";
-import type { Dataset } from "./types.ts";
+import type { Dataset, ImageShape } from "./types.ts";
 
 /** Pixel bytes per CIFAR-10 image: 3 channels × 32 × 32. */
 export const CIFAR_IMAGE_BYTES = 3072;
@@ -17,6 +21,12 @@ export const CIFAR_IMAGE_BYTES = 3072;
 export const CIFAR_RECORD_BYTES = 1 + CIFAR_IMAGE_BYTES;
 /** CIFAR-10 has ten classes. */
 export const CIFAR_CLASSES = 10;
+/** The shape of a CIFAR-10 image: 32 × 32 pixels, 3 channels. */
+export const CIFAR_IMAGE: Readonly<ImageShape> = Object.freeze({
+  height: 32,
+  width: 32,
+  channels: 3,
+});
 
 /** Records read per block: big enough to amortise the stream reads, small enough to not matter. */
 const BLOCK_RECORDS = 1024;
@@ -61,7 +71,8 @@ export async function readCifarRecords(path: string): Promise<Uint8Array> {
 
 /**
  * Loads CIFAR-10 batch files, concatenated in the given order, as one dataset (`dim` 3,072,
- * 3 channels, 10 classes); its `source` is the file, or the folder of several. Errors: any
+ * 3 channels, 10 classes, `image` 32 × 32 × 3, stored HWC); its `source` is the file, or the
+ * folder of several. Errors: any
  * {@link readCifarRecords} error, a label ≥ 10.
  */
 export async function loadCifar(files: string[], name: string): Promise<Dataset> {
@@ -82,9 +93,28 @@ export async function loadCifar(files: string[], name: string): Promise<Dataset>
         );
       }
       y[row] = label;
-      x.set(records.subarray(at + 1, at + CIFAR_RECORD_BYTES), row * CIFAR_IMAGE_BYTES);
+      chwToHwc(records.subarray(at + 1, at + CIFAR_RECORD_BYTES), x, row * CIFAR_IMAGE_BYTES);
     }
   });
   const source = files.length === 1 ? files[0] : dirname(files[0]);
-  return { name, x, y, n, dim: CIFAR_IMAGE_BYTES, classes: CIFAR_CLASSES, channels: 3, source };
+  return {
+    name,
+    x,
+    y,
+    n,
+    dim: CIFAR_IMAGE_BYTES,
+    classes: CIFAR_CLASSES,
+    channels: CIFAR_IMAGE.channels,
+    image: { ...CIFAR_IMAGE },
+    source,
+  };
+}
+
+/** Writes one channel-major CIFAR-10 image `chw` into `out` at `offset` in HWC order. */
+function chwToHwc(chw: Uint8Array, out: Float32Array, offset: number): void {
+  const { channels } = CIFAR_IMAGE;
+  const plane = CIFAR_IMAGE.height * CIFAR_IMAGE.width;
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0, o = offset + c; p < plane; p++, o += channels) out[o] = chw[c * plane + p];
+  }
 }

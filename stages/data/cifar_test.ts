@@ -15,7 +15,7 @@ const pixel = (r: number, b: number) => (r * 7 + b * 3) % 251;
 for (const ext of ["", ".gz"]) {
   const kind = ext ? " (gzip)" : " (raw)";
 
-  Deno.test(`cifar: reads records exactly, channel-major, batches in order${kind}`, async () => {
+  Deno.test(`cifar: reads records exactly, transposed to HWC, batches in order${kind}`, async () => {
     await using tmp = await tempDir();
     const a = await writeData(join(tmp.dir, `data_batch_1.bin${ext}`), cifarBytes([3, 0], pixel));
     const b = await writeData(
@@ -24,15 +24,44 @@ for (const ext of ["", ".gz"]) {
     );
     const ds = await loadCifar([a, b], "tiny");
     assertEquals(
-      { n: ds.n, dim: ds.dim, classes: ds.classes, channels: ds.channels, source: ds.source },
-      { n: 3, dim: 3072, classes: 10, channels: 3, source: tmp.dir },
+      {
+        n: ds.n,
+        dim: ds.dim,
+        classes: ds.classes,
+        channels: ds.channels,
+        image: ds.image,
+        source: ds.source,
+      },
+      {
+        n: 3,
+        dim: 3072,
+        classes: 10,
+        channels: 3,
+        image: { height: 32, width: 32, channels: 3 },
+        source: tmp.dir,
+      },
     );
     assertEquals(ds.y, [3, 0, 9], "labels");
+    // Every element: x[n, h, w, c] (NHWC) is the file's byte c * 1024 + h * 32 + w (CHW).
+    const expected = new Float32Array(3 * CIFAR_IMAGE_BYTES);
     for (let r = 0; r < 3; r++) {
-      for (const i of [0, 1, 1023, 1024, 2048, 3071]) {
-        assertEquals(ds.x[r * CIFAR_IMAGE_BYTES + i], pixel(r, i), `record ${r} byte ${i}`);
+      for (let h = 0; h < 32; h++) {
+        for (let w = 0; w < 32; w++) {
+          for (let c = 0; c < 3; c++) {
+            expected[((r * 32 + h) * 32 + w) * 3 + c] = pixel(r, c * 1024 + h * 32 + w);
+          }
+        }
       }
     }
+    assertEquals(ds.x, expected, "NHWC pixels");
+    // Spot checks, spelt out: record 1, pixel (h 5, w 7): red, green, blue.
+    const at = (r: number, h: number, w: number, c: number) =>
+      ds.x[((r * 32 + h) * 32 + w) * 3 + c];
+    assertEquals(
+      [at(1, 5, 7, 0), at(1, 5, 7, 1), at(1, 5, 7, 2)],
+      [pixel(1, 167), pixel(1, 1024 + 167), pixel(1, 2048 + 167)],
+      "record 1 pixel (5, 7)",
+    );
   });
 
   Deno.test(`cifar: truncated last record${kind}`, async () => {

@@ -23,13 +23,13 @@ import { detectSource, type SourceFiles, type SplitFiles } from "./detect.ts";
 import { DataError } from "./errors.ts";
 import { loadIdx } from "./idx.ts";
 import { DEFAULT_SPLIT_SEED, splitHeldout } from "./split.ts";
-import type { Dataset, Splits } from "./types.ts";
+import type { Dataset, ImageShape, Splits } from "./types.ts";
 
 export { DataError } from "./errors.ts";
-export { checkSizes, type SizeRequest } from "./loader.ts";
+export { type AugmentOptions, checkAugment, checkSizes, type SizeRequest } from "./loader.ts";
 export { fitNormalisation, type Normalisation, normalise, STD_FLOOR } from "./normalise.ts";
 export { DEFAULT_SPLIT_SEED } from "./split.ts";
-export type { Dataset, Splits } from "./types.ts";
+export type { Dataset, ImageShape, Splits } from "./types.ts";
 
 /** What data to load and how to split it. */
 export interface DataSpec {
@@ -90,12 +90,24 @@ export async function loadData(spec: DataSpec): Promise<Splits> {
         `training examples ${train.dim} in ${train.channels}`,
     );
   }
+  if (shape(test.image) !== shape(train.image)) {
+    throw new DataError(
+      test.source,
+      "header",
+      `test images are ${shape(test.image)}, training images ${shape(train.image)}`,
+    );
+  }
   // CSV classes come from the labels seen; both splits must agree on the output width.
   const classes = Math.max(train.classes, test.classes);
   return {
     train: { ...train, name: `${name} train`, classes },
     heldout: { ...test, name: `${name} test`, classes },
   };
+}
+
+/** An image shape as `H×W×C` (`flat` for data without one), for comparisons and messages. */
+function shape(image: ImageShape | undefined): string {
+  return image ? `${image.height}×${image.width}×${image.channels}` : "flat";
 }
 
 /**

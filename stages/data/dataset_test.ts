@@ -48,6 +48,8 @@ Deno.test("loadData default: the shipped Fashion-MNIST test set, 1,000 per class
   const { train, heldout } = a;
   assertEquals([train.n + heldout.n, train.n, heldout.n], [10000, 9000, 1000], "sizes");
   assertEquals([train.dim, train.channels, train.classes], [784, 1, 10], "shape");
+  const image = { height: 28, width: 28, channels: 1 };
+  assertEquals([train.image, heldout.image], [image, image], "image shape of both splits");
   const perClass = new Array(10).fill(0);
   for (const y of [...train.y, ...heldout.y]) perClass[y]++;
   assertEquals(perClass, new Array(10).fill(1000), "examples per class");
@@ -91,6 +93,8 @@ Deno.test("loadData: an IDX folder with train and test uses both, heldout ignore
   const { train, heldout } = await loadData(spec(tmp.dir));
   assertEquals([train.n, heldout.n, heldout.source], [5, 3, test]);
   assertEquals(heldout.y, [0, 1, 2], "test labels");
+  const image = { height: 2, width: 2, channels: 1 };
+  assertEquals([train.image, heldout.image], [image, image], "image shape of both splits");
 });
 
 Deno.test("loadData: one IDX file, or a folder with one split, is split with a seeded permutation", async () => {
@@ -128,6 +132,8 @@ Deno.test("loadData: a CIFAR-10 folder uses data_batch_N as train and test_batch
   await writeData(join(tmp.dir, "batches.meta.txt"), new TextEncoder().encode("airplane\n"));
   const { train, heldout } = await loadData(spec(tmp.dir));
   assertEquals([train.y, heldout.y, train.channels, train.dim], [[0, 1, 2, 3], [9], 3, 3072]);
+  const image = { height: 32, width: 32, channels: 3 };
+  assertEquals([train.image, heldout.image], [image, image], "image shape of both splits");
   assertEquals([train.x[0], train.x[3072 * 2]], [1, 2], "batch 1 before batch 2");
   const single = await loadData(spec(join(tmp.dir, "data_batch_2.bin"), { heldout: 1 }));
   assertEquals([single.train.n, single.heldout.n], [1, 1]);
@@ -142,6 +148,7 @@ Deno.test("loadData: CSV train/test folder, and a single CSV split; classes agre
   assertEquals([train.n, heldout.n, train.classes, heldout.classes], [3, 1, 5, 5]);
   const one = await loadData(spec(join(tmp.dir, "mnist_train.csv"), { heldout: 1 }));
   assertEquals([one.train.n, one.heldout.n, one.train.dim], [2, 1, 1]);
+  assertEquals([train.image, heldout.image, one.train.image], [undefined, undefined, undefined]);
 });
 
 Deno.test("loadData: detection errors name the path", async () => {
@@ -178,4 +185,20 @@ Deno.test("loadData: holding out everything, or a mismatched test split, is a Da
     /test examples have 9 features/,
   );
   assert(error instanceof DataError, "DataError re-exported from dataset.ts");
+});
+
+Deno.test("loadData: a test split of another image shape with as many pixels is a DataError", async () => {
+  await using tmp = await tempDir();
+  await writeIdxPair(tmp.dir, "train", 3); // 2×2
+  const test = await writeData(
+    join(tmp.dir, "t10k-images-idx3-ubyte"),
+    idxBytes(IDX_IMAGES_MAGIC, [1, 1, 4], [0, 0, 0, 0]),
+  );
+  await writeData(join(tmp.dir, "t10k-labels-idx1-ubyte"), idxBytes(IDX_LABELS_MAGIC, [1], [0]));
+  await assertDataError(
+    () => loadData(spec(tmp.dir)),
+    test,
+    "header",
+    /^test images are 1×4×1, training images 2×2×1$/,
+  );
 });

@@ -106,7 +106,7 @@ async function readIdxFrom(reader: ByteReader, path: string, magic: number): Pro
 
 /**
  * Loads an images file and its labels file as one dataset (`dim` = rows × columns, 1 channel,
- * 10 classes). Errors: any {@link readIdx} error, images/labels count mismatch, a label ≥ 10.
+ * 10 classes, `image` = rows × columns × 1 from the header; the bytes are already HWC). Errors: any {@link readIdx} error, images/labels count mismatch, a label ≥ 10.
  */
 export async function loadIdx(images: string, labels: string, name: string): Promise<Dataset> {
   const [img, lab] = await Promise.all([
@@ -140,6 +140,7 @@ export async function loadIdx(images: string, labels: string, name: string): Pro
     dim: img.dims[1] * img.dims[2],
     classes: IDX_CLASSES,
     channels: 1,
+    image: { height: img.dims[1], width: img.dims[2], channels: 1 },
     source: images,
   };
 }

@@ -24,8 +24,22 @@ for (const ext of ["", ".gz"]) {
     const lab = await writeData(join(tmp.dir, `a-labels-idx1-ubyte${ext}`), labels());
     const ds = await loadIdx(img, lab, "tiny");
     assertEquals(
-      { n: ds.n, dim: ds.dim, classes: ds.classes, channels: ds.channels, source: ds.source },
-      { n: 3, dim: 6, classes: 10, channels: 1, source: img },
+      {
+        n: ds.n,
+        dim: ds.dim,
+        classes: ds.classes,
+        channels: ds.channels,
+        image: ds.image,
+        source: ds.source,
+      },
+      {
+        n: 3,
+        dim: 6,
+        classes: 10,
+        channels: 1,
+        image: { height: 2, width: 3, channels: 1 },
+        source: img,
+      },
     );
     assertEquals(ds.x, PIXELS, "pixels");
     assertEquals(ds.y, LABELS, "labels");

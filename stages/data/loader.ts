@@ -3,7 +3,7 @@
  * `ReadableStream`, the fixed probe batch, and the size checks that run before training.
  *
  * Order: with `shuffle`, epoch e visits the examples in the order of a fresh identity array
- * `0..n-1` shuffled by `createRng(seed).shuffle` (pipeline/prng.ts, Fisher-Yates), the one
+ * `0..n-1` shuffled by `createRng(seed).shuffle` (core/prng.ts, Fisher-Yates), the one
  * generator continuing from epoch to epoch; without `shuffle` every epoch is in file order.
  * Batch k of an epoch holds positions `[k * batchSize, (k + 1) * batchSize)` of that order.
  *
@@ -11,14 +11,27 @@
  * examples left at the end of each epoch (every batch has `batchSize` examples; with shuffling
  * different examples are skipped each epoch), and `"keep"` yields them as a smaller final batch.
  *
+ * Augmentation: with `augment` (image data only), each training batch, once gathered from the
+ * normalised set, is flipped and/or cropped by `augmentBatch` (augment.ts) with a generator
+ * `createRng(augment.seed)` of its own that continues from batch to batch; the shuffle order does
+ * not depend on it. The probe batch is never augmented, nor is the held-out split. A batch is
+ * NHWC like the dataset (`[size, dim]` with `dim = H × W × C`); its shape is the dataset's
+ * `image`, so a batch carries no shape of its own.
+ *
  * @module
  */
 
 import { createRng } from "../../core/prng.ts";
+import { augmentBatch, type AugmentOptions } from "./augment.ts";
 import { DataError } from "./errors.ts";
-import type { Splits } from "./types.ts";
+import type { Dataset, ImageShape, Splits } from "./types.ts";
 
-/** One mini-batch; `x` normalised float32 `[size, dim]`, `y` labels `[size]`. */
+export { augmentBatch, type AugmentDraw, type AugmentOptions, CROP_PADDING } from "./augment.ts";
+
+/**
+ * One mini-batch; `x` normalised (and, with `augment`, augmented) float32 `[size, dim]` (NHWC
+ * for images), `y` labels `[size]`.
+ */
 export interface Batch {
   /** 0-based global index of the batch across epochs (-1 for the probe batch). */
   step: number;
@@ -50,6 +63,15 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Called with a batch's step as soon as it is prepared, before it is queued. */
   onPrepare?: (step: number) => void;
+  /**
+   * Augmentation of every training batch (see augment.ts); needs `image`. With both `flip` and
+   * `crop` false, or unset, batches are not augmented.
+   */
+  augment?: AugmentOptions;
+  /** The training set's image shape (`Dataset.image`); `undefined` for flat (CSV) data. */
+  image?: ImageShape;
+  /** The training set's source (`Dataset.source`), named in DataErrors; default "training data". */
+  source?: string;
 }
 
 /** Batches held ahead of the consumer unless `prefetch` says otherwise. */
@@ -76,6 +98,11 @@ export function batchStream(
   if (x.length !== n * dim) {
     throw new RangeError(`x has ${x.length} values, expected ${n} examples × ${dim}`);
   }
+  const { augment, image } = opts;
+  checkAugment({ dim, image, source: opts.source ?? "training data" }, augment);
+  const augmenting = augment && image && (augment.flip || augment.crop)
+    ? { augment, image, rng: createRng(augment.seed) }
+    : undefined;
   const perEpoch = lastBatch === "drop" ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
   const total = Math.min(perEpoch * epochs, opts.maxSteps ?? Infinity);
   const rng = createRng(seed);
@@ -94,6 +121,10 @@ export function batchStream(
         if (shuffle) rng.shuffle(order);
       }
       const batch = gather(x, y, dim, order.subarray(first, first + batchSize), step, epoch);
+      if (augmenting) {
+        const { augment, image, rng } = augmenting;
+        augmentBatch(batch.x, batch.size, image, augment, rng);
+      }
       onPrepare?.(step);
       controller.enqueue(batch);
       step++;
@@ -122,7 +153,8 @@ function gather(
 
 /**
  * The fixed probe batch: the first `size` examples of the (already deterministic, normalised)
- * held-out split, copied, with step and epoch -1. Same inputs, same batch, on every call.
+ * held-out split, copied, with step and epoch -1. Same inputs, same batch, on every call; never
+ * augmented.
  */
 export function probeBatch(
   heldoutX: Float32Array,
@@ -172,6 +204,34 @@ export function checkSizes(splits: Splits, sizes: SizeRequest): void {
       heldout.source,
       "held-out split",
       `probe size ${sizes.probe} is larger than the ${heldout.n} held-out examples`,
+    );
+  }
+}
+
+/**
+ * Validates an augmentation request before training: flips or crops of data without an image
+ * shape (CSV) are a DataError at the train split naming its source; an image shape that does not
+ * match `dim` is a RangeError (a bug, not bad data). No augmentation, or both transforms off,
+ * always passes.
+ */
+export function checkAugment(
+  train: Pick<Dataset, "dim" | "image" | "source">,
+  augment: AugmentOptions | undefined,
+): void {
+  const { dim, image } = train;
+  if (image && image.height * image.width * image.channels !== dim) {
+    throw new RangeError(
+      `image ${image.height}×${image.width}×${image.channels} does not match ${dim} features`,
+    );
+  }
+  if (!augment || !(augment.flip || augment.crop)) return;
+  if (!image) {
+    const asked = [augment.flip && "flip", augment.crop && "crop"].filter(Boolean).join(" and ");
+    throw new DataError(
+      train.source,
+      "train split",
+      `augmentation (${asked}) needs image data (IDX or CIFAR-10); ` +
+        `these examples are ${dim} flat features`,
     );
   }
 }

@@ -10,15 +10,16 @@ import type { Dataset } from "./types.ts";
 
 /**
  * Per-channel (images) or per-feature (CSV) mean and standard deviation of the TRAIN split.
- * Both arrays have one entry per `Dataset.channels`; channel `c` covers features
- * `[c * dim/channels, (c+1) * dim/channels)` of every example.
+ * Both arrays have one entry per `Dataset.channels`; feature `j` of every example belongs to
+ * channel `j % channels` (channels last: for an HWC image, the colour channel of the pixel; for
+ * CSV, where `channels === dim`, the feature itself).
  */
 export interface Normalisation {
   /** Mean of each channel (or feature). */
   mean: Float32Array;
   /** Population standard deviation of each channel (or feature), at least {@link STD_FLOOR}. */
   std: Float32Array;
-  /** True when a statistic covers a block of features (images), false when one feature (CSV). */
+  /** True when a statistic covers several features (images), false when one feature (CSV). */
   perChannel: boolean;
 }
 
@@ -35,24 +36,16 @@ export const STD_FLOOR = 1e-6;
 export function fitNormalisation(train: Dataset): Normalisation {
   const { channels, dim, n, x } = train;
   if (n === 0) throw new DataError(train.source, "train split", "empty dataset: no examples");
-  const block = dim / channels;
-  const count = n * block;
+  checkChannels(train);
+  const count = (n * dim) / channels;
   const sum = new Float64Array(channels);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < channels; c++) {
-      let s = 0;
-      for (let j = i * dim + c * block, end = j + block; j < end; j++) s += x[j];
-      sum[c] += s;
-    }
+  for (let j = 0, end = n * dim; j < end;) {
+    for (let c = 0; c < channels; c++, j++) sum[c] += x[j];
   }
   const mean = sum.map((s) => s / count);
   const squares = new Float64Array(channels);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < channels; c++) {
-      let s = 0;
-      for (let j = i * dim + c * block, end = j + block; j < end; j++) s += (x[j] - mean[c]) ** 2;
-      squares[c] += s;
-    }
+  for (let j = 0, end = n * dim; j < end;) {
+    for (let c = 0; c < channels; c++, j++) squares[c] += (x[j] - mean[c]) ** 2;
   }
   const std = squares.map((s) => {
     const sd = Math.sqrt(s / count);
@@ -73,14 +66,25 @@ export function normalise(ds: Dataset, norm: Normalisation): Float32Array {
       `normalisation has ${norm.mean.length} channels, dataset ${ds.name} has ${channels}`,
     );
   }
-  const block = dim / channels;
+  checkChannels(ds);
   const out = new Float32Array(n * dim);
-  const inv = norm.std.map((s) => 1 / s);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < channels; c++) {
-      const m = norm.mean[c], k = inv[c];
-      for (let j = i * dim + c * block, end = j + block; j < end; j++) out[j] = (x[j] - m) * k;
-    }
+  const mean = norm.mean, inv = norm.std.map((s) => 1 / s);
+  for (let j = 0, end = n * dim; j < end;) {
+    for (let c = 0; c < channels; c++, j++) out[j] = (x[j] - mean[c]) * inv[c];
   }
   return out;
+}
+
+/** The layout invariants normalisation relies on (a bug in a reader, not bad data). */
+function checkChannels(ds: Dataset): void {
+  const { channels, dim, image } = ds;
+  if (!Number.isInteger(channels) || channels < 1 || dim % channels !== 0) {
+    throw new RangeError(`dataset ${ds.name}: ${channels} channels do not divide ${dim} features`);
+  }
+  if (image && (image.channels !== channels || image.height * image.width * channels !== dim)) {
+    throw new RangeError(
+      `dataset ${ds.name}: image ${image.height}×${image.width}×${image.channels} ` +
+        `does not match ${dim} features in ${channels} channels`,
+    );
+  }
 }

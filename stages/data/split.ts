@@ -2,7 +2,7 @@
  * Seeded train / held-out splits of a dataset that has no separate test set.
  *
  * The held-out examples are those at positions `perm[0..heldout)` of a Fisher-Yates permutation
- * of `0..n-1` drawn with `createRng(seed).shuffle` (pipeline/prng.ts); both splits then keep the
+ * of `0..n-1` drawn with `createRng(seed).shuffle` (core/prng.ts); both splits then keep the
  * file's order, so `--shuffle false` replays the file order minus the held-out rows.
  *
  * @module

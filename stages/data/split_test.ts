@@ -49,3 +49,12 @@ Deno.test("subset: copies rows in the given order", () => {
   const s = subset(indexed(5), Int32Array.from([4, 0, 2]), "s");
   assertEquals([s.x, s.y, s.n], [[4, 0, 2], [1, 0, 2], 3]);
 });
+
+Deno.test("subset and splitHeldout carry the image shape", () => {
+  const image = { height: 1, width: 1, channels: 1 };
+  const ds: Dataset = { ...indexed(6), image };
+  const { train, heldout } = splitHeldout(ds, 2, 3);
+  const s = subset(ds, Int32Array.from([1]), "s");
+  assertEquals([train.image, heldout.image, s.image], [image, image, image]);
+  assertEquals(splitHeldout(indexed(6), 2, 3).train.image, undefined, "flat data has none");
+});

@@ -6,8 +6,23 @@
  */
 
 /**
+ * The shape of one image example. Images are stored channels last (NHWC for a set of `n`):
+ * element (h, w, c) of an example is feature `(h * width + w) * channels + c`.
+ */
+export interface ImageShape {
+  /** Rows of pixels. */
+  height: number;
+  /** Pixels per row. */
+  width: number;
+  /** Values per pixel: 1 (grayscale) or 3 (red, green, blue). */
+  channels: number;
+}
+
+/**
  * A labelled dataset in memory. `x` is row-major `[n, dim]` raw feature values (pixels 0..255 as
- * floats, CSV values as read); `y` holds `n` labels in `0..classes-1`.
+ * floats, CSV values as read); `y` holds `n` labels in `0..classes-1`. For image data (`image`
+ * present) each row is one image in HWC order, so `x` as a whole is NHWC: element (i, h, w, c) is
+ * `x[((i * height + h) * width + w) * channels + c]`.
  */
 export interface Dataset {
   /** Human-readable name, e.g. `fashion-mnist t10k (shipped) train`. */
@@ -23,12 +38,19 @@ export interface Dataset {
   /** Number of classes: 10 for IDX and CIFAR-10, the largest label + 1 for CSV. */
   classes: number;
   /**
-   * Groups of features that share one normalisation statistic, each a contiguous block of
-   * `dim / channels` features: 1 for IDX (grayscale), 3 for CIFAR-10 (its records are
-   * channel-major: 1,024 red, then green, then blue pixels), and `dim` for CSV (every feature is
-   * its own "channel", so CSV is normalised per feature).
+   * Groups of features that share one normalisation statistic; feature `j` of an example belongs
+   * to group `j % channels` (the layout is channels last). For images this is the number of
+   * colour channels, `image.channels`: 1 for IDX (grayscale), 3 for CIFAR-10 (red, green, blue,
+   * interleaved per pixel). For CSV it is `dim`: every feature is its own "channel", so CSV is
+   * normalised per feature.
    */
   channels: number;
+  /**
+   * The image shape, present for image data only (IDX: the header's rows × columns × 1; CIFAR-10:
+   * 32 × 32 × 3), absent for CSV (flat features). When present,
+   * `height * width * channels === dim` and `image.channels === channels`.
+   */
+  image?: ImageShape;
   /** The file or folder the examples were read from; named in errors about this dataset. */
   source: string;
 }
