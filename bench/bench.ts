@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: matmul GFLOP/s at the MLP's shapes and the adapter's measured ceiling,
- * then training steps per second of MLP 784-256-256-10 at batch 128 for R = 1 and R = 3, each
+ * then training steps per second of each model at batch 128 for R = 1 and R = 3, each
  * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
  * window. Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
  *
@@ -8,34 +8,24 @@
  */
 
 import { acquireGpu, type Gpu } from "../shaders/gpu.ts";
-import { mlpLayout } from "../stages/model.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
 import { type RunName, RunPlan } from "../core/runs.ts";
-import { initialState, runsSpec } from "../pipeline/pipeline.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { buildModel, type ModelSpec } from "../core/models.ts";
+import { initialState } from "../core/init.ts";
+import { forwardFlops, trainStepFlops } from "../core/flops.ts";
+import { runsSpec } from "../pipeline/prepare.ts";
 import { validateConfig } from "../pipeline/config.ts";
 import { createRng } from "../core/prng.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
 
-const DIMS = [784, 256, 256, 10];
 const BATCH = 128;
 const PROBE = 512;
 
-/** Multiply-adds ×2 of one training step of one run: forward, dW for every layer, dX but the first. */
-export function trainStepFlops(dims: number[], batch: number): number {
-  let f = 0;
-  for (let l = 0; l + 1 < dims.length; l++) {
-    const mn = dims[l] * dims[l + 1];
-    f += 2 * batch * mn * (l === 0 ? 2 : 3);
-  }
-  return f;
-}
-
-/** Multiply-adds ×2 of one forward pass of one run (the monitor's probe batch). */
-export function forwardFlops(dims: number[], batch: number): number {
-  let f = 0;
-  for (let l = 0; l + 1 < dims.length; l++) f += 2 * batch * dims[l] * dims[l + 1];
-  return f;
-}
+/** The models timed, with their input shapes. */
+const MODELS: { spec: ModelSpec; input: number[] }[] = [
+  { spec: { model: "mlp", hidden: [256, 256] }, input: [784] },
+];
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,14 +33,19 @@ function median(xs: number[]): number {
 }
 
 /** Steps per second of the trainer with `runs` runs; `meter` adds the per-step monitor work. */
-async function benchTraining(gpu: Gpu, runs: RunName[], meter: boolean): Promise<number> {
-  const layout = mlpLayout({ dims: DIMS, affine: true });
+async function benchTraining(
+  gpu: Gpu,
+  layout: ModelLayout,
+  runs: RunName[],
+  meter: boolean,
+): Promise<number> {
+  const dim = layout.inputSize, classes = layout.classes;
   const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
   const rng = createRng(1);
-  const x = Float32Array.from({ length: BATCH * DIMS[0] }, () => rng.normal());
-  const y = Int32Array.from({ length: BATCH }, () => rng.int(10));
-  const probeX = Float32Array.from({ length: PROBE * DIMS[0] }, () => rng.normal());
-  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(10));
+  const x = Float32Array.from({ length: BATCH * dim }, () => rng.normal());
+  const y = Int32Array.from({ length: BATCH }, () => rng.int(classes));
+  const probeX = Float32Array.from({ length: PROBE * dim }, () => rng.normal());
+  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(classes));
   const init = initialState(layout, plan, 0, 1);
   const inFlight = 2;
   const trainer = await GpuTrainer.create(
@@ -110,23 +105,31 @@ if (import.meta.main) {
     );
   }
   out.matmul_gflops = mm;
-  const flops = trainStepFlops(DIMS, BATCH);
   const training: Record<string, unknown> = {};
-  for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
-    for (const meter of [false, true]) {
-      const sps = await benchTraining(gpu, runs, meter);
-      const perRun = flops + (meter ? forwardFlops(DIMS, PROBE) : 0);
-      const gflops = (sps * perRun * runs.length) / 1e9;
-      const key = `R${runs.length}${meter ? "_metered" : ""}`;
-      training[key] = { steps_per_second: sps, gflops, ratio_to_ceiling: gflops / ceiling.gflops };
-      log(
-        `train ${DIMS.join("-")} batch ${BATCH}, R=${runs.length}${
-          meter ? " + monitor (probe 512)" : ""
-        }: ` +
-          `${sps.toFixed(2)} steps/s, ${gflops.toFixed(2)} GFLOP/s (${
-            (gflops / ceiling.gflops * 100).toFixed(0)
-          }% of ceiling)`,
-      );
+  for (const { spec, input } of MODELS) {
+    const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
+    const flops = trainStepFlops(layout, BATCH);
+    for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
+      for (const meter of [false, true]) {
+        const sps = await benchTraining(gpu, layout, runs, meter);
+        const perRun = flops + (meter ? forwardFlops(layout, PROBE) : 0);
+        const gflops = (sps * perRun * runs.length) / 1e9;
+        const key = `${spec.model} R${runs.length}${meter ? "_metered" : ""}`;
+        training[key] = {
+          model: layout.description,
+          steps_per_second: sps,
+          gflops,
+          ratio_to_ceiling: gflops / ceiling.gflops,
+        };
+        log(
+          `train ${layout.description} batch ${BATCH}, R=${runs.length}${
+            meter ? ` + monitor (probe ${PROBE})` : ""
+          }: ` +
+            `${sps.toFixed(2)} steps/s, ${gflops.toFixed(2)} GFLOP/s (${
+              (gflops / ceiling.gflops * 100).toFixed(0)
+            }% of ceiling)`,
+        );
+      }
     }
   }
   out.training = training;

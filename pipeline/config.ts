@@ -58,7 +58,23 @@ const SETTINGS = {
   ],
   seed: [int(0).default(0), "seed of initialisation, shuffling and the A2 perturbation"],
   // model
-  hidden: [list(int(1)).default([256, 256]), "hidden widths, comma-separated"],
+  model: [
+    z.enum(["mlp", "cnn", "preresnet"]).default("mlp"),
+    "network: mlp (--hidden), cnn (3 conv blocks of 32/64/64), preresnet (--depth, --width)",
+  ],
+  hidden: [
+    list(int(1)).refine((h) => h.length > 0, "expected at least one hidden width").default([
+      256,
+      256,
+    ]),
+    "mlp: hidden widths, comma-separated",
+  ],
+  depth: [int(8).default(20), "preresnet: depth 6n+2 (8, 20, 32, 56, ...)"],
+  width: [int(1).default(16), "preresnet: base channels (stages of w, 2w, 4w)"],
+  augment: [
+    list(z.enum(["flip", "crop"])).default([]),
+    "image augmentation, comma-separated: flip (horizontal), crop (pad 4, random crop)",
+  ],
   "bn-affine": [bool.default(true), "BatchNorm has learnable scale and shift (group O)"],
   "bn-eps": [nonNegative.default(1e-5), "BatchNorm eps"],
   "bn-eps-mode": [
@@ -143,6 +159,7 @@ const schema = z.strictObject(
   if (c.runs.includes("B") && c["wd-style"] !== "coupled") {
     fail("wd-style", "run B's equivalent schedule (THEORY §3) is derived for coupled weight decay");
   }
+  if ((c.depth - 2) % 6 !== 0) fail("depth", "expected 6n+2 (8, 20, 32, 56, ...)");
   if (c.schedule === "step" && c.milestones.length === 0) {
     fail("milestones", "step schedule needs milestones");
   }
@@ -187,7 +204,7 @@ export function helpText(): string {
   });
   return [
     "Usage: deno task train [flags]",
-    "Trains a BatchNorm MLP on WebGPU as several runs in lockstep and streams per-step metrics",
+    "Trains a BatchNorm network on WebGPU as several runs in lockstep and streams per-step metrics",
     "to stdout (CSV or JSON Lines). Every flag can also come from --config FILE (JSON, same names).",
     "",
     "  --config FILE     read settings from a JSON file (flags override it)",

@@ -6,26 +6,31 @@
 import { ReferenceTrainer } from "./trainer.ts";
 import { dot } from "./ops.ts";
 import { probeDistance } from "./metrics.ts";
-import { initParams, mlpLayout } from "../stages/model.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { initParams } from "../core/init.ts";
 import { createRng } from "../core/prng.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import { constantSchedule, type LrScheduleSpec } from "../core/schedule.ts";
+import { cnnLayout, mlpLayout, preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
 
-const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
+const LAYOUT = mlpLayout([20, 16, 12, 5]);
 const ROWS = 16, PROBE = 64, STEPS = 500;
 
-/** A random linear teacher labels Gaussian inputs, 10% of the labels flipped at random. */
-function teacherData(seed: number) {
-  const rng = createRng(seed);
-  const teacher = Float64Array.from({ length: 20 * 5 }, () => rng.normal());
+/**
+ * A random linear teacher labels Gaussian inputs of `layout`, 10% of the labels flipped at
+ * random.
+ */
+function teacherData(seed: number, layout: ModelLayout = LAYOUT) {
+  const rng = createRng(seed), dim = layout.inputSize, classes = layout.classes;
+  const teacher = Float64Array.from({ length: dim * classes }, () => rng.normal());
   return (rows: number) => {
-    const x = Float64Array.from({ length: rows * 20 }, () => rng.normal());
+    const x = Float64Array.from({ length: rows * dim }, () => rng.normal());
     const y = Float64Array.from({ length: rows }, (_, i) => {
-      if (rng.next() < 0.1) return rng.int(5);
+      if (rng.next() < 0.1) return rng.int(classes);
       let best = -Infinity, arg = 0;
-      for (let c = 0; c < 5; c++) {
+      for (let c = 0; c < classes; c++) {
         let s = 0;
-        for (let k = 0; k < 20; k++) s += x[i * 20 + k] * teacher[k * 5 + c];
+        for (let k = 0; k < dim; k++) s += x[i * dim + k] * teacher[k * classes + c];
         if (s > best) (best = s), (arg = c);
       }
       return arg;
@@ -43,18 +48,7 @@ const SCHEDULES: Record<string, LrScheduleSpec> = {
   "warm-up+step": { ...CONST, kind: "step", milestones: [0.6], warmupSteps: 50 },
 };
 
-const SPEC: RunsSpec = {
-  runs: ["A", "B"],
-  explr: "exact",
-  schedule: CONST,
-  wd: 5e-4,
-  momentum: 0.9,
-  lrO: 0.1,
-  wdO: 5e-4,
-  bnEps: 0,
-  bnEpsMode: "scaled",
-  wdStyle: "coupled",
-};
+const SPEC: RunsSpec = testRunsSpec({ schedule: CONST, wd: 5e-4, lrO: 0.1, wdO: 5e-4, bnEps: 0 });
 
 interface Trace {
   /** [step][run] max |softmax_A - softmax_run| on the probe, BN in training mode. */
@@ -73,28 +67,32 @@ interface Options {
   rescale?: { runs: number[]; factor: number; every: number };
   steps?: number;
   init?: (p: Float64Array) => void;
+  /** The model (default: MLP 20-16-12-5) and its batch and probe rows. */
+  model?: { layout: ModelLayout; rows: number; probe: number };
 }
 
 /** Trains `spec`'s runs in lockstep and measures every run against A after every step. */
 function simulate(spec: RunsSpec, opts: Options = {}): Trace {
   const plan = new RunPlan(spec);
-  const init = initParams(LAYOUT, 1);
+  const { layout, rows, probe: probeRows } = opts.model ??
+    { layout: LAYOUT, rows: ROWS, probe: PROBE };
+  const init = initParams(layout, 1);
   opts.init?.(init);
-  const trainer = new ReferenceTrainer(LAYOUT, plan, init, {
+  const trainer = new ReferenceTrainer(layout, plan, init, {
     bnMomentum: 0.1,
     runningStats: opts.stats ?? "weightnorm",
   });
-  const data = teacherData(2), probe = teacherData(3)(PROBE);
+  const data = teacherData(2, layout), probe = teacherData(3, layout)(probeRows);
   const normS = (p: Float64Array) =>
-    Math.sqrt(dot(p.subarray(0, LAYOUT.sEnd), p.subarray(0, LAYOUT.sEnd)));
+    Math.sqrt(dot(p.subarray(0, layout.sEnd), p.subarray(0, layout.sEnd)));
   const trace: Trace = { maxProb: [], evalMaxProb: [], cErr: spec.runs.map(() => 0), cLast: [] };
   const distances = (logits: Float64Array[]) =>
-    logits.map((l) => probeDistance(logits[0], l, probe.y, PROBE, 5).maxProb);
+    logits.map((l) => probeDistance(logits[0], l, probe.y, probeRows, layout.classes).maxProb);
   for (let t = 0; t < (opts.steps ?? STEPS); t++) {
-    const { x, y } = data(ROWS);
-    const { steps } = trainer.step(x, y, ROWS);
-    trace.maxProb.push(distances(trainer.probeLogits(probe.x, PROBE, "train")));
-    trace.evalMaxProb.push(distances(trainer.probeLogits(probe.x, PROBE, "eval")));
+    const { x, y } = data(rows);
+    const { steps } = trainer.step(x, y, rows);
+    trace.maxProb.push(distances(trainer.probeLogits(probe.x, probeRows, "train")));
+    trace.evalMaxProb.push(distances(trainer.probeLogits(probe.x, probeRows, "eval")));
     const nA = normS(trainer.params[0]);
     steps.forEach((st, r) => {
       const err = Math.abs(normS(trainer.params[r]) / nA / st.cPred - 1);
@@ -252,3 +250,27 @@ function trainLogits(spec: RunsSpec, init: (p: Float64Array) => void): Float64Ar
     return trainer.probeLogits(probe.x, PROBE, "train")[0];
   });
 }
+
+Deno.test("cnn and preresnet-8: A vs exact B over 200 steps of a step schedule, eps 1e-5 scaled", () => {
+  const schedule = { ...constantSchedule(0.1, 200), kind: "step" as const, milestones: [0.5] };
+  for (
+    const [name, layout] of [
+      ["cnn", cnnLayout(8, 2, 4)],
+      ["preresnet-8 width 4", preresnetLayout(8, 4, 8, 3, 4)],
+    ] as const
+  ) {
+    const trace = simulate({ ...SPEC, schedule, wd: 5e-3, bnEps: 1e-5 }, {
+      steps: 200,
+      model: { layout, rows: 4, probe: 8 },
+      rescale: { runs: [1], factor: 2 ** -3, every: 50 },
+    });
+    const d = max(column(trace.maxProb, 1)), dEval = max(column(trace.evalMaxProb, 1));
+    console.log(
+      `${name}: max dP ${d.toExponential(2)}, eval ${dEval.toExponential(2)}, ` +
+        `c err ${trace.cErr[1].toExponential(2)}`,
+    );
+    if (!(d < 1e-10)) throw new Error(`${name}: max |dP| ${d}`);
+    if (!(dEval < 1e-10)) throw new Error(`${name}: eval max |dP| ${dEval}`);
+    if (!(trace.cErr[1] < 1e-10)) throw new Error(`${name}: c error ${trace.cErr[1]}`);
+  }
+});

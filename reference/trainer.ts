@@ -9,24 +9,12 @@
  * @module
  */
 
-import {
-  batchNormBackward,
-  type BatchNormCache,
-  batchNormEval,
-  batchNormForward,
-  columnSum,
-  dot,
-  matmul,
-  reluBackward,
-  reluForward,
-  sgdStep,
-  softmaxCrossEntropy,
-  updateRunningStats,
-  type Vec,
-} from "./ops.ts";
-import type { MlpLayout, ParamTensor } from "../stages/model.ts";
+import { perturbSign, sgdStep, updateRunningStats } from "./ops.ts";
+import { runBackward, runForward, type RunningStats, statsUnit, type Tape } from "./model.ts";
+import type { ModelLayout } from "../core/graph.ts";
 import type { RunPlan, RunStep } from "../core/runs.ts";
-import { perturbSign } from "./ops.ts";
+
+export type { RunningStats } from "./model.ts";
 
 /** Settings of the reference trainer that the plan does not cover. */
 export interface ReferenceOptions {
@@ -46,140 +34,23 @@ export interface ReferenceOptions {
   seed?: number;
 }
 
-/** One run's BatchNorm running statistics, all hidden layers concatenated (statsOffset). */
-export interface RunningStats {
-  mean: Float64Array;
-  variance: Float64Array;
-  mode: "weightnorm" | "plain";
-}
-
-/** What the training-mode forward keeps for the backward. */
-interface Tape {
-  /** Input of each hidden block's linear layer, then the head's input. */
-  inputs: Float64Array[];
-  caches: BatchNormCache[];
-  logits: Float64Array;
-}
-
-/** Tensor `t` of a flat parameter vector, as a view when possible. */
-function tensor(params: ArrayLike<number>, t: ParamTensor): Float64Array {
-  if (params instanceof Float64Array) return params.subarray(t.offset, t.offset + t.size);
-  return Float64Array.from({ length: t.size }, (_, i) => params[t.offset + i]);
-}
-
-function optional(params: ArrayLike<number>, t: ParamTensor | undefined): Float64Array | undefined {
-  return t && tensor(params, t);
-}
-
-/** Frobenius norm of a hidden block's weight: the unit of weight-norm running statistics. */
-function weightNorm(params: ArrayLike<number>, t: ParamTensor): number {
-  const w = tensor(params, t);
-  return Math.sqrt(dot(w, w));
-}
-
-/** Forward through the layer graph; BN in training mode unless `stats` is given (eval). */
-function run(
-  layout: MlpLayout,
-  params: ArrayLike<number>,
-  x: Vec,
-  rows: number,
-  eps: number,
-  stats?: RunningStats,
-): Tape {
-  const inputs: Float64Array[] = [];
-  const caches: BatchNormCache[] = [];
-  let h: Float64Array = Float64Array.from(x);
-  for (const block of layout.hidden) {
-    inputs.push(h);
-    const w = tensor(params, block.weight);
-    const z = matmul(h, w, rows, block.width, block.inputs);
-    const gamma = optional(params, block.gamma), beta = optional(params, block.beta);
-    let y: Float64Array;
-    if (stats) {
-      const at = block.statsOffset, end = at + block.width;
-      const unit = stats.mode === "weightnorm" ? weightNorm(params, block.weight) : 1;
-      const mean = stats.mean.subarray(at, end), variance = stats.variance.subarray(at, end);
-      y = batchNormEval(z, rows, block.width, eps, mean, variance, unit, gamma, beta);
-    } else {
-      const bn = batchNormForward(z, rows, block.width, eps, gamma, beta);
-      caches.push(bn);
-      y = bn.y;
-    }
-    h = reluForward(y);
-  }
-  inputs.push(h);
-  const { head } = layout;
-  const logits = matmul(
-    h,
-    tensor(params, head.weight),
-    rows,
-    head.classes,
-    head.inputs,
-    false,
-    false,
-    tensor(params, head.bias),
-  );
-  return { inputs, caches, logits };
-}
-
-/** Backward of a training-mode tape: the gradient of the mean loss w.r.t. the flat params. */
-function backward(
-  layout: MlpLayout,
-  params: ArrayLike<number>,
-  tape: Tape,
-  y: ArrayLike<number>,
-  rows: number,
-): { loss: number; correct: number; grad: Float64Array } {
-  const { head } = layout;
-  const grad = new Float64Array(layout.size);
-  const ce = softmaxCrossEntropy(tape.logits, y, rows, head.classes);
-  const hLast = tape.inputs[layout.hidden.length];
-  grad.set(matmul(hLast, ce.dlogits, head.inputs, head.classes, rows, true), head.weight.offset);
-  grad.set(columnSum(ce.dlogits, rows, head.classes), head.bias.offset);
-  let dh = matmul(
-    ce.dlogits,
-    tensor(params, head.weight),
-    rows,
-    head.inputs,
-    head.classes,
-    false,
-    true,
-  );
-  for (let l = layout.hidden.length - 1; l >= 0; l--) {
-    const block = layout.hidden[l], cache = tape.caches[l];
-    const gamma = optional(params, block.gamma);
-    // ReLU's output is the next layer's input; its backward needs only the sign.
-    const dy = reluBackward(dh, tape.inputs[l + 1]);
-    const bn = batchNormBackward(dy, cache, rows, block.width, gamma);
-    if (block.gamma) grad.set(bn.dgamma, block.gamma.offset);
-    if (block.beta) grad.set(bn.dbeta, block.beta.offset);
-    grad.set(
-      matmul(tape.inputs[l], bn.dx, block.inputs, block.width, rows, true),
-      block.weight.offset,
-    );
-    if (l > 0) {
-      const w = tensor(params, block.weight);
-      dh = matmul(bn.dx, w, rows, block.inputs, block.width, false, true);
-    }
-  }
-  return { loss: ce.loss, correct: ce.correct, grad };
-}
-
 /**
  * Forward + backward of one run in float64 with BatchNorm in training mode: mean loss,
  * correct count, logits and the gradient of the mean loss w.r.t. the flat params (layout of
- * stages/model.ts).
+ * core/graph.ts).
  */
 export function forwardBackward(
-  layout: MlpLayout,
+  layout: ModelLayout,
   params: ArrayLike<number>,
   x: ArrayLike<number>,
   y: ArrayLike<number>,
   rows: number,
   eps: number,
-): { loss: number; correct: number; logits: Float64Array; grad: Float64Array } {
-  const tape = run(layout, params, x, rows, eps);
-  return { ...backward(layout, params, tape, y, rows), logits: tape.logits };
+): { loss: number; correct: number; logits: Float64Array; grad: Float64Array; tape: Tape } {
+  const tape = runForward(layout, params, x, rows, eps, { labels: y });
+  const [loss, correct] = tape.values[layout.graph.loss];
+  const grad = runBackward(layout, params, tape, rows, eps);
+  return { loss, correct, logits: tape.values[layout.graph.logits], grad, tape };
 }
 
 /**
@@ -187,14 +58,14 @@ export function forwardBackward(
  * from the running statistics `stats` with them.
  */
 export function forward(
-  layout: MlpLayout,
+  layout: ModelLayout,
   params: ArrayLike<number>,
   x: ArrayLike<number>,
   rows: number,
   eps: number,
   stats?: RunningStats,
 ): Float64Array {
-  return run(layout, params, x, rows, eps, stats).logits;
+  return runForward(layout, params, x, rows, eps, { stats }).values[layout.graph.logits];
 }
 
 /** Every run of a plan, trained in lockstep in float64. */
@@ -208,7 +79,7 @@ export class ReferenceTrainer {
    * pre-activations' units (as the GPU trainer starts them).
    */
   readonly stats: RunningStats[];
-  #layout: MlpLayout;
+  #layout: ModelLayout;
   #plan: RunPlan;
   #opts: ReferenceOptions;
   /** The BN eps of each run's current weights (the last step's epsNext). */
@@ -218,7 +89,7 @@ export class ReferenceTrainer {
    * Run r starts from `init` (from initParams) times the plan's initial weight scale, with
    * the plan's initial buffer over S and zero buffers over O.
    */
-  constructor(layout: MlpLayout, plan: RunPlan, init: Float64Array, opts: ReferenceOptions) {
+  constructor(layout: ModelLayout, plan: RunPlan, init: Float64Array, opts: ReferenceOptions) {
     if (plan.step !== 0) throw new Error(`the plan has already planned ${plan.step} steps`);
     if (init.length !== layout.size) {
       throw new Error(`initial parameters: ${init.length} values, layout needs ${layout.size}`);
@@ -238,11 +109,9 @@ export class ReferenceTrainer {
     this.stats = plan.runs.map((_, r) => {
       const variance = new Float64Array(layout.statsSize).fill(1);
       // PyTorch's initial variance 1 is in plain units: 1/||W_l||^2 in weight-norm units.
-      if (opts.runningStats === "weightnorm") {
-        for (const block of layout.hidden) {
-          const n = weightNorm(this.params[r], block.weight);
-          variance.fill(1 / (n * n), block.statsOffset, block.statsOffset + block.width);
-        }
+      for (const bn of layout.batchNorms) {
+        const n = statsUnit(layout, this.params[r], bn, opts.runningStats);
+        variance.fill(1 / (n * n), bn.offset, bn.offset + bn.features);
       }
       return { mean: new Float64Array(layout.statsSize), variance, mode: opts.runningStats };
     });
@@ -266,20 +135,19 @@ export class ReferenceTrainer {
     steps.forEach((st, r) => {
       const p = this.params[r], buf = this.bufs[r], stats = this.stats[r];
       if (st.rescale !== 1) this.#rescale(r, st.rescale);
-      const tape = run(layout, p, x, rows, st.eps);
-      const out = backward(layout, p, tape, y, rows);
-      layout.hidden.forEach((block, l) => {
-        const at = block.statsOffset, end = at + block.width;
-        const unit = stats.mode === "weightnorm" ? weightNorm(p, block.weight) : 1;
+      const out = forwardBackward(layout, p, x, y, rows, st.eps);
+      for (const bn of layout.batchNorms) {
+        const end = bn.offset + bn.features;
+        const cache = out.tape.caches.get(bn.node)!;
         updateRunningStats(
-          stats.mean.subarray(at, end),
-          stats.variance.subarray(at, end),
-          tape.caches[l],
-          rows,
+          stats.mean.subarray(bn.offset, end),
+          stats.variance.subarray(bn.offset, end),
+          cache,
+          cache.xhat.length / bn.features,
           this.#opts.bnMomentum,
-          unit,
+          statsUnit(layout, p, bn, stats.mode),
         );
-      });
+      }
       const hS = { lr: st.lrS, wd: st.wdS, momentum: st.momentum, shrink: st.shrinkS };
       const hO = { lr: st.lrO, wd: st.wdO, momentum: st.momentum, shrink: st.shrinkO };
       sgdStep(p.subarray(0, sEnd), out.grad.subarray(0, sEnd), buf.subarray(0, sEnd), hS);

@@ -1,12 +1,12 @@
 import { forward, forwardBackward, ReferenceTrainer } from "./trainer.ts";
-import { dot } from "./ops.ts";
-import { initParams, type MlpLayout, mlpLayout } from "../stages/model.ts";
+import { dot, perturbSign } from "./ops.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { initParams } from "../core/init.ts";
 import { createRng } from "../core/prng.ts";
-import { perturbSign } from "./ops.ts";
-import { constantSchedule } from "../core/schedule.ts";
-import { RunPlan, type RunsSpec } from "../core/runs.ts";
+import { RunPlan } from "../core/runs.ts";
+import { cnnLayout, mlpLayout, preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
 
-const LAYOUT = mlpLayout({ dims: [20, 16, 12, 5], affine: true });
+const LAYOUT = mlpLayout([20, 16, 12, 5]);
 const ROWS = 16;
 
 /** Gaussian inputs, labels from a random linear teacher: no dependence on the data loader. */
@@ -27,53 +27,81 @@ function batch(seed: number, rows: number) {
 }
 
 /** PyTorch init with the BN affine parameters randomised too, so their gradients matter. */
-function params(layout: MlpLayout, seed: number): Float64Array {
+function params(layout: ModelLayout, seed: number): Float64Array {
   const p = initParams(layout, seed), rng = createRng(seed + 100);
   for (const t of layout.tensors) {
-    if (t.name.endsWith(".gamma")) {
+    if (t.role === "gamma") {
       for (let i = 0; i < t.size; i++) p[t.offset + i] = rng.uniform(0.5, 1.5);
     }
-    if (t.name.endsWith(".beta")) {
+    if (t.role === "beta") {
       for (let i = 0; i < t.size; i++) p[t.offset + i] = rng.uniform(-0.5, 0.5);
     }
   }
   return p;
 }
 
-function loss(p: Float64Array, x: Float64Array, y: Float64Array, eps: number): number {
-  return forwardBackward(LAYOUT, p, x, y, ROWS, eps).loss;
+/**
+ * Central differences of the mean loss against forwardBackward's gradient, on every element
+ * of every tensor (or `sample` random elements of each, for the convolutional models).
+ */
+function finiteDifferences(
+  layout: ModelLayout,
+  rows: number,
+  eps: number,
+  sample?: number,
+): number {
+  const p = params(layout, 7), rng = createRng(8), h = 1e-5;
+  const x = Float64Array.from({ length: rows * layout.inputSize }, () => rng.normal());
+  const y = Float64Array.from({ length: rows }, () => rng.int(layout.classes));
+  const loss = () => forwardBackward(layout, p, x, y, rows, eps).loss;
+  const { grad } = forwardBackward(layout, p, x, y, rows, eps);
+  let worst = 0;
+  for (const t of layout.tensors) {
+    const picks = sample && sample < t.size
+      ? Array.from({ length: sample }, () => rng.int(t.size))
+      : [...Array(t.size).keys()];
+    const fd = new Float64Array(picks.length), g = new Float64Array(picks.length);
+    picks.forEach((i, n) => {
+      const k = t.offset + i, v = p[k];
+      p[k] = v + h;
+      const up = loss();
+      p[k] = v - h;
+      const down = loss();
+      p[k] = v;
+      fd[n] = (up - down) / (2 * h);
+      g[n] = grad[k];
+    });
+    const diff = fd.map((v, i) => v - g[i]);
+    const rel = Math.sqrt(dot(diff, diff) / dot(g, g));
+    const maxG = Math.max(...g.map(Math.abs));
+    const maxDiff = Math.max(...diff.map(Math.abs));
+    if (!(rel < 1e-6) || !(maxDiff < 1e-6 * maxG)) {
+      throw new Error(`${t.name}: relative error ${rel}, worst element ${maxDiff} of ${maxG}`);
+    }
+    worst = Math.max(worst, rel);
+  }
+  return worst;
 }
 
 for (const eps of [1e-5, 0]) {
-  Deno.test(`forwardBackward: central differences on every tensor (eps ${eps})`, () => {
-    const p = params(LAYOUT, 7), { x, y } = batch(8, ROWS), h = 1e-5;
-    const { grad } = forwardBackward(LAYOUT, p, x, y, ROWS, eps);
-    let worst = 0;
-    for (const t of LAYOUT.tensors) {
-      const fd = new Float64Array(t.size);
-      for (let i = 0; i < t.size; i++) {
-        const k = t.offset + i, v = p[k];
-        p[k] = v + h;
-        const up = loss(p, x, y, eps);
-        p[k] = v - h;
-        const down = loss(p, x, y, eps);
-        p[k] = v;
-        fd[i] = (up - down) / (2 * h);
-      }
-      const g = grad.subarray(t.offset, t.offset + t.size);
-      const diff = fd.map((v, i) => v - g[i]);
-      const rel = Math.sqrt(dot(diff, diff) / dot(g, g));
-      const maxG = Math.max(...g.map(Math.abs));
-      const maxDiff = Math.max(...diff.map(Math.abs));
-      if (!(rel < 1e-6) || !(maxDiff < 1e-6 * maxG)) {
-        throw new Error(`${t.name}: relative error ${rel}, worst element ${maxDiff} of ${maxG}`);
-      }
-      worst = Math.max(worst, rel);
-    }
+  Deno.test(`forwardBackward mlp: central differences on every tensor (eps ${eps})`, () => {
     // Measured: worst tensor relative error 6.1e-10 (eps 1e-5) and 7.1e-10 (eps 0).
-    console.log(`eps ${eps}: worst relative error ${worst.toExponential(2)}`);
+    const worst = finiteDifferences(LAYOUT, ROWS, eps);
+    console.log(`mlp eps ${eps}: worst relative error ${worst.toExponential(2)}`);
   });
 }
+
+Deno.test("forwardBackward cnn and preresnet-8: central differences on every tensor", () => {
+  for (
+    const [name, layout, rows] of [
+      ["cnn", cnnLayout(9, 2, 3), 3],
+      ["preresnet-8 width 4", preresnetLayout(8, 4, 8, 3, 4), 3],
+    ] as const
+  ) {
+    const worst = finiteDifferences(layout, rows, 1e-5, 6);
+    console.log(`${name}: worst relative error ${worst.toExponential(2)}`);
+  }
+});
 
 Deno.test("forwardBackward: scale invariance of S (eps 0) and Lemma 1", () => {
   const p = params(LAYOUT, 9), { x, y } = batch(10, ROWS);
@@ -111,52 +139,21 @@ Deno.test("forward: training mode matches forwardBackward; eval mode uses the st
   if (train.some((v, i) => v !== fb[i])) throw new Error("training-mode logits differ");
   // Eval mode with the batch's own statistics (biased variance) equals training mode.
   const stats = {
-    mean: new Float64Array(28),
-    variance: new Float64Array(28),
+    mean: new Float64Array(LAYOUT.statsSize),
+    variance: new Float64Array(LAYOUT.statsSize),
     mode: "plain" as const,
   };
-  let h: ArrayLike<number> = x;
-  for (const block of LAYOUT.hidden) {
-    const w = p.subarray(block.weight.offset, block.weight.offset + block.weight.size);
-    const z = new Float64Array(ROWS * block.width);
-    for (let i = 0; i < ROWS; i++) {
-      for (let j = 0; j < block.width; j++) {
-        for (let k = 0; k < block.inputs; k++) {
-          z[i * block.width + j] += h[i * block.inputs + k] * w[k * block.width + j];
-        }
-      }
-    }
-    for (let j = 0; j < block.width; j++) {
-      let m = 0, v = 0;
-      for (let i = 0; i < ROWS; i++) m += z[i * block.width + j] / ROWS;
-      for (let i = 0; i < ROWS; i++) v += (z[i * block.width + j] - m) ** 2 / ROWS;
-      stats.mean[block.statsOffset + j] = m;
-      stats.variance[block.statsOffset + j] = v;
-    }
-    const g = p.subarray(block.gamma!.offset), b = p.subarray(block.beta!.offset);
-    h = z.map((v, k) => {
-      const j = k % block.width, s = block.statsOffset + j;
-      const o = g[j] * (v - stats.mean[s]) / Math.sqrt(stats.variance[s] + 1e-5) + b[j];
-      return o > 0 ? o : 0;
-    });
+  const { tape } = forwardBackward(LAYOUT, p, x, y, ROWS, 1e-5);
+  for (const bn of LAYOUT.batchNorms) {
+    stats.mean.set(tape.caches.get(bn.node)!.mean, bn.offset);
+    stats.variance.set(tape.caches.get(bn.node)!.variance, bn.offset);
   }
   const evalLogits = forward(LAYOUT, p, x, ROWS, 1e-5, stats);
   const worst = Math.max(...evalLogits.map((v, i) => Math.abs(v - train[i])));
   if (!(worst < 1e-12)) throw new Error(`eval with batch statistics differs by ${worst}`);
 });
 
-const SPEC: RunsSpec = {
-  runs: ["A", "B", "A1", "C"],
-  explr: "closed",
-  schedule: constantSchedule(0.1, 10),
-  wd: 5e-3,
-  momentum: 0.9,
-  lrO: 0.05,
-  wdO: 1e-4,
-  bnEps: 1e-5,
-  bnEpsMode: "scaled",
-  wdStyle: "coupled",
-};
+const SPEC = testRunsSpec({ runs: ["A", "B", "A1", "C"], explr: "closed" });
 
 Deno.test("ReferenceTrainer: initial state and one step by hand", () => {
   const init = initParams(LAYOUT, 3), plan = new RunPlan(SPEC);

@@ -35,7 +35,8 @@ export type OutputRow =
 export interface MonitorOptions {
   runs: RunName[];
   layout: MetricsLayout;
-  hiddenLayers: number;
+  /** S tensors (the per-layer columns L0, L1, ...: group S in layout order). */
+  sTensors: number;
   probeRows: number;
   perLayer: boolean;
 }
@@ -76,7 +77,7 @@ export function monitorColumns(opts: MonitorOptions): string[] {
   for (const m of PER_RUN) for (const r of opts.runs) cols.push(`${r}.${m}`);
   if (opts.perLayer) {
     for (const r of opts.runs) {
-      for (let l = 0; l < opts.hiddenLayers; l++) cols.push(`${r}.eff_lr.L${l}`);
+      for (let l = 0; l < opts.sTensors; l++) cols.push(`${r}.eff_lr.L${l}`);
     }
   }
   for (const r of opts.runs.slice(1)) for (const m of PER_PAIR) cols.push(`${r}.${m}`);
@@ -123,7 +124,7 @@ export function deriveRow(
       ? at(r, L.evalProbe + PROBE_STATS.correct) / opts.probeRows
       : undefined;
     if (opts.perLayer) {
-      for (let l = 0; l < opts.hiddenLayers; l++) {
+      for (let l = 0; l < opts.sTensors; l++) {
         v[`${name}.eff_lr.L${l}`] = p.lrS / at(r, L.layerNorm2Before + l);
       }
     }

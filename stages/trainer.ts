@@ -1,5 +1,5 @@
 /**
- * The GPU trainer: R runs of one MLP, weights stacked by run, trained in lockstep. Each step is
+ * The GPU trainer: R runs of one model graph, weights stacked by run, trained in lockstep. Each step is
  * recorded into one command encoder and one `queue.submit`: (optional Lemma-2 rescale) →
  * forward → backward → gradient metrics → SGD → (A2 perturbation) → weight metrics → probe
  * forward and distances → copy of the metrics into a mappable ring slot. Nothing is allocated
@@ -19,16 +19,13 @@ import {
   type TensorView,
   uploadBuffer,
 } from "../shaders/gpu.ts";
-import type { MlpLayout } from "./model.ts";
+import type { ModelLayout } from "../core/graph.ts";
 import type { RunStep } from "../core/runs.ts";
-import { matmulKernel } from "../shaders/matmul.ts";
-import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
-import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
-import { softmaxCrossEntropyKernel } from "../shaders/softmax_xent.ts";
-import { columnSumKernel, dotKernel, normalizedDistanceKernel } from "../shaders/reduce.ts";
+import { dotKernel, normalizedDistanceKernel } from "../shaders/reduce.ts";
 import { sgdKernel } from "../shaders/sgd.ts";
 import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
 import { PROBE_STATS, probeDistanceKernel } from "../shaders/probe_distance.ts";
+import { type Pass, type PassBuffers, type PassMode, recordPass } from "./lowering.ts";
 
 /** Word offsets of one run's record in the per-step metrics buffer. */
 export interface MetricsLayout {
@@ -54,13 +51,13 @@ export interface MetricsLayout {
   distA: number;
   /** ||w_{t+1}/|w_{t+1}| - w_t/|w_t|||² over S (angular update). */
   distPrev: number;
-  /** Per hidden layer ||W_l||² before the update. */
+  /** Per S tensor ||W_l||² before the update. */
   layerNorm2Before: number;
-  /** Per hidden layer ||W_l||² after the update (BatchNorm's unit in weight-norm mode). */
+  /** Per S tensor ||W_l||² after the update (BatchNorm's unit in weight-norm mode). */
   layerNorm2: number;
 }
 
-/** The metrics layout for `layers` hidden layers. */
+/** The metrics layout for `layers` S tensors. */
 export function metricsLayout(layers: number): MetricsLayout {
   const probe = 2, evalProbe = probe + PROBE_STATS.words, scalars = evalProbe + PROBE_STATS.words;
   const layerNorm2Before = scalars + 7;
@@ -85,7 +82,7 @@ export function metricsLayout(layers: number): MetricsLayout {
 
 /** What the trainer is built for. */
 export interface TrainerOptions {
-  layout: MlpLayout;
+  layout: ModelLayout;
   runs: number;
   /** Largest training batch (buffers are sized for it). */
   batchRows: number;
@@ -109,17 +106,9 @@ export interface StepOptions {
   evalMode: boolean;
 }
 
-/** One forward (and maybe backward) pass at a fixed row count, with its own activations. */
-interface Pass {
-  rows: number;
-  forward: Dispatch[];
-  backward: Dispatch[];
-  logits: TensorView;
-}
-
 const F32 = 4;
 
-/** R runs of one MLP on the GPU; see the module comment for what one step records. */
+/** R runs of one model on the GPU; see the module comment for what one step records. */
 export class GpuTrainer {
   readonly metrics: MetricsLayout;
   private readonly params: GPUBuffer;
@@ -157,8 +146,8 @@ export class GpuTrainer {
 
   private constructor(private readonly gpu: Gpu, private readonly opts: TrainerOptions) {
     const { layout, runs } = opts;
-    const P = layout.size, S = layout.sEnd, dim = layout.spec.dims[0];
-    this.metrics = metricsLayout(layout.hidden.length);
+    const P = layout.size, S = layout.sEnd, dim = layout.inputSize;
+    this.metrics = metricsLayout(layout.sTensors.length);
     const M = this.metrics.words;
     this.params = storageBuffer(gpu, runs * P, "params");
     this.grads = storageBuffer(gpu, runs * P, "grads");
@@ -186,9 +175,9 @@ export class GpuTrainer {
     const dot = (a: TensorView, b: TensorView, out: number, length = S) =>
       dotKernel(gpu, { runs, length, a, b, out: m(out) });
     const layerDots = (first: number) =>
-      layout.hidden.map((h, l) => {
-        const w = all(this.params, h.weight.offset);
-        return dot(w, w, first + l, h.weight.size);
+      layout.sTensors.map((t, l) => {
+        const w = all(this.params, t.offset);
+        return dot(w, w, first + l, t.size);
       });
 
     for (const rows of new Set([opts.batchRows, opts.shortBatchRows ?? opts.batchRows])) {
@@ -200,7 +189,7 @@ export class GpuTrainer {
       probeDistanceKernel(gpu, {
         runs,
         rows: opts.probe.rows,
-        classes: layout.head.classes,
+        classes: layout.classes,
         logits: pass.logits,
         labels: probeLabels,
         out: m(out),
@@ -305,18 +294,15 @@ export class GpuTrainer {
     q.writeBuffer(t.bufs, 0, hostBytes(bufs));
     const rv = new Float32Array(runs * layout.statsSize);
     for (let r = 0; r < runs; r++) {
-      for (const h of layout.hidden) {
+      for (const bn of layout.batchNorms) {
         let n2 = 1;
-        if (opts.runningStats === "weightnorm") {
+        if (opts.runningStats === "weightnorm" && bn.unit !== undefined) {
+          const t = layout.sTensors[bn.unit], base = r * layout.size + t.offset;
           n2 = 0;
-          const base = r * layout.size + h.weight.offset;
-          for (let i = 0; i < h.weight.size; i++) n2 += params[base + i] ** 2;
+          for (let i = 0; i < t.size; i++) n2 += params[base + i] ** 2;
         }
-        rv.fill(
-          1 / n2,
-          r * layout.statsSize + h.statsOffset,
-          r * layout.statsSize + h.statsOffset + h.width,
-        );
+        const at = r * layout.statsSize + bn.offset;
+        rv.fill(1 / n2, at, at + bn.features);
       }
     }
     q.writeBuffer(t.runningVar, 0, rv);
@@ -329,168 +315,27 @@ export class GpuTrainer {
     return t;
   }
 
-  /** Allocates activations for `rows` and records the forward (and, for "train", backward). */
-  private buildPass(rows: number, input: GPUBuffer, mode: "train" | "probe" | "eval"): Pass {
-    const gpu = this.gpu, { layout, runs } = this.opts;
-    const P = layout.size, M = this.metrics.words;
-    const act = (width: number, label: string): TensorView => ({
-      buffer: storageBuffer(gpu, runs * rows * width, `${mode} ${label}`),
-      offset: 0,
-      runStride: rows * width,
-    });
-    const param = (offset: number): TensorView => ({ buffer: this.params, offset, runStride: P });
-    const grad = (offset: number): TensorView => ({ buffer: this.grads, offset, runStride: P });
-    const stats = (buffer: GPUBuffer, offset: number): TensorView => ({
-      buffer,
-      offset,
-      runStride: layout.statsSize,
-    });
-    const forward: Dispatch[] = [], backward: Dispatch[] = [];
-    let inputView: TensorView = { buffer: input, offset: 0, runStride: 0 };
-    const saved: { input: TensorView; h: TensorView; xhat: TensorView; invStd: TensorView }[] = [];
-    for (const [l, h] of layout.hidden.entries()) {
-      const z = act(h.width, `z${l}`), y = act(h.width, `bn${l}`), out = act(h.width, `h${l}`);
-      const xhat = act(h.width, `xhat${l}`);
-      const invStd: TensorView = {
-        buffer: storageBuffer(gpu, runs * h.width, `${mode} invstd${l}`),
-        offset: 0,
-        runStride: h.width,
-      };
-      forward.push(
-        matmulKernel(gpu, {
-          runs,
-          m: rows,
-          n: h.width,
-          k: h.inputs,
-          a: inputView,
-          b: param(h.weight.offset),
-          c: z,
-        }),
-        batchNormForwardKernel(gpu, {
-          runs,
-          rows,
-          features: h.width,
-          mode: mode === "eval" ? "eval" : "train",
-          x: z,
-          y,
-          xhat: mode === "train" ? xhat : undefined,
-          invStd: mode === "train" ? invStd : undefined,
-          gamma: h.gamma && param(h.gamma.offset),
-          beta: h.beta && param(h.beta.offset),
-          scalars: this.scalars,
-          epsField: mode === "train" ? "eps" : "eps_next",
-          running: {
-            mean: stats(this.runningMean, h.statsOffset),
-            var: stats(this.runningVar, h.statsOffset),
-            momentum: this.opts.bnMomentum,
-            unit: this.opts.runningStats === "weightnorm"
-              ? { buffer: this.metricsBuf, offset: this.metrics.layerNorm2 + l, runStride: M }
-              : undefined,
-            update: mode === "train",
-          },
-        }),
-        reluForwardKernel(gpu, { runs, count: rows * h.width, x: y, y: out }),
-      );
-      saved.push({ input: inputView, h: out, xhat, invStd });
-      inputView = out;
-    }
-    const { head } = layout;
-    const logits = act(head.classes, "logits");
-    forward.push(matmulKernel(gpu, {
+  /** Records the graph at `rows` rows reading `input` (stages/lowering.ts). */
+  private buildPass(rows: number, input: GPUBuffer, mode: PassMode): Pass {
+    const { layout, runs } = this.opts;
+    const M = this.metrics.words;
+    const buffers: PassBuffers = {
+      layout,
       runs,
-      m: rows,
-      n: head.classes,
-      k: head.inputs,
-      a: inputView,
-      b: param(head.weight.offset),
-      c: logits,
-      bias: param(head.bias.offset),
-    }));
-    if (mode !== "train") return { rows, forward, backward, logits };
-
-    const dlogits = act(head.classes, "dlogits");
-    forward.push(softmaxCrossEntropyKernel(gpu, {
-      runs,
-      rows,
-      classes: head.classes,
-      logits,
+      input,
       labels: this.labels,
-      dlogits,
-      stats: { buffer: this.metricsBuf, offset: this.metrics.loss, runStride: M },
-    }));
-    backward.push(
-      matmulKernel(gpu, {
-        runs,
-        m: head.inputs,
-        n: head.classes,
-        k: rows,
-        transA: true,
-        a: inputView,
-        b: dlogits,
-        c: grad(head.weight.offset),
-      }),
-      columnSumKernel(gpu, {
-        runs,
-        rows,
-        cols: head.classes,
-        a: dlogits,
-        out: grad(head.bias.offset),
-      }),
-    );
-    let dOut = act(head.inputs, "dh");
-    backward.push(matmulKernel(gpu, {
-      runs,
-      m: rows,
-      n: head.inputs,
-      k: head.classes,
-      transB: true,
-      a: dlogits,
-      b: param(head.weight.offset),
-      c: dOut,
-    }));
-    for (let l = layout.hidden.length - 1; l >= 0; l--) {
-      const h = layout.hidden[l], s = saved[l];
-      const dy = act(h.width, `dbn${l}`), dz = act(h.width, `dz${l}`);
-      backward.push(
-        reluBackwardKernel(gpu, { runs, count: rows * h.width, dy: dOut, y: s.h, dx: dy }),
-        batchNormBackwardKernel(gpu, {
-          runs,
-          rows,
-          features: h.width,
-          dy,
-          xhat: s.xhat,
-          invStd: s.invStd,
-          gamma: h.gamma && param(h.gamma.offset),
-          dx: dz,
-          dgamma: h.gamma && grad(h.gamma.offset),
-          dbeta: h.beta && grad(h.beta.offset),
-        }),
-        matmulKernel(gpu, {
-          runs,
-          m: h.inputs,
-          n: h.width,
-          k: rows,
-          transA: true,
-          a: s.input,
-          b: dz,
-          c: grad(h.weight.offset),
-        }),
-      );
-      if (l > 0) {
-        dOut = act(h.inputs, `dh${l - 1}`);
-        backward.push(matmulKernel(gpu, {
-          runs,
-          m: rows,
-          n: h.inputs,
-          k: h.width,
-          transB: true,
-          a: dz,
-          b: param(h.weight.offset),
-          c: dOut,
-        }));
-      }
-    }
-    return { rows, forward, backward, logits };
+      params: this.params,
+      grads: this.grads,
+      scalars: this.scalars,
+      lossStats: { buffer: this.metricsBuf, offset: this.metrics.loss, runStride: M },
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+      bnMomentum: this.opts.bnMomentum,
+      unitNorm2: this.opts.runningStats === "weightnorm"
+        ? (i) => ({ buffer: this.metricsBuf, offset: this.metrics.layerNorm2 + i, runStride: M })
+        : undefined,
+    };
+    return recordPass(this.gpu, buffers, rows, mode);
   }
 
   private writeScalars(steps: RunStep[], step: number): void {
@@ -540,7 +385,7 @@ export class GpuTrainer {
     const slot = options.meter ? this.ring[this.submitted % this.ring.length] : undefined;
     if (slot?.metrics) await slot.metrics;
     const step = this.submitted++;
-    q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.spec.dims[0]);
+    q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.inputSize);
     // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
     q.writeBuffer(this.labels, 0, y.buffer as ArrayBuffer, y.byteOffset, rows * 4);
     this.writeScalars(steps, step);
@@ -593,15 +438,15 @@ export class GpuTrainer {
     const { layout, runs, probe } = this.opts;
     if (rows > probe.rows) throw new Error(`eval chunk of ${rows} rows exceeds ${probe.rows}`);
     this.evalChunkPass ??= this.buildPass(probe.rows, this.evalX, "eval");
-    const padded = new Float32Array(probe.rows * layout.spec.dims[0]);
-    padded.set(x.subarray(0, rows * layout.spec.dims[0]));
+    const padded = new Float32Array(probe.rows * layout.inputSize);
+    padded.set(x.subarray(0, rows * layout.inputSize));
     this.gpu.device.queue.writeBuffer(this.evalX, 0, padded);
     const encoder = this.gpu.device.createCommandEncoder();
     encodeDispatches(encoder, this.evalChunkPass.forward);
     this.gpu.device.queue.submit([encoder.finish()]);
     const { buffer, runStride } = this.evalChunkPass.logits;
     const all = await readFloats(this.gpu, buffer, runs * runStride);
-    const classes = layout.head.classes, out = new Float32Array(runs * rows * classes);
+    const classes = layout.classes, out = new Float32Array(runs * rows * classes);
     for (let r = 0; r < runs; r++) {
       out.set(all.subarray(r * runStride, r * runStride + rows * classes), r * rows * classes);
     }

@@ -1,0 +1,35 @@
+/**
+ * Floating-point work of a model graph, for the benchmarks' GFLOP/s: 2 × multiply-adds of the
+ * products (linear layers and convolutions); the elementwise and normalisation work is left
+ * out, as is usual for such figures.
+ *
+ * @module
+ */
+
+import type { ModelLayout, Node } from "./graph.ts";
+import { shapeSize } from "./graph.ts";
+
+/** 2 × multiply-adds of one example through `node`'s product (0 for other ops). */
+function productFlops(layout: ModelLayout, node: Node): number {
+  const op = node.op;
+  if (op.kind !== "linear" && op.kind !== "conv") return 0;
+  const input = layout.graph.nodes[node.inputs[0]];
+  const perOutput = op.kind === "linear"
+    ? shapeSize(input.shape)
+    : op.kernel * op.kernel * input.shape[2];
+  return 2 * shapeSize(node.shape) * perOutput;
+}
+
+/** One forward pass of `rows` examples through one run. */
+export function forwardFlops(layout: ModelLayout, rows: number): number {
+  return rows * layout.graph.nodes.reduce((f, n) => f + productFlops(layout, n), 0);
+}
+
+/** One training step of `rows` examples of one run: forward, dW, and dX except into the input. */
+export function trainStepFlops(layout: ModelLayout, rows: number): number {
+  const nodes = layout.graph.nodes;
+  return rows * nodes.reduce((f, n) => {
+    const readsInput = nodes[n.inputs[0]]?.op.kind === "input";
+    return f + productFlops(layout, n) * (readsInput ? 2 : 3);
+  }, 0);
+}

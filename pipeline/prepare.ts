@@ -1,0 +1,219 @@
+/**
+ * Everything decided before the first step, with no GPU: the data and its normalisation, the
+ * model layout, the run plan, every run's initial state, and the startup checks (group S is
+ * scale-invariant, the whole schedule is computable, no run starts above the rescale
+ * threshold, no batch of one example).
+ *
+ * @module
+ */
+
+import { type Config, ConfigError } from "./config.ts";
+import { deriveSeed } from "../core/prng.ts";
+import type { LrScheduleSpec } from "../core/schedule.ts";
+import { RunPlan, type RunsSpec } from "../core/runs.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { buildModel, type ModelSpec } from "../core/models.ts";
+import { initialState } from "../core/init.ts";
+import {
+  DEFAULT_SPLIT_SEED,
+  fitNormalisation,
+  loadData,
+  normalise,
+} from "../stages/data/dataset.ts";
+import { checkAugment, checkSizes, probeBatch } from "../stages/data/loader.ts";
+import type { Dataset } from "../stages/data/types.ts";
+import type { AugmentOptions } from "../stages/data/augment.ts";
+import { checkScaleInvariance } from "../reference/invariance.ts";
+
+/** The prepared job: data, model, plan and initial state. */
+export interface Prepared {
+  config: Config;
+  train: Dataset;
+  heldout: Dataset;
+  /** Normalised training and held-out inputs. */
+  trainX: Float32Array;
+  heldX: Float32Array;
+  probe: { x: Float32Array; y: Int32Array; size: number };
+  layout: ModelLayout;
+  plan: RunPlan;
+  spec: RunsSpec;
+  totalSteps: number;
+  epochs: number;
+  /** Run-stacked initial weights and momentum buffers (float32). */
+  init: { params: Float32Array; bufs: Float32Array };
+}
+
+/** Steps per epoch and the run's length: `--steps` if given (as many epochs as that takes), else `--epochs` epochs. */
+export function plannedSteps(
+  config: Config,
+  trainExamples: number,
+): { perEpoch: number; total: number; epochs: number } {
+  const perEpoch = config["last-batch"] === "drop"
+    ? Math.floor(trainExamples / config["batch-size"])
+    : Math.ceil(trainExamples / config["batch-size"]);
+  const total = config.steps > 0 ? config.steps : perEpoch * config.epochs;
+  return { perEpoch, total, epochs: Math.ceil(total / perEpoch) };
+}
+
+/** The run plan's spec from the configuration. */
+export function runsSpec(config: Config, totalSteps: number): RunsSpec {
+  const schedule: LrScheduleSpec = {
+    base: config.lr,
+    kind: config.schedule,
+    milestones: config.milestones,
+    factor: config["step-factor"],
+    minFactor: config["min-lr-factor"],
+    warmupSteps: config.warmup,
+    warmupStartFactor: config["warmup-start"],
+    totalSteps,
+  };
+  return {
+    runs: config.runs,
+    explr: config.explr,
+    schedule,
+    wd: config.wd,
+    momentum: config.momentum,
+    lrO: config["lr-o"] ?? config.lr,
+    wdO: config["wd-o"] ?? config.wd,
+    bnEps: config["bn-eps"],
+    bnEpsMode: config["bn-eps-mode"],
+    wdStyle: config["wd-style"],
+  };
+}
+
+/** The loader's augmentation settings (`--augment`), or undefined for none. */
+export function augmentOptions(config: Config): AugmentOptions | undefined {
+  if (config.augment.length === 0) return undefined;
+  return {
+    flip: config.augment.includes("flip"),
+    crop: config.augment.includes("crop"),
+    seed: deriveSeed(config.seed, "augment"),
+  };
+}
+
+/** The model the configuration names. */
+export function modelSpec(config: Config): ModelSpec {
+  switch (config.model) {
+    case "mlp":
+      return { model: "mlp", hidden: config.hidden };
+    case "cnn":
+      return { model: "cnn" };
+    case "preresnet":
+      return { model: "preresnet", depth: config.depth, width: config.width };
+  }
+}
+
+/**
+ * Startup checks of the plan that would otherwise fail mid-run: the whole schedule of run B
+ * is computable (lr × wd not too large for the momentum: THEORY §3's c_t stays positive), no
+ * run starts above `--rescale-above`, and no batch has a single example (BatchNorm needs two).
+ */
+export function checkPlan(
+  config: Config,
+  spec: RunsSpec,
+  layout: ModelLayout,
+  init: Float32Array,
+  trainExamples: number,
+): void {
+  const dry = new RunPlan(spec);
+  try {
+    for (let t = 0; t < spec.schedule.totalSteps; t++) dry.next();
+  } catch (e) {
+    throw new ConfigError(`--lr/--wd/--momentum: at step ${dry.step - 1}: ${(e as Error).message}`);
+  }
+  for (let r = 0; r < spec.runs.length; r++) {
+    const w = init.subarray(r * layout.size, r * layout.size + layout.sEnd);
+    const norm = Math.sqrt(w.reduce((a, v) => a + v * v, 0));
+    if (norm > config["rescale-above"]) {
+      throw new ConfigError(
+        `--rescale-above: ${config["rescale-above"]} is below run ${
+          spec.runs[r]
+        }'s initial S weight norm ${norm.toPrecision(4)}`,
+      );
+    }
+  }
+  if (config["last-batch"] === "keep" && trainExamples % config["batch-size"] === 1) {
+    throw new ConfigError(
+      `--last-batch: keep would leave a last batch of 1 example (${trainExamples} examples, batch ${
+        config["batch-size"]
+      }); BatchNorm needs 2`,
+    );
+  }
+  if (config["running-stats"] === "weightnorm") {
+    const deep = layout.batchNorms.find((b) => b.inputDegree > 1);
+    if (deep) {
+      throw new ConfigError(
+        `--running-stats: weightnorm needs every BatchNorm input to carry one power of the S ` +
+          `scale; ${layout.graph.nodes[deep.node].name} carries ${deep.inputDegree} (use plain)`,
+      );
+    }
+  }
+}
+
+/** Loads the data and builds the model, the plan and the initial state; runs the startup checks. */
+export async function prepare(config: Config): Promise<Prepared> {
+  const label = config["label-column"];
+  const labelColumn = label !== undefined && /^-?\d+$/.test(label) ? Number(label) : label;
+  const splits = await loadData({
+    data: config.data,
+    heldout: config.heldout,
+    seed: DEFAULT_SPLIT_SEED,
+    labelColumn,
+  });
+  checkSizes(splits, { batchSize: config["batch-size"], probe: config.probe });
+  const { train, heldout } = splits;
+  checkAugment(train, augmentOptions(config));
+  const norm = fitNormalisation(train);
+  const trainX = normalise(train, norm), heldX = normalise(heldout, norm);
+  const probe = probeBatch(heldX, heldout.y, train.dim, config.probe);
+  const classes = Math.max(train.classes, heldout.classes);
+  const image = train.image;
+  if (config.model !== "mlp" && !image) {
+    throw new ConfigError(`--model: ${config.model} needs image data; ${train.name} is flat`);
+  }
+  let layout: ModelLayout;
+  try {
+    layout = buildModel(modelSpec(config), {
+      inputShape: image ? [image.height, image.width, image.channels] : [train.dim],
+      classes,
+      affine: config["bn-affine"],
+    });
+  } catch (e) {
+    throw new ConfigError(`--model: ${config.model}: ${(e as Error).message}`);
+  }
+  const { total: totalSteps, epochs } = plannedSteps(config, train.n);
+  const spec = runsSpec(config, totalSteps);
+  const plan = new RunPlan(spec);
+  const init = initialState(layout, plan, deriveSeed(config.seed, "init"), config["init-scale"]);
+  // Images: a few examples already give BatchNorm thousands of rows, and keep the float64
+  // convolutions of the check short.
+  const checkRows = Math.min(probe.size, image ? 8 : 64);
+  checkScaleInvariance(layout, init.params, probe.x, checkRows);
+  checkPlan(config, spec, layout, init.params, train.n);
+  return {
+    config,
+    train,
+    heldout,
+    trainX,
+    heldX,
+    probe,
+    layout,
+    plan,
+    spec,
+    totalSteps,
+    epochs,
+    init,
+  };
+}
+
+/** The stderr line that says what is about to be trained. */
+export function describe(p: Prepared): string {
+  const { train, heldout, layout, config } = p;
+  const shape = train.image
+    ? `${train.image.height}x${train.image.width}x${train.image.channels}`
+    : `${train.dim} features`;
+  return `data: ${train.name} (${train.n} train, ${heldout.n} held out, ${shape}, ` +
+    `${layout.classes} classes); model ${layout.description}, ${layout.size} parameters ` +
+    `(S ${layout.sEnd} in ${layout.sTensors.length} tensors, O ${layout.size - layout.sEnd}); ` +
+    `runs ${config.runs.join(",")}; ${p.totalSteps} steps`;
+}

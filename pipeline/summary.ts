@@ -1,0 +1,130 @@
+/**
+ * The end of a job: held-out accuracy in eval mode, the summary (stderr lines and, written
+ * atomically, `--summary FILE` as JSON).
+ *
+ * @module
+ */
+
+import type { PairSummary } from "../stages/monitor.ts";
+import type { GpuTrainer } from "../stages/trainer.ts";
+import type { Prepared } from "./prepare.ts";
+import type { Trained } from "./train.ts";
+
+/** The final summary, printed on stderr and written to `--summary FILE` as JSON. */
+export interface RunSummary {
+  adapter: string;
+  /** The model, e.g. "preresnet-20 (width 16)", and its parameter counts. */
+  model: { description: string; parameters: number; s: number; o: number };
+  steps: number;
+  seconds: number;
+  steps_per_second: number;
+  runs: string[];
+  /** Each run against A (THEORY §7 max |Δsoftmax| on the probe batch). */
+  pairs: Record<string, PairSummary>;
+  /** Per run: last metered training loss and probe accuracy, held-out accuracy in eval mode. */
+  final: Record<
+    string,
+    { train_loss: number | null; probe_acc: number | null; heldout_acc: number }
+  >;
+  rescales: number;
+  /** True when stdout was closed early (the run stopped there). */
+  output_closed: boolean;
+}
+
+/** Eval-mode accuracy of every run over the whole held-out split, in probe-sized chunks. */
+export async function heldoutAccuracy(trainer: GpuTrainer, p: Prepared): Promise<number[]> {
+  const { inputSize: dim, classes } = p.layout, y = p.heldout.y, runs = p.config.runs.length;
+  const correct = new Array<number>(runs).fill(0);
+  for (let start = 0; start < y.length; start += p.probe.size) {
+    const rows = Math.min(p.probe.size, y.length - start);
+    const logits = await trainer.evalLogits(p.heldX.slice(start * dim, (start + rows) * dim), rows);
+    for (let r = 0; r < runs; r++) {
+      for (let i = 0; i < rows; i++) {
+        const row = logits.subarray((r * rows + i) * classes, (r * rows + i + 1) * classes);
+        let arg = 0;
+        for (let c = 1; c < classes; c++) if (row[c] > row[arg]) arg = c;
+        if (arg === y[start + i]) correct[r]++;
+      }
+    }
+  }
+  return correct.map((c) => c / y.length);
+}
+
+/** Builds the summary of a finished (or stopped) training, logs it and writes `--summary`. */
+export async function summarise(
+  p: Prepared,
+  t: Trained,
+  adapter: string,
+  log: (line: string) => void,
+): Promise<RunSummary> {
+  const heldoutAcc = await heldoutAccuracy(t.trainer, p);
+  const final: RunSummary["final"] = {};
+  p.config.runs.forEach((r, i) => {
+    final[r] = {
+      train_loss: t.tracker.last[`${r}.loss`] ?? null,
+      probe_acc: t.tracker.last[`${r}.probe_acc`] ?? null,
+      heldout_acc: heldoutAcc[i],
+    };
+  });
+  const { layout } = p;
+  const summary: RunSummary = {
+    adapter,
+    model: {
+      description: layout.description,
+      parameters: layout.size,
+      s: layout.sEnd,
+      o: layout.size - layout.sEnd,
+    },
+    steps: t.tracker.steps,
+    seconds: t.seconds,
+    steps_per_second: t.tracker.steps / t.seconds,
+    runs: p.config.runs,
+    pairs: t.tracker.pairs,
+    final,
+    rescales: t.rescales,
+    output_closed: t.outputClosed,
+  };
+  for (const line of summaryLines(summary)) log(line);
+  if (p.config.summary) {
+    await writeFileAtomic(p.config.summary, JSON.stringify(summary, null, 2) + "\n");
+  }
+  return summary;
+}
+
+/** The summary as stderr lines. */
+export function summaryLines(s: RunSummary): string[] {
+  const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(1)}%`);
+  const lines = [
+    `summary: ${s.steps} steps in ${s.seconds.toFixed(1)} s (${
+      s.steps_per_second.toFixed(2)
+    } steps/s) on ${s.adapter}; model ${s.model.description} (S ${s.model.s}, O ${s.model.o})` +
+    (s.rescales ? `, ${s.rescales} rescales` : "") +
+    (s.output_closed ? ", stopped: stdout closed" : ""),
+  ];
+  for (const [r, f] of Object.entries(s.final)) {
+    lines.push(
+      `  ${r.padEnd(2)}: held-out accuracy ${pct(f.heldout_acc)} (eval mode), probe accuracy ${
+        pct(f.probe_acc)
+      }, ` +
+        `last train loss ${f.train_loss?.toFixed(4) ?? "-"}`,
+    );
+  }
+  for (const [r, p] of Object.entries(s.pairs)) {
+    const onsets = Object.entries(p.first_step_above).map(([t, step]) =>
+      `>${t} at ${step ?? "never"}`
+    ).join(", ");
+    lines.push(
+      `  A vs ${r}: max |Δsoftmax| ${p.max_dist_maxprob.toExponential(2)}, final ${
+        p.final_dist_maxprob.toExponential(2)
+      }; first step ${onsets}`,
+    );
+  }
+  return lines;
+}
+
+/** Writes `text` to `path` through a temporary file and a rename, so no half-written file remains. */
+async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}

@@ -1,0 +1,417 @@
+/**
+ * The GPU lowering of every graph op (core/graph.ts): its forward and backward dispatches over
+ * R runs, and the one walker that records any graph as a pass at a fixed row count. Gradients
+ * of an activation that feeds two consumers (a residual stream) are summed by an add kernel;
+ * an addition's backward passes its output gradient on without a copy.
+ *
+ * @module
+ */
+
+import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
+import { nodeParams, shapeSize } from "../core/graph.ts";
+import { type Dispatch, type Gpu, storageBuffer, type TensorView } from "../shaders/gpu.ts";
+import { matmulKernel } from "../shaders/matmul.ts";
+import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
+import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
+import { softmaxCrossEntropyKernel } from "../shaders/softmax_xent.ts";
+import { columnSumKernel } from "../shaders/reduce.ts";
+import { addKernel } from "../shaders/add.ts";
+import {
+  conv2dBackwardInputKernel,
+  conv2dBackwardWeightKernel,
+  conv2dForwardKernel,
+} from "../shaders/conv2d.ts";
+import {
+  globalAvgPoolBackwardKernel,
+  globalAvgPoolForwardKernel,
+  maxPool2BackwardKernel,
+  maxPool2ForwardKernel,
+} from "../shaders/pool.ts";
+
+/** What a pass computes: a training step (forward, loss, backward), or logits only. */
+export type PassMode = "train" | "probe" | "eval";
+
+/** The buffers a pass reads and writes besides its own activations. */
+export interface PassBuffers {
+  layout: ModelLayout;
+  runs: number;
+  /** Input batch [rows, inputSize], shared by all runs. */
+  input: GPUBuffer;
+  /** Labels (train mode). */
+  labels: GPUBuffer;
+  /** Run-stacked parameters and their gradients (layout.size per run). */
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  /** array<RunScalars>. */
+  scalars: GPUBuffer;
+  /** Loss and correct count of each run (train mode). */
+  lossStats: TensorView;
+  /** Running mean and variance (layout.statsSize per run). */
+  runningMean: GPUBuffer;
+  runningVar: GPUBuffer;
+  bnMomentum: number;
+  /** Per run ||t||² of S tensor `i` (weight-norm running statistics), or undefined (plain). */
+  unitNorm2?: (i: number) => TensorView;
+}
+
+/** One recorded pass. */
+export interface Pass {
+  rows: number;
+  forward: Dispatch[];
+  backward: Dispatch[];
+  logits: TensorView;
+}
+
+/** The walker's state while one pass is recorded, as an op's lowering sees it. */
+interface Lowering {
+  gpu: Gpu;
+  b: PassBuffers;
+  mode: PassMode;
+  rows: number;
+  /** Output activation of a node. */
+  act(id: number): TensorView;
+  /** A fresh run-stacked tensor of `elements` per run. */
+  alloc(elements: number, label: string): TensorView;
+  param(t: ParamTensor): TensorView;
+  grad(t: ParamTensor): TensorView;
+  /** Whether the gradient of node `id`'s output is needed (not for the input). */
+  needsGrad(id: number): boolean;
+  /** Per-node tensors the forward saves for the backward. */
+  saved: Map<number, Record<string, TensorView>>;
+}
+
+/** The forward and backward of one op. `dx(k)` is where input k's gradient is written. */
+interface GpuOp {
+  forward(node: Node, l: Lowering): Dispatch[];
+  backward(
+    node: Node,
+    l: Lowering,
+    dOut: TensorView,
+    dx: (k: number) => TensorView,
+    pass: (k: number, view: TensorView) => void,
+  ): Dispatch[];
+}
+
+const runView = (buffer: GPUBuffer, runStride: number, offset = 0): TensorView => ({
+  buffer,
+  offset,
+  runStride,
+});
+
+/** Rows and features of a node's output as a matrix over its last dimension. */
+function matrix(node: Node, rows: number): { rows: number; features: number } {
+  const features = node.shape[node.shape.length - 1];
+  return { rows: (rows * shapeSize(node.shape)) / features, features };
+}
+
+/** The convolution shape of a conv node at `rows` examples. */
+function convShape(node: Node, l: Lowering) {
+  const op = node.op as Extract<Node["op"], { kind: "conv" }>;
+  const [h, w, cin] = l.b.layout.graph.nodes[node.inputs[0]].shape;
+  return {
+    n: l.rows,
+    h,
+    w,
+    cin,
+    cout: op.outputs,
+    k: op.kernel,
+    stride: op.stride,
+    pad: op.pad,
+  };
+}
+
+/** Runs, batch and input image shape of a pooling node. */
+function poolShape(node: Node, l: Lowering) {
+  const [h, w, c] = l.b.layout.graph.nodes[node.inputs[0]].shape;
+  return { runs: l.b.runs, n: l.rows, h, w, c };
+}
+
+const OPS: Partial<Record<OpKind, GpuOp>> = {
+  linear: {
+    forward(node, l) {
+      const { weight, bias } = nodeParams(l.b.layout, node.id);
+      return [matmulKernel(l.gpu, {
+        runs: l.b.runs,
+        m: l.rows,
+        n: weight!.shape[1],
+        k: weight!.shape[0],
+        a: l.act(node.inputs[0]),
+        b: l.param(weight!),
+        c: l.act(node.id),
+        bias: bias && l.param(bias),
+      })];
+    },
+    backward(node, l, dOut, dx) {
+      const { weight, bias } = nodeParams(l.b.layout, node.id);
+      const [k, n] = weight!.shape, runs = l.b.runs, input = node.inputs[0];
+      return [
+        matmulKernel(l.gpu, {
+          runs,
+          m: k,
+          n,
+          k: l.rows,
+          transA: true,
+          a: l.act(input),
+          b: dOut,
+          c: l.grad(weight!),
+        }),
+        ...(bias
+          ? [columnSumKernel(l.gpu, { runs, rows: l.rows, cols: n, a: dOut, out: l.grad(bias) })]
+          : []),
+        ...(l.needsGrad(input)
+          ? [matmulKernel(l.gpu, {
+            runs,
+            m: l.rows,
+            n: k,
+            k: n,
+            transB: true,
+            a: dOut,
+            b: l.param(weight!),
+            c: dx(0),
+          })]
+          : []),
+      ];
+    },
+  },
+  conv: {
+    forward(node, l) {
+      const { weight } = nodeParams(l.b.layout, node.id);
+      return [conv2dForwardKernel(l.gpu, {
+        runs: l.b.runs,
+        shape: convShape(node, l),
+        x: l.act(node.inputs[0]),
+        w: l.param(weight!),
+        y: l.act(node.id),
+      })];
+    },
+    backward(node, l, dOut, dx) {
+      const { weight } = nodeParams(l.b.layout, node.id);
+      const shape = convShape(node, l), input = node.inputs[0], runs = l.b.runs;
+      return [
+        conv2dBackwardWeightKernel(l.gpu, {
+          runs,
+          shape,
+          x: l.act(input),
+          dy: dOut,
+          dw: l.grad(weight!),
+        }),
+        ...(l.needsGrad(input)
+          ? [conv2dBackwardInputKernel(l.gpu, {
+            runs,
+            shape,
+            dy: dOut,
+            w: l.param(weight!),
+            dx: dx(0),
+          })]
+          : []),
+      ];
+    },
+  },
+  batchnorm: {
+    forward(node, l) {
+      const { layout, runs } = l.b;
+      const { gamma, beta } = nodeParams(layout, node.id);
+      const bn = layout.batchNorms.find((s) => s.node === node.id)!;
+      const { rows, features } = matrix(node, l.rows);
+      const train = l.mode === "train";
+      const save = train
+        ? {
+          xhat: l.alloc(rows * features, `${node.name} xhat`),
+          invStd: l.alloc(features, `${node.name} invstd`),
+        }
+        : undefined;
+      if (save) l.saved.set(node.id, save);
+      return [batchNormForwardKernel(l.gpu, {
+        runs,
+        rows,
+        features,
+        mode: l.mode === "eval" ? "eval" : "train",
+        x: l.act(node.inputs[0]),
+        y: l.act(node.id),
+        xhat: save?.xhat,
+        invStd: save?.invStd,
+        gamma: gamma && l.param(gamma),
+        beta: beta && l.param(beta),
+        scalars: l.b.scalars,
+        epsField: train ? "eps" : "eps_next",
+        running: {
+          mean: runView(l.b.runningMean, layout.statsSize, bn.offset),
+          var: runView(l.b.runningVar, layout.statsSize, bn.offset),
+          momentum: l.b.bnMomentum,
+          unit: bn.unit !== undefined ? l.b.unitNorm2?.(bn.unit) : undefined,
+          update: train,
+        },
+      })];
+    },
+    backward(node, l, dOut, dx) {
+      const { gamma, beta } = nodeParams(l.b.layout, node.id);
+      const { rows, features } = matrix(node, l.rows);
+      const save = l.saved.get(node.id)!;
+      return [batchNormBackwardKernel(l.gpu, {
+        runs: l.b.runs,
+        rows,
+        features,
+        dy: dOut,
+        xhat: save.xhat,
+        invStd: save.invStd,
+        gamma: gamma && l.param(gamma),
+        dx: dx(0),
+        dgamma: gamma && l.grad(gamma),
+        dbeta: beta && l.grad(beta),
+      })];
+    },
+  },
+  relu: {
+    forward: (node, l) => [reluForwardKernel(l.gpu, {
+      runs: l.b.runs,
+      count: l.rows * shapeSize(node.shape),
+      x: l.act(node.inputs[0]),
+      y: l.act(node.id),
+    })],
+    backward: (node, l, dOut, dx) => [reluBackwardKernel(l.gpu, {
+      runs: l.b.runs,
+      count: l.rows * shapeSize(node.shape),
+      dy: dOut,
+      y: l.act(node.id),
+      dx: dx(0),
+    })],
+  },
+  maxpool2: {
+    forward: (node, l) => [maxPool2ForwardKernel(l.gpu, {
+      ...poolShape(node, l),
+      x: l.act(node.inputs[0]),
+      y: l.act(node.id),
+    })],
+    backward: (node, l, dOut, dx) => [maxPool2BackwardKernel(l.gpu, {
+      ...poolShape(node, l),
+      dy: dOut,
+      x: l.act(node.inputs[0]),
+      dx: dx(0),
+    })],
+  },
+  avgpool: {
+    forward: (node, l) => [globalAvgPoolForwardKernel(l.gpu, {
+      ...poolShape(node, l),
+      x: l.act(node.inputs[0]),
+      y: l.act(node.id),
+    })],
+    backward: (node, l, dOut, dx) => [globalAvgPoolBackwardKernel(l.gpu, {
+      ...poolShape(node, l),
+      dy: dOut,
+      dx: dx(0),
+    })],
+  },
+  add: {
+    forward: (node, l) => [addKernel(l.gpu, {
+      runs: l.b.runs,
+      count: l.rows * shapeSize(node.shape),
+      a: l.act(node.inputs[0]),
+      b: l.act(node.inputs[1]),
+      out: l.act(node.id),
+    })],
+    backward(_node, _l, dOut, _dx, pass) {
+      pass(0, dOut);
+      pass(1, dOut);
+      return [];
+    },
+  },
+  softmax_xent: {
+    // The forward writes dlogits, the loss's whole backward, as the logits' gradient.
+    forward: (node, l) => [softmaxCrossEntropyKernel(l.gpu, {
+      runs: l.b.runs,
+      rows: l.rows,
+      classes: l.b.layout.classes,
+      logits: l.act(node.inputs[0]),
+      labels: l.b.labels,
+      dlogits: l.saved.get(node.id)!.dlogits,
+      stats: l.b.lossStats,
+    })],
+    backward: () => [],
+  },
+};
+
+function op(kind: OpKind): GpuOp {
+  const o = OPS[kind];
+  if (!o) throw new Error(`no GPU lowering for ${kind}`);
+  return o;
+}
+
+/**
+ * Records the graph as one pass at `rows` rows: activations allocated here, the forward up to
+ * the loss ("train") or the logits ("probe": training-mode BatchNorm on the probe's own
+ * statistics; "eval": running statistics), and in train mode the backward into `grads`.
+ */
+export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMode): Pass {
+  const { layout, runs } = b;
+  const nodes = layout.graph.nodes;
+  const alloc = (elements: number, label: string) =>
+    runView(storageBuffer(gpu, runs * rows * elements, `${mode} ${label}`), rows * elements);
+  const acts = new Map<number, TensorView>();
+  const l: Lowering = {
+    gpu,
+    b,
+    mode,
+    rows,
+    act: (id) => acts.get(id)!,
+    alloc: (elements, label) =>
+      runView(storageBuffer(gpu, runs * elements, `${mode} ${label}`), elements),
+    param: (t) => runView(b.params, layout.size, t.offset),
+    grad: (t) => runView(b.grads, layout.size, t.offset),
+    needsGrad: (id) => nodes[id].op.kind !== "input",
+    saved: new Map(),
+  };
+  const train = mode === "train";
+  const last = train ? layout.graph.loss : layout.graph.logits;
+  const forward: Dispatch[] = [];
+  for (const node of nodes.slice(0, last + 1)) {
+    if (node.op.kind === "input") {
+      acts.set(node.id, runView(b.input, 0));
+      continue;
+    }
+    if (node.op.kind === "softmax_xent") {
+      l.saved.set(node.id, { dlogits: alloc(layout.classes, "dlogits") });
+    } else acts.set(node.id, alloc(shapeSize(node.shape), node.name));
+    forward.push(...op(node.op.kind).forward(node, l));
+  }
+  const logits = acts.get(layout.graph.logits)!;
+  if (!train) return { rows, forward, backward: [], logits };
+
+  // Gradient of each activation: an owned buffer, or an alias of a consumer's gradient.
+  const grads = new Map<number, { view: TensorView; owned: boolean }>();
+  grads.set(layout.graph.logits, {
+    view: l.saved.get(layout.graph.loss)!.dlogits,
+    owned: true,
+  });
+  const backward: Dispatch[] = [];
+  for (const node of [...nodes].reverse()) {
+    const dOut = grads.get(node.id)?.view;
+    if (!dOut || node.op.kind === "softmax_xent") continue;
+    const after: Dispatch[] = [];
+    const accumulate = (id: number, contribution: TensorView) => {
+      const prev = grads.get(id)!;
+      const sum = prev.owned ? prev.view : alloc(shapeSize(nodes[id].shape), `d${nodes[id].name}`);
+      after.push(addKernel(gpu, {
+        runs,
+        count: rows * shapeSize(nodes[id].shape),
+        a: prev.view,
+        b: contribution,
+        out: sum,
+      }));
+      grads.set(id, { view: sum, owned: true });
+    };
+    const dx = (k: number) => {
+      const id = node.inputs[k], view = alloc(shapeSize(nodes[id].shape), `d${nodes[id].name}`);
+      if (grads.has(id)) accumulate(id, view);
+      else grads.set(id, { view, owned: true });
+      return view;
+    };
+    const pass = (k: number, view: TensorView) => {
+      const id = node.inputs[k];
+      if (!l.needsGrad(id)) return;
+      if (grads.has(id)) accumulate(id, view);
+      else grads.set(id, { view, owned: false });
+    };
+    backward.push(...op(node.op.kind).backward(node, l, dOut, dx, pass), ...after);
+  }
+  return { rows, forward, backward, logits };
+}
