@@ -42,8 +42,8 @@ const SETTINGS = {
   ],
   heldout: [int(1).default(1000), "examples held out when the data has no separate test split"],
   probe: [
-    int(2).default(512),
-    "probe batch size (held-out examples the monitor evaluates every step)",
+    int(2).optional(),
+    "probe batch size (held-out examples the monitor evaluates every step) (default: 512 for mlp, 128 for cnn and preresnet)",
   ],
   "batch-size": [int(2).default(128), "mini-batch size"],
   epochs: [int(1).default(1), "passes over the training split (unless --steps is given)"],

@@ -8,15 +8,14 @@ import { parse } from "csv-parse/sync";
 import { validateConfig } from "./config.ts";
 import { runPipeline, type RunSummary } from "./pipeline.ts";
 import { ExpLrRecursion } from "../core/schedule.ts";
-import { acquireGpu } from "../shaders/gpu.ts";
-
-const opts = { sanitizeResources: false, sanitizeOps: false };
+import type { Gpu } from "../shaders/gpu.ts";
+import { gpuTest } from "../shaders/test_gpu.ts";
 
 /** Runs the pipeline with `settings` over the defaults; returns the parsed rows and summary. */
 async function run(
+  gpu: Gpu,
   settings: Record<string, unknown>,
 ): Promise<{ rows: Record<string, string>[]; text: string; summary: RunSummary }> {
-  const gpu = await acquireGpu();
   let text = "";
   const decoder = new TextDecoder();
   const stdout = new WritableStream<Uint8Array>({ write: (c) => void (text += decoder.decode(c)) });
@@ -32,12 +31,10 @@ async function run(
 
 const num = (s: string | undefined) => (s === undefined || s === "" ? NaN : Number(s));
 
-Deno.test({
-  ...opts,
-  name:
-    "R=5 (A,B,A1,A2,C), eps 1e-5 scaled: B's lr is the recursion, its norm ratio is c_t, A-B < 1e-4 for 20 steps",
-  async fn() {
-    const { rows, summary } = await run({ runs: "A,B,A1,A2,C", steps: 20 });
+gpuTest(
+  "R=5 (A,B,A1,A2,C), eps 1e-5 scaled: B's lr is the recursion, its norm ratio is c_t, A-B < 1e-4 for 20 steps",
+  async (gpu) => {
+    const { rows, summary } = await run(gpu, { runs: "A,B,A1,A2,C", steps: 20 });
     if (rows.length !== 20) throw new Error(`${rows.length} rows, expected 20`);
     const rec = new ExpLrRecursion(0.9);
     let worstLr = 0, worstRatio = 0, worstDist = 0;
@@ -83,16 +80,14 @@ Deno.test({
       }
     }
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name:
-    "closed-zero (closed form with zero buffers) passes 1e-4 within 10 steps; closed (matched buffer) does not",
-  async fn() {
-    const zero = await run({ runs: "A,B", explr: "closed-zero", steps: 10, "eval-every": 0 });
+gpuTest(
+  "closed-zero (closed form with zero buffers) passes 1e-4 within 10 steps; closed (matched buffer) does not",
+  async (gpu) => {
+    const zero = await run(gpu, { runs: "A,B", explr: "closed-zero", steps: 10, "eval-every": 0 });
     const onset = zero.summary.pairs.B.first_step_above["1e-4"];
-    const matched = await run({ runs: "A,B", explr: "closed", steps: 10, "eval-every": 0 });
+    const matched = await run(gpu, { runs: "A,B", explr: "closed", steps: 10, "eval-every": 0 });
     console.error(
       `closed-zero: first step above 1e-4: ${onset}; closed: max ${
         matched.summary.pairs.B.max_dist_maxprob.toExponential(2)
@@ -103,16 +98,14 @@ Deno.test({
       throw new Error("closed with matched buffer passed 1e-4");
     }
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name:
-    "a Lemma-2 rescale from --rescale-above is an event row and leaves the A-B curves unchanged",
-  async fn() {
+gpuTest(
+  "a Lemma-2 rescale from --rescale-above is an event row and leaves the A-B curves unchanged",
+  async (gpu) => {
     const settings = { runs: "A,B", steps: 20, wd: 0.05, "eval-every": 5, format: "csv" };
-    const plain = await run({ ...settings, "rescale-above": 1e30 });
-    const forced = await run({ ...settings, "rescale-above": 13.5 });
+    const plain = await run(gpu, { ...settings, "rescale-above": 1e30 });
+    const forced = await run(gpu, { ...settings, "rescale-above": 13.5 });
     const events = forced.rows.filter((r) => r.event !== "");
     console.error(
       `${events.length} rescales: ${events.map((e) => `${e.step}:${e.event}`).join(", ")}`,
@@ -137,13 +130,12 @@ Deno.test({
     console.error(`largest change of B's distance/loss columns under rescaling: ${worst}`);
     if (worst > 1e-6) throw new Error(`rescaling changed the curves by ${worst}`);
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name: "JSON Lines output, --every thins rows, --per-layer adds per-layer effective lrs",
-  async fn() {
-    const { text, summary } = await run({
+gpuTest(
+  "JSON Lines output, --every thins rows, --per-layer adds per-layer effective lrs",
+  async (gpu) => {
+    const { text, summary } = await run(gpu, {
       runs: "A,B",
       steps: 8,
       every: 3,
@@ -173,4 +165,4 @@ Deno.test({
       if (evaluated !== (l.step !== 7)) throw new Error(`step ${l.step}: eval mode ${evaluated}`);
     }
   },
-});
+);

@@ -91,6 +91,14 @@ export function augmentOptions(config: Config): AugmentOptions | undefined {
   };
 }
 
+/**
+ * The probe's rows unless `--probe` sets them: 512 for the MLP; 128 for the convolutional
+ * models, whose activations per example are hundreds of times larger.
+ */
+export function defaultProbe(config: Config): number {
+  return config.model === "mlp" ? 512 : 128;
+}
+
 /** The model the configuration names. */
 export function modelSpec(config: Config): ModelSpec {
   switch (config.model) {
@@ -160,12 +168,13 @@ export async function prepare(config: Config): Promise<Prepared> {
     seed: DEFAULT_SPLIT_SEED,
     labelColumn,
   });
-  checkSizes(splits, { batchSize: config["batch-size"], probe: config.probe });
+  const probeRows = config.probe ?? defaultProbe(config);
+  checkSizes(splits, { batchSize: config["batch-size"], probe: probeRows });
   const { train, heldout } = splits;
   checkAugment(train, augmentOptions(config));
   const norm = fitNormalisation(train);
   const trainX = normalise(train, norm), heldX = normalise(heldout, norm);
-  const probe = probeBatch(heldX, heldout.y, train.dim, config.probe);
+  const probe = probeBatch(heldX, heldout.y, train.dim, probeRows);
   const classes = Math.max(train.classes, heldout.classes);
   const image = train.image;
   if (config.model !== "mlp" && !image) {

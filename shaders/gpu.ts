@@ -111,9 +111,20 @@ async function createGpu(): Promise<Gpu> {
 /** Usage of buffers that kernels read and write and tests upload to and read back from. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** Creates a storage buffer of `elements` 4-byte elements (rounded up to 16 bytes). */
+/**
+ * Creates a storage buffer of `elements` 4-byte elements (rounded up to 16 bytes). Throws a
+ * one-line error naming the buffer when it exceeds what the adapter can bind.
+ */
 export function storageBuffer(gpu: Gpu, elements: number, label?: string): GPUBuffer {
   const size = Math.max(16, Math.ceil((elements * 4) / 16) * 16);
+  const limit = gpu.device.limits.maxStorageBufferBindingSize;
+  if (size > limit) {
+    throw new Error(
+      `GPU buffer "${label ?? "unnamed"}" needs ${(size / 2 ** 20).toFixed(0)} MiB, more than ` +
+        `the adapter binds (${(limit / 2 ** 20).toFixed(0)} MiB): use a smaller --batch-size ` +
+        `or --probe, or fewer --runs`,
+    );
+  }
   return gpu.device.createBuffer({ size, usage: STORAGE, label });
 }
 
