@@ -2,8 +2,14 @@
  * BatchNorm1d over a run-stacked [rows, features] activation: training-mode forward (batch
  * statistics, optionally saving xhat and 1/std for the backward and updating the running
  * statistics), eval-mode forward (running statistics, optionally stored in units of the layer's
- * weight norm, THEORY §5), and the training-mode backward. One thread per (feature, run) loops
- * over the rows; a workgroup's threads read consecutive features of a row, so loads coalesce.
+ * weight norm, THEORY §5), and the training-mode backward. A workgroup's threads read
+ * consecutive features of a row, so loads coalesce. With few rows (an MLP's batch) one thread
+ * per (feature, run) loops over all rows; with many (BatchNorm2d: rows = N·H·W, 100k for a
+ * batch of 128 28×28 images) `lanes` threads share a feature, each summing every lanes-th row,
+ * and their sums meet in workgroup memory. Besides using more threads, this keeps each
+ * invocation's loops short: on lavapipe an invocation that ran more than about 65,000 loop
+ * iterations silently stopped writing (measured: rows past ~20,000 came out 0), so
+ * {@link batchNormLanes} keeps each thread at most ROWS_PER_LANE rows.
  *
  * Every variant comes from the one template {@link batchNormWgsl}. Each tensor is a whole-buffer
  * `read_write` binding addressed through `offset + run * runStride + i` from the uniform, so any
@@ -17,8 +23,28 @@
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
-/** Threads per workgroup along the features. */
+/** Threads per workgroup along the features when one thread takes a whole feature. */
 const WORKGROUP = 64;
+/** Threads per workgroup when several lanes share a feature (features × lanes). */
+const LANE_WORKGROUP = 256;
+/** Rows a thread takes at most before the rows are split over lanes. */
+const ROWS_PER_LANE = 2048;
+/** Lanes per feature at most. */
+const MAX_LANES = 64;
+
+/**
+ * Lanes (threads) per feature for `rows` rows: 1 up to ROWS_PER_LANE rows (the summation
+ * order of one thread per feature), else the power of two that keeps each lane at most
+ * ROWS_PER_LANE rows.
+ */
+export function batchNormLanes(rows: number): number {
+  if (rows <= ROWS_PER_LANE) return 1;
+  const lanes = 2 ** Math.ceil(Math.log2(rows / ROWS_PER_LANE));
+  if (lanes > MAX_LANES) {
+    throw new Error(`batchnorm: ${rows} rows exceed ${MAX_LANES * ROWS_PER_LANE}`);
+  }
+  return lanes;
+}
 
 /** Rows summed into a partial before it joins the total: bounds float32 error growth. */
 const SUM_BLOCK = 32;
@@ -39,12 +65,15 @@ export type BatchNormVariant =
     unit: boolean;
     /** The RunScalars field holding this forward's eps. */
     epsField: "eps" | "eps_next";
+    /** Threads per feature ({@link batchNormLanes}). */
+    lanes: number;
   }
   | {
     pass: "backward";
     gamma: boolean;
     dgamma: boolean;
     dbeta: boolean;
+    lanes: number;
   };
 
 /** Inputs and outputs of a BatchNorm forward; see the module doc and reference/ops.ts. */
@@ -134,7 +163,7 @@ const interfaces = new Map<string, KernelInterface>();
 /** The (cached) interface of a variant: every slot `read_write`, RunScalars for the forward. */
 function batchNormInterface(v: BatchNormVariant): KernelInterface {
   const slots = tensorSlots(v);
-  const key = `${v.pass} ${updates(v)} ${slots.join(" ")}`;
+  const key = `${v.pass} ${updates(v)} ${slots.join(" ")}`; // lanes do not change the interface
   let i = interfaces.get(key);
   if (!i) {
     i = new KernelInterface(`batchnorm ${v.pass}`, {
@@ -151,39 +180,70 @@ function batchNormInterface(v: BatchNormVariant): KernelInterface {
 /** WGSL of one BatchNorm variant (forward train/eval or backward), from one template. */
 export function batchNormWgsl(v: BatchNormVariant): string {
   const body = v.pass === "forward" ? forwardBody(v) : backwardBody(v);
+  const L = v.lanes, FT = featureTile(L);
+  // With one lane, lane_sum is the identity and threads past the features return at once;
+  // with several, every thread reaches the barriers (uniform control flow) and only the
+  // threads of real features write.
+  const laneSum = L === 1 ? "fn lane_sum(v: f32, lid: vec3<u32>) -> f32 { return v; }" : `
+var<workgroup> lane_part: array<f32, ${FT * L}>;
+fn lane_sum(v: f32, lid: vec3<u32>) -> f32 {
+  lane_part[lid.y * ${FT}u + lid.x] = v;
+  workgroupBarrier();
+  for (var s = ${L / 2}u; s > 0u; s >>= 1u) {
+    if (lid.y < s) {
+      lane_part[lid.y * ${FT}u + lid.x] += lane_part[(lid.y + s) * ${FT}u + lid.x];
+    }
+    workgroupBarrier();
+  }
+  let total = lane_part[lid.x];
+  workgroupBarrier();
+  return total;
+}`;
   return /* wgsl */ `${batchNormInterface(v).wgsl}
 
 const SUM_BLOCK: u32 = ${SUM_BLOCK}u;
+const LANES: u32 = ${L}u;
+${laneSum}
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j = gid.x;
-  let r = gid.z;
-  if (j >= u.features) { return; }
-  let n = u.rows;
+@compute @workgroup_size(${FT}, ${L})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let f = u.features;
+  let in_range = wid.x * ${FT}u + lid.x < f;
+  ${L === 1 ? "if (!in_range) { return; }" : ""}
+  let j = min(wid.x * ${FT}u + lid.x, f - 1u);
+  let lane = lid.y;
+  let r = wid.z;
+  let n = u.rows;
 ${body}
 }
 `;
 }
 
+/** Features per workgroup for `lanes` lanes per feature. */
+function featureTile(lanes: number): number {
+  return lanes === 1 ? WORKGROUP : LANE_WORKGROUP / lanes;
+}
+
 /**
  * WGSL summing over the rows in blocks of SUM_BLOCK (partial sums, then their total), so the
- * float32 error grows with rows/SUM_BLOCK + SUM_BLOCK rather than with rows. Declares the
- * accumulators `acc`; `term` (the loop body, row `i`) adds to their partials `<acc>_part`.
+ * float32 error grows with rows/SUM_BLOCK + SUM_BLOCK rather than with rows; each lane sums its
+ * rows (lane, lane + LANES, ...) so, then the lanes' sums are added. Declares the totals `acc`;
+ * `term` (the loop body, row `i`) adds to their partials `<acc>_part`.
  */
 function blockedSum(acc: string[], term: string): string {
-  const decl = acc.map((a) => `  var ${a} = 0.0;`).join("\n");
+  const decl = acc.map((a) => `  var ${a}_lane = 0.0;`).join("\n");
   const part = acc.map((a) => `    var ${a}_part = 0.0;`).join("\n");
-  const fold = acc.map((a) => `    ${a} += ${a}_part;`).join("\n");
+  const fold = acc.map((a) => `    ${a}_lane += ${a}_part;`).join("\n");
+  const total = acc.map((a) => `  let ${a} = lane_sum(${a}_lane, lid);`).join("\n");
   return `${decl}
-  for (var i0 = 0u; i0 < n; i0 += SUM_BLOCK) {
+  for (var i0 = lane; i0 < n; i0 += SUM_BLOCK * LANES) {
 ${part}
-    for (var i = i0; i < min(i0 + SUM_BLOCK, n); i++) {
+    for (var i = i0; i < min(i0 + SUM_BLOCK * LANES, n); i += LANES) {
 ${term}
     }
 ${fold}
-  }`;
+  }
+${total}`;
 }
 
 function forwardBody(v: Extract<BatchNormVariant, { pass: "forward" }>): string {
@@ -202,7 +262,8 @@ function forwardBody(v: Extract<BatchNormVariant, { pass: "forward" }>): string 
 ${blockedSum(["sq"], `      let d = x[at_x(r, i * f + j)] - mean;\n      sq_part += d * d;`)}
   let variance = sq / f32(n);
   let inv = 1.0 / sqrt(variance + scalars[r].${v.epsField});
-${save ? "  inv_std[at_inv_std(r, j)] = inv;" : ""}
+  let writer = in_range && lane == 0u;
+${save ? "  if (writer) { inv_std[at_inv_std(r, j)] = inv; }" : ""}
 ${
       running
         ? `${unit}
@@ -211,8 +272,10 @@ ${
   let unbias = f32(n) / f32(max(1u, n - 1u));
   let km = at_run_mean(r, j);
   let kv = at_run_var(r, j);
-  run_mean[km] = (1.0 - m) * run_mean[km] + m * mean / unit_len;
-  run_var[kv] = (1.0 - m) * run_var[kv] + m * variance * unbias / unit_sq_r;`
+  if (writer) {
+    run_mean[km] = (1.0 - m) * run_mean[km] + m * mean / unit_len;
+    run_var[kv] = (1.0 - m) * run_var[kv] + m * variance * unbias / unit_sq_r;
+  }`
         : ""
     }`
     : `${unit}
@@ -224,7 +287,8 @@ ${
     : "";
   return `${stats}
 ${affine}
-  for (var i = 0u; i < n; i++) {
+  if (!in_range) { return; }
+  for (var i = lane; i < n; i += LANES) {
     let h = (x[at_x(r, i * f + j)] - mean) * inv;
 ${save ? "    xhat[at_xhat(r, i * f + j)] = h;" : ""}
     y[at_y(r, i * f + j)] = ${v.affine ? "g * h + b" : "h"};
@@ -240,11 +304,12 @@ function backwardBody(v: Extract<BatchNormVariant, { pass: "backward" }>): strin
       sdyx_part += d * xhat[at_xhat(r, i * f + j)];`,
     )
   }
-${v.dgamma ? "  dgamma[at_dgamma(r, j)] = sdyx;" : ""}
-${v.dbeta ? "  dbeta[at_dbeta(r, j)] = sdy;" : ""}
+  if (!in_range) { return; }
+${v.dgamma ? "  if (lane == 0u) { dgamma[at_dgamma(r, j)] = sdyx; }" : ""}
+${v.dbeta ? "  if (lane == 0u) { dbeta[at_dbeta(r, j)] = sdy; }" : ""}
   let nf = f32(n);
   let scale = ${v.gamma ? "gamma[at_gamma(r, j)]" : "1.0"} * inv_std[at_inv_std(r, j)] / nf;
-  for (var i = 0u; i < n; i++) {
+  for (var i = lane; i < n; i += LANES) {
     let k = i * f + j;
     dx[at_dx(r, k)] = scale * (nf * dy[at_dy(r, k)] - sdy - xhat[at_xhat(r, k)] * sdyx);
   }`;
@@ -271,7 +336,7 @@ function build(
     floats: { momentum: shape.momentum },
     views: Object.fromEntries(bound),
     runs,
-    workgroups: [ceilDiv(features, WORKGROUP), 1, runs],
+    workgroups: [ceilDiv(features, featureTile(variant.lanes)), 1, runs],
     scalars,
   });
 }
@@ -296,6 +361,7 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
     update: train && !!run?.update,
     unit: !!run?.unit,
     epsField: spec.epsField,
+    lanes: batchNormLanes(spec.rows),
   };
   return build(gpu, variant, { ...spec, momentum: run?.momentum ?? 0 }, {
     x: spec.x,
@@ -317,6 +383,7 @@ export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): 
     gamma: !!spec.gamma,
     dgamma: !!spec.dgamma,
     dbeta: !!spec.dbeta,
+    lanes: batchNormLanes(spec.rows),
   };
   return build(gpu, variant, { ...spec, momentum: 0 }, {
     dy: spec.dy,

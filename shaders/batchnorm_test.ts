@@ -210,7 +210,8 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   assertUntouched(out, R, [yS, ...(c.save ? [hS, iS] : [])], `${tag} activation buffer`);
 }
 
-const SHAPES: [number, number][] = [[2, 1], [37, 13], [128, 70], [300, 256]];
+// 5000 rows: several lanes per feature (batchNormLanes), as BatchNorm2d over N·H·W rows.
+const SHAPES: [number, number][] = [[2, 1], [37, 13], [128, 70], [300, 256], [5000, 11]];
 
 for (const runs of [1, 3]) {
   gpuTest(

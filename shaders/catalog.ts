@@ -31,7 +31,8 @@ function batchNormName(v: BatchNormVariant): string {
     ? [v.mode, ...flags({ affine: v.affine, save: v.save, update: v.update, unit: v.unit })]
     : flags({ gamma: v.gamma, dgamma: v.dgamma, dbeta: v.dbeta });
   const eps = v.pass === "forward" && v.epsField === "eps_next" ? ["eps_next"] : [];
-  return ["batchnorm", v.pass, ...parts, ...eps].join(".");
+  const lanes = v.lanes > 1 ? [`lanes${v.lanes}`] : [];
+  return ["batchnorm", v.pass, ...parts, ...eps, ...lanes].join(".");
 }
 
 const fwd = (mode: Forward["mode"], flags: Partial<Forward> = {}): Forward => ({
@@ -42,6 +43,7 @@ const fwd = (mode: Forward["mode"], flags: Partial<Forward> = {}): Forward => ({
   update: false,
   unit: false,
   epsField: "eps",
+  lanes: 1,
   ...flags,
 });
 const bwd = (flags: Partial<Backward> = {}): Backward => ({
@@ -49,6 +51,7 @@ const bwd = (flags: Partial<Backward> = {}): Backward => ({
   gamma: false,
   dgamma: false,
   dbeta: false,
+  lanes: 1,
   ...flags,
 });
 
@@ -61,6 +64,9 @@ const BATCHNORM: BatchNormVariant[] = [
   fwd("eval"),
   bwd({ gamma: true, dgamma: true, dbeta: true }),
   bwd(),
+  fwd("train", { affine: true, save: true, update: true, unit: true, lanes: 64 }),
+  fwd("eval", { affine: true, unit: true, epsField: "eps_next", lanes: 4 }),
+  bwd({ gamma: true, dgamma: true, dbeta: true, lanes: 64 }),
 ];
 
 /** Products by name (NN = C = A·B, NT = A·Bᵀ, TN = Aᵀ·B, TT) and the tilings they get. */
