@@ -1,10 +1,10 @@
 import { assertThrows } from "./test_util.ts";
+import { testRunsSpec } from "./test_fixtures.ts";
 import { RunPlan, type RunsSpec, type RunStep, ULP32 } from "./runs.ts";
 import { closedFormAlpha, ExpLrRecursion, lrAt, matchedBufferFactor } from "./schedule.ts";
 
-const SPEC: RunsSpec = {
+const SPEC: RunsSpec = testRunsSpec({
   runs: ["A", "B", "A1", "A2", "C"],
-  explr: "exact",
   schedule: {
     base: 0.1,
     kind: "step",
@@ -15,14 +15,7 @@ const SPEC: RunsSpec = {
     warmupStartFactor: 0.1,
     totalSteps: 40,
   },
-  wd: 5e-3,
-  momentum: 0.9,
-  lrO: 0.05,
-  wdO: 1e-4,
-  bnEps: 1e-5,
-  bnEpsMode: "scaled",
-  wdStyle: "coupled",
-};
+});
 
 function near(a: number, e: number, what: string, rtol = 1e-15): void {
   if (!(Math.abs(a - e) <= rtol * Math.abs(e))) throw new Error(`${what}: ${a}, expected ${e}`);

@@ -1,5 +1,4 @@
 import {
-  acquireGpu,
   type Gpu,
   poison,
   readFloats,
@@ -12,6 +11,7 @@ import { add } from "../reference/pool.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, assertThrows, freshRng, stackedFloats } from "../core/test_util.ts";
 import { addKernel } from "./add.ts";
+import { gpuTest } from "./test_gpu.ts";
 
 /** One float32 addition is correctly rounded: within half an ulp of the float64 sum. */
 const RTOL = 2 ** -24;
@@ -83,27 +83,18 @@ async function check(gpu: Gpu, rng: Rng, runs: number, count: number): Promise<v
 }
 
 for (const runs of [1, 3]) {
-  Deno.test({
-    name: `add: out = a + b, in place over a and over b, R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
-      const rng = freshRng(`add R=${runs}`);
-      // The largest needs more than the 64 capped workgroups: the grid-stride loop wraps.
-      for (const count of [1, 7 * 5 * 3, 9 * 9 * 17, 4 * 32 * 32 * 16 + 13]) {
-        await check(gpu, rng, runs, count);
-      }
-    },
+  gpuTest(`add: out = a + b, in place over a and over b, R=${runs}`, async (gpu) => {
+    const rng = freshRng(`add R=${runs}`);
+    // The largest needs more than the 64 capped workgroups: the grid-stride loop wraps.
+    for (const count of [1, 7 * 5 * 3, 9 * 9 * 17, 4 * 32 * 32 * 16 + 13]) {
+      await check(gpu, rng, runs, count);
+    }
   });
 }
 
-Deno.test({
-  name: "add: a, b and out in one buffer; b shared by all runs (runStride 0); a + a",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
+gpuTest(
+  "add: a, b and out in one buffer; b shared by all runs (runStride 0); a + a",
+  async (gpu) => {
     const rng = freshRng("add shared buffer");
     const runs = 3, count = 1000;
     // [b (one copy) | a (3 runs, stride count + 1) | out (3 runs, stride count + 5)], NaN gaps.
@@ -140,4 +131,4 @@ Deno.test({
       "do not fit",
     );
   },
-});
+);

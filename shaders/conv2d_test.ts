@@ -8,7 +8,7 @@
  * @module
  */
 
-import { acquireGpu, type Gpu, poison, readFloats, runDispatches, storageBuffer } from "./gpu.ts";
+import { type Gpu, poison, readFloats, runDispatches, storageBuffer } from "./gpu.ts";
 import {
   conv2dBackwardInput,
   conv2dBackwardWeight,
@@ -27,6 +27,7 @@ import {
 import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";
 import type { Rng } from "../core/prng.ts";
 import type { TensorView } from "./gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
 
 const SHAPES: [string, Conv2dShape][] = [
   ["K=3 s1 3->5", { n: 2, h: 5, w: 7, cin: 3, cout: 5, k: 3, stride: 1, pad: 1 }],
@@ -151,31 +152,35 @@ async function check(
   for (const buf of [a.view.buffer, b.view.buffer, c]) buf.destroy();
 }
 
-/** Default tiling, and one forcing the full-size block (ragged edges) or a small depth split. */
-const TILINGS: Record<ConvProduct, Partial<ConvTiling>[]> = {
-  forward: [{}, { tm: 16, wg: 32 }],
-  backwardInput: [{}, { tm: 16, wg: 32 }],
-  backwardWeight: [{}, { wg: 8, tn: 4 }],
+/**
+ * Tilings beside the default, one per case below: a full-size block off the default (ragged
+ * edges, no shrinking), the direct forward at every shape, small or odd blocks, a small and a
+ * large depth split (dW), so each code path meets the vec4 and the scalar layouts.
+ */
+const EXTRA: Record<ConvProduct, [Partial<ConvTiling>, Partial<ConvTiling>]> = {
+  forward: [{ tm: 8, wg: 32, window: false }, { window: true, tm: 3 }],
+  backwardInput: [{ tm: 8, wg: 32 }, { tm: 5, tn: 4, wg: 16 }],
+  backwardWeight: [{ wg: 8, tn: 4 }, { tc: 1, tm: 3, wg: 32 }],
 };
 
 for (const p of ["forward", "backwardInput", "backwardWeight"] as const) {
+  const cases: [runs: number, layout: Layout, tiling: Partial<ConvTiling>][] = [
+    [1, "aligned", {}],
+    [1, "odd", EXTRA[p][0]],
+    [3, "shared", EXTRA[p][1]],
+    [3, "odd", {}],
+  ];
   for (const runs of [1, 3]) {
-    Deno.test({
-      name: `conv2d ${p} R=${runs} matches the reference (K=3/1, stride 1/2, ragged shapes)`,
-      sanitizeResources: false,
-      sanitizeOps: false,
-      async fn() {
-        const gpu = await acquireGpu();
+    gpuTest(
+      `conv2d ${p} R=${runs} matches the reference (K=3/1, stride 1/2, ragged shapes)`,
+      async (gpu) => {
         const rng = freshRng(`conv2d ${p} R=${runs}`);
-        const layouts: Layout[] = runs === 1 ? ["aligned", "odd"] : ["shared", "odd"];
         for (const [name, shape] of SHAPES) {
-          for (const layout of layouts) {
-            for (const tiling of TILINGS[p]) {
-              await check(gpu, rng, p, name, shape, runs, layout, tiling);
-            }
+          for (const [r, layout, tiling] of cases) {
+            if (r === runs) await check(gpu, rng, p, name, shape, runs, layout, tiling);
           }
         }
       },
-    });
+    );
   }
 }

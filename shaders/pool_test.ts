@@ -1,4 +1,4 @@
-import { acquireGpu, type Gpu, readFloats, runDispatches, uploadBuffer } from "./gpu.ts";
+import { type Gpu, readFloats, runDispatches, uploadBuffer } from "./gpu.ts";
 import {
   globalAvgPoolBackward,
   globalAvgPoolForward,
@@ -13,6 +13,7 @@ import {
   maxPool2BackwardKernel,
   maxPool2ForwardKernel,
 } from "./pool.ts";
+import { gpuTest } from "./test_gpu.ts";
 
 type Shape = [n: number, h: number, w: number, c: number];
 
@@ -157,41 +158,29 @@ async function check(
 const SHAPES: Shape[] = [[1, 7, 5, 3], [2, 9, 9, 17], [3, 2, 2, 1], [4, 32, 32, 16]];
 
 for (const runs of [1, 3]) {
-  Deno.test({
-    name: `pool: avg/max forward/backward against the reference, R=${runs}`,
-    sanitizeResources: false,
-    sanitizeOps: false,
-    async fn() {
-      const gpu = await acquireGpu();
-      const rng = freshRng(`pool R=${runs}`);
-      for (const shape of SHAPES) {
-        for (const ties of [false, true]) {
-          for (const shared of [false, true]) await check(gpu, rng, runs, shape, ties, shared);
-        }
+  gpuTest(`pool: avg/max forward/backward against the reference, R=${runs}`, async (gpu) => {
+    const rng = freshRng(`pool R=${runs}`);
+    for (const shape of SHAPES) {
+      for (const ties of [false, true]) {
+        for (const shared of [false, true]) await check(gpu, rng, runs, shape, ties, shared);
       }
-    },
+    }
   });
 }
 
-Deno.test({
-  name: "pool: shapes and views are validated",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const gpu = await acquireGpu();
-    const buf = uploadBuffer(gpu, new Float32Array(64));
-    const v = { buffer: buf, offset: 0, runStride: 0 };
-    const shape = { runs: 1, n: 1, h: 1, w: 4, c: 2 };
-    assertThrows(() => maxPool2ForwardKernel(gpu, { ...shape, x: v, y: v }), "h must be");
-    assertThrows(
-      () => globalAvgPoolForwardKernel(gpu, { ...shape, c: 0, x: v, y: v }),
-      "c must be",
-    );
-    // 1×8×4×2 = 64 elements fit; 3 runs at stride 64 do not.
-    const big = { runs: 3, n: 1, h: 8, w: 4, c: 2 };
-    assertThrows(
-      () => globalAvgPoolBackwardKernel(gpu, { ...big, dy: v, dx: { ...v, runStride: 64 } }),
-      "do not fit",
-    );
-  },
+gpuTest("pool: shapes and views are validated", (gpu) => {
+  const buf = uploadBuffer(gpu, new Float32Array(64));
+  const v = { buffer: buf, offset: 0, runStride: 0 };
+  const shape = { runs: 1, n: 1, h: 1, w: 4, c: 2 };
+  assertThrows(() => maxPool2ForwardKernel(gpu, { ...shape, x: v, y: v }), "h must be");
+  assertThrows(
+    () => globalAvgPoolForwardKernel(gpu, { ...shape, c: 0, x: v, y: v }),
+    "c must be",
+  );
+  // 1×8×4×2 = 64 elements fit; 3 runs at stride 64 do not.
+  const big = { runs: 3, n: 1, h: 8, w: 4, c: 2 };
+  assertThrows(
+    () => globalAvgPoolBackwardKernel(gpu, { ...big, dy: v, dx: { ...v, runStride: 64 } }),
+    "do not fit",
+  );
 });

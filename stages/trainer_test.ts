@@ -5,7 +5,8 @@
  * statistics over 20 steps, and the probe metrics the monitor reads.
  */
 
-import { acquireGpu } from "../shaders/gpu.ts";
+import type { Gpu } from "../shaders/gpu.ts";
+import { gpuTest } from "../shaders/test_gpu.ts";
 import { GpuTrainer } from "./trainer.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
@@ -17,7 +18,6 @@ import { dot } from "../reference/ops.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
-const opts = { sanitizeResources: false, sanitizeOps: false };
 const STEPS = 20;
 
 /** A model under test with its batch, short-batch and probe rows. */
@@ -77,11 +77,11 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): numbe
 }
 
 async function setup(
+  gpu: Gpu,
   runs: RunsSpec["runs"],
   runningStats: "weightnorm" | "plain",
   model: Model = MLP,
 ) {
-  const gpu = await acquireGpu();
   const rng = freshRng(`gpu vs reference ${model.name} ${runningStats}`);
   const { layout, rows: ROWS, probe: PROBE } = model;
   const dim = layout.inputSize, classes = layout.classes;
@@ -126,11 +126,11 @@ async function setup(
   return { layout, gpuPlan, trainer, ref, batch, init, probe, rows: ROWS, short: model.short };
 }
 
-Deno.test({
-  ...opts,
-  name: "GPU gradients at step 0 equal the float64 reference's (every run, every tensor)",
-  async fn() {
+gpuTest(
+  "GPU gradients at step 0 equal the float64 reference's (every run, every tensor)",
+  async (gpu) => {
     const { layout, gpuPlan, trainer, batch, init, rows: ROWS } = await setup(
+      gpu,
       ["A", "B", "A1"],
       "weightnorm",
     );
@@ -152,19 +152,18 @@ Deno.test({
       }
     }
   },
-});
+);
 
 const FOLLOW = [
   ...(["weightnorm", "plain"] as const).map((stats) => ({ model: MLP, stats })),
   ...CONV_MODELS.map((model) => ({ model, stats: "weightnorm" as const })),
 ];
 for (const { model, stats: runningStats } of FOLLOW) {
-  Deno.test({
-    ...opts,
-    name:
-      `GPU trainer follows the float64 reference for 20 steps, short batches too (${model.name}; A, B, A1; ${runningStats} running stats)`,
-    async fn() {
+  gpuTest(
+    `GPU trainer follows the float64 reference for 20 steps, short batches too (${model.name}; A, B, A1; ${runningStats} running stats)`,
+    async (gpu) => {
       const { layout, gpuPlan, trainer, ref, batch, probe, rows: ROWS, short } = await setup(
+        gpu,
         ["A", "B", "A1"],
         runningStats,
         model,
@@ -246,18 +245,16 @@ for (const { model, stats: runningStats } of FOLLOW) {
         }
       }
     },
-  });
+  );
 }
 
-Deno.test({
-  ...opts,
-  name:
-    "Lemma-2 rescales of run B every 3 steps (by 2^-5, 2^3, ...) leave its loss and distances unchanged",
-  async fn() {
-    const rescaled = await setup(["A", "B"], "plain");
+gpuTest(
+  "Lemma-2 rescales of run B every 3 steps (by 2^-5, 2^3, ...) leave its loss and distances unchanged",
+  async (gpu) => {
+    const rescaled = await setup(gpu, ["A", "B"], "plain");
     const twin = rescaled.trainer, plain = new RunPlan(spec(["A", "B"]));
     const reference = await GpuTrainer.create(
-      await acquireGpu(),
+      gpu,
       {
         layout: rescaled.layout,
         runs: 2,
@@ -305,15 +302,14 @@ Deno.test({
     if (applied < 6) throw new Error(`only ${applied} rescales were applied`);
     if (worst > 1e-6) throw new Error(`rescaling changed run B's metrics by ${worst}`);
   },
-});
+);
 
-Deno.test({
-  ...opts,
-  name: "metering every 4th step leaves training identical to metering every step",
-  async fn() {
-    const every = await setup(["A", "B"], "weightnorm");
+gpuTest(
+  "metering every 4th step leaves training identical to metering every step",
+  async (gpu) => {
+    const every = await setup(gpu, ["A", "B"], "weightnorm");
     const sparse = await GpuTrainer.create(
-      await acquireGpu(),
+      gpu,
       {
         layout: every.layout,
         runs: 2,
@@ -346,4 +342,4 @@ Deno.test({
       }
     }
   },
-});
+);
