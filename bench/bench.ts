@@ -18,13 +18,24 @@ import { runsSpec } from "../pipeline/prepare.ts";
 import { validateConfig } from "../pipeline/config.ts";
 import { createRng } from "../core/prng.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
+import { benchConv, preResNetShapes } from "./conv.ts";
 
 const BATCH = 128;
 const PROBE = 512;
 
-/** The models timed, with their input shapes. */
-const MODELS: { spec: ModelSpec; input: number[] }[] = [
-  { spec: { model: "mlp", hidden: [256, 256] }, input: [784] },
+/**
+ * The models timed, with their input shapes; the convolutional ones bare only and with fewer
+ * steps per repetition (a PreResNet-20 step of three runs takes seconds on lavapipe).
+ */
+const MODELS: { spec: ModelSpec; input: number[]; metered: boolean; steps: number }[] = [
+  { spec: { model: "mlp", hidden: [256, 256] }, input: [784], metered: true, steps: 10 },
+  { spec: { model: "cnn" }, input: [28, 28, 1], metered: false, steps: 2 },
+  {
+    spec: { model: "preresnet", depth: 20, width: 16 },
+    input: [32, 32, 3],
+    metered: false,
+    steps: 1,
+  },
 ];
 
 function median(xs: number[]): number {
@@ -38,6 +49,7 @@ async function benchTraining(
   layout: ModelLayout,
   runs: RunName[],
   meter: boolean,
+  steps: number,
 ): Promise<number> {
   const dim = layout.inputSize, classes = layout.classes;
   const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
@@ -63,7 +75,7 @@ async function benchTraining(
     init.params,
     init.bufs,
   );
-  const steps = 10, reps = 5;
+  const reps = steps >= 10 ? 5 : 2;
   const times: number[] = [];
   for (let rep = 0; rep <= reps; rep++) {
     const t0 = performance.now();
@@ -106,12 +118,12 @@ if (import.meta.main) {
   }
   out.matmul_gflops = mm;
   const training: Record<string, unknown> = {};
-  for (const { spec, input } of MODELS) {
+  for (const { spec, input, metered, steps } of MODELS) {
     const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
     const flops = trainStepFlops(layout, BATCH);
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
-      for (const meter of [false, true]) {
-        const sps = await benchTraining(gpu, layout, runs, meter);
+      for (const meter of metered ? [false, true] : [false]) {
+        const sps = await benchTraining(gpu, layout, runs, meter, steps);
         const perRun = flops + (meter ? forwardFlops(layout, PROBE) : 0);
         const gflops = (sps * perRun * runs.length) / 1e9;
         const key = `${spec.model} R${runs.length}${meter ? "_metered" : ""}`;
@@ -133,5 +145,20 @@ if (import.meta.main) {
     }
   }
   out.training = training;
+  // Convolution products at PreResNet-20's shapes (batch 128, 32×32, 16/32/64 channels).
+  const conv: Record<string, unknown> = {};
+  for (const r of await benchConv(gpu, preResNetShapes(BATCH), { reps: 3 })) {
+    conv[`${r.name} ${r.product}`] = {
+      gflops: r.gflops,
+      ratio_to_ceiling: r.gflops / ceiling.gflops,
+      tiling: r.tiling,
+    };
+    log(
+      `conv ${r.name} ${r.product}: ${r.gflops.toFixed(2)} GFLOP/s (${
+        (r.gflops / ceiling.gflops * 100).toFixed(0)
+      }% of ceiling)`,
+    );
+  }
+  out.conv = conv;
   console.log(JSON.stringify(out));
 }

@@ -199,7 +199,8 @@ export function helpText(): string {
   const defaults = defaultConfig() as Record<string, unknown>;
   const lines = Object.entries(SETTINGS).map(([k, [, help]]) => {
     const d = defaults[k];
-    const shown = d === undefined ? "" : ` (default: ${Array.isArray(d) ? d.join(",") : d})`;
+    const list = (a: unknown[]) => (a.length ? a.join(",") : "none");
+    const shown = d === undefined ? "" : ` (default: ${Array.isArray(d) ? list(d) : d})`;
     return `  --${k.padEnd(15)} ${help}${shown}`;
   });
   return [
