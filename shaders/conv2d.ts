@@ -61,7 +61,8 @@
  *   32->64 s2 16.2/13.2/16.9; 64->64 8² 20.4/16.3/18.0; 1×1 16->32 s2 8.0/3.1/12.7;
  *   1×1 32->64 s2 12.6/5.9/8.1; first layer 1->32 28² 3.2/1.9/10.6 (its depth is 9: setup and
  *   stores dominate; its dx, never needed for a data input, has one column per block). The
- *   matmul ceiling in such a phase is ~19–20.
+ *   matmul ceiling in such a phase is ~19–20. With another process training on the cores
+ *   (two runs): K=3 layers 3.7–9.3, 1×1 s2 1.8–12.5, first layer 1.2–6.8.
  *
  * Edges: out-of-range rows and columns are clamped for loads and skipped at the store, so every
  * shape works (odd H/W, any channel count). vec4 is used per operand only when its channel
