@@ -6,16 +6,10 @@
  * @module
  */
 
-import {
-  acquireGpu,
-  type Dispatch,
-  encodeDispatches,
-  type Gpu,
-  storageBuffer,
-  uploadBuffer,
-} from "../shaders/gpu.ts";
+import { acquireGpu, type Gpu, storageBuffer, uploadBuffer } from "../shaders/gpu.ts";
 import { matmulFlops, matmulKernel, type MatmulTiling } from "../shaders/matmul.ts";
 import { createRng } from "../core/prng.ts";
+import { timeDispatch } from "./timing.ts";
 
 /** Options of {@link benchMatmul}; `tiling` overrides the kernel's default tiling. */
 export interface BenchMatmulOptions {
@@ -31,22 +25,6 @@ export interface BenchMatmulOptions {
 export interface BenchMatmulResult {
   gflops: number;
   msPerCall: number;
-}
-
-/** A timed rep aims at this wall time, so the fixed submit/wait cost is a few percent. */
-const REP_TARGET_MS = 250;
-/** Most dispatches in one rep (tiny shapes). */
-const MAX_COUNT = 4096;
-
-/** Submits `count` dispatches of `d` in one command buffer and waits until the GPU is done. */
-async function timeRep(gpu: Gpu, d: Dispatch, count: number): Promise<number> {
-  const encoder = gpu.device.createCommandEncoder();
-  encodeDispatches(encoder, Array(count).fill(d));
-  const commands = encoder.finish();
-  const t0 = performance.now();
-  gpu.device.queue.submit([commands]);
-  await gpu.guard(gpu.device.queue.onSubmittedWorkDone());
-  return performance.now() - t0;
 }
 
 /**
@@ -79,18 +57,7 @@ export async function benchMatmul(
       b: { buffer: b, offset: 0, runStride: k * n },
       c: { buffer: c, offset: 0, runStride: m * n },
     }, opts.tiling);
-    await timeRep(gpu, d, 1); // compiles and warms caches
-    // Grow N until a rep is long enough that the fixed submit-and-wait cost (~15 ms on
-    // lavapipe) is small: sizing N from one short rep would count that cost N-fold.
-    let count = 1, t = await timeRep(gpu, d, count);
-    while (t < REP_TARGET_MS / 2 && count < MAX_COUNT) {
-      count = Math.min(MAX_COUNT, count * Math.min(16, Math.max(2, Math.ceil(REP_TARGET_MS / t))));
-      t = await timeRep(gpu, d, count);
-    }
-    const times: number[] = [];
-    for (let r = 0; r < reps; r++) times.push(await timeRep(gpu, d, count));
-    times.sort((x, y) => x - y);
-    const msPerCall = times[Math.floor(times.length / 2)] / count;
+    const msPerCall = await timeDispatch(gpu, d, reps);
     return { gflops: matmulFlops(m, n, k, runs) / (msPerCall * 1e6), msPerCall };
   } finally {
     a.destroy();
