@@ -81,6 +81,7 @@ export async function loadCifar(files: string[], name: string): Promise<Dataset>
   const x = new Float32Array(n * CIFAR_IMAGE_BYTES);
   const y = new Int32Array(n);
   let row = 0;
+  let largest = { label: -1, file: files[0], position: "record 0" };
   parts.forEach((records, f) => {
     for (let r = 0; r * CIFAR_RECORD_BYTES < records.length; r++, row++) {
       const at = r * CIFAR_RECORD_BYTES;
@@ -93,6 +94,7 @@ export async function loadCifar(files: string[], name: string): Promise<Dataset>
         );
       }
       y[row] = label;
+      if (label > largest.label) largest = { label, file: files[f], position: `record ${r}` };
       chwToHwc(records.subarray(at + 1, at + CIFAR_RECORD_BYTES), x, row * CIFAR_IMAGE_BYTES);
     }
   });
@@ -107,6 +109,7 @@ export async function loadCifar(files: string[], name: string): Promise<Dataset>
     channels: CIFAR_IMAGE.channels,
     image: { ...CIFAR_IMAGE },
     source,
+    largestLabelAt: { file: largest.file, position: largest.position },
   };
 }
 

@@ -157,6 +157,8 @@ const NON_FINITE = /^[+-]?(nan|inf|infinity)$/i;
 class GrowingRows {
   n = 0;
   maxLabel = -1;
+  /** The line of the first row with the largest label. */
+  maxLabelLine = 0;
   #x = new Float32Array(0);
   #y = new Int32Array(0);
 
@@ -176,7 +178,10 @@ class GrowingRows {
       );
     }
     this.#y[this.n] = label;
-    this.maxLabel = Math.max(this.maxLabel, label);
+    if (label > this.maxLabel) {
+      this.maxLabel = label;
+      this.maxLabelLine = line;
+    }
     let k = this.n * dim;
     for (let col = 0; col < record.length; col++) {
       if (col === layout.label) continue;
@@ -202,6 +207,7 @@ class GrowingRows {
       classes: this.maxLabel + 1,
       channels: dim,
       source,
+      largestLabelAt: { file: source, position: `line ${this.maxLabelLine}` },
     };
   }
 

@@ -22,6 +22,7 @@ import { loadCsv } from "./csv.ts";
 import { detectSource, type SourceFiles, type SplitFiles } from "./detect.ts";
 import { DataError } from "./errors.ts";
 import { loadIdx } from "./idx.ts";
+import { checkLabels } from "./labels.ts";
 import { DEFAULT_SPLIT_SEED, splitHeldout } from "./split.ts";
 import type { Dataset, ImageShape, Splits } from "./types.ts";
 
@@ -65,7 +66,10 @@ const FASHION_MNIST = {
   testLabels: "t10k-labels-idx1-ubyte.gz",
 };
 
-/** Loads the data `spec` names and returns its raw splits; any problem is a DataError. */
+/**
+ * Loads the data `spec` names and returns its raw splits; any problem is a DataError, among them
+ * training data of one class. A sparse label set (a stray large label) is one of the `warnings`.
+ */
 export async function loadData(spec: DataSpec): Promise<Splits> {
   if (spec.data === "default") {
     const all = await loadIdx(
@@ -73,14 +77,18 @@ export async function loadData(spec: DataSpec): Promise<Splits> {
       join(DEFAULT_DATA_DIR, FASHION_MNIST.testLabels),
       "fashion-mnist t10k (shipped)",
     );
-    return splitHeldout(all, spec.heldout, DEFAULT_SPLIT_SEED);
+    const warnings = checkLabels(all);
+    return { ...splitHeldout(all, spec.heldout, DEFAULT_SPLIT_SEED), warnings };
   }
   const files = spec.data === "fashion-mnist"
     ? await fashionMnistFiles(DEBIAN_FASHION_MNIST_DIR)
     : await detectSource(spec.data);
   const name = spec.data === "fashion-mnist" ? "fashion-mnist" : basename(spec.data);
   const train = await loadSplit(files.train, spec, name);
-  if (!files.test) return splitHeldout(train, spec.heldout, spec.seed);
+  if (!files.test) {
+    const warnings = checkLabels(train);
+    return { ...splitHeldout(train, spec.heldout, spec.seed), warnings };
+  }
   const test = await loadSplit(files.test, spec, name, train.dim + 1);
   if (test.dim !== train.dim || test.channels !== train.channels) {
     throw new DataError(
@@ -97,11 +105,13 @@ export async function loadData(spec: DataSpec): Promise<Splits> {
       `test images are ${shape(test.image)}, training images ${shape(train.image)}`,
     );
   }
+  const warnings = checkLabels(train, test);
   // CSV classes come from the labels seen; both splits must agree on the output width.
   const classes = Math.max(train.classes, test.classes);
   return {
     train: { ...train, name: `${name} train`, classes },
     heldout: { ...test, name: `${name} test`, classes },
+    warnings,
   };
 }
 

@@ -202,3 +202,59 @@ Deno.test("loadData: a test split of another image shape with as many pixels is 
     /^test images are 1×4×1, training images 2×2×1$/,
   );
 });
+
+Deno.test("loadData: training data with one class is a DataError naming the file", async () => {
+  await using tmp = await tempDir();
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const one = await writeData(join(tmp.dir, "one.csv"), enc("label,a\n3,1\n3,2\n3,3\n3,4\n"));
+  await assertDataError(() => loadData(spec(one)), one, "labels", /every label is 3.*at least 2/);
+  // A train/test folder: the training file alone must have two classes.
+  const dir = join(tmp.dir, "split");
+  await Deno.mkdir(dir);
+  const train = await writeData(join(dir, "x_train.csv"), enc("label,a\n0,1\n0,2\n0,3\n"));
+  await writeData(join(dir, "x_test.csv"), enc("label,a\n1,5\n0,6\n"));
+  await assertDataError(() => loadData(spec(dir)), train, "labels", /every label is 0/);
+});
+
+Deno.test("loadData: a stray large label is a warning naming the label and its place", async () => {
+  await using tmp = await tempDir();
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const rows = ["label,a", "0,1", "1,2", "2,3", "", "60000,4", "0,5", "1,6", "2,7"].join("\n");
+  const stray = await writeData(join(tmp.dir, "stray.csv"), enc(rows + "\n"));
+  const splits = await loadData(spec(stray));
+  assertEquals(splits.warnings?.length, 1, "one warning");
+  const [warning] = splits.warnings!;
+  assert(!/[\r\n]/.test(warning), `warning "${warning}" should be one line`);
+  assert(warning.startsWith(`${stray}: line 6: label 60000`), `warning "${warning}"`);
+  assert(warning.includes("60001 classes") && warning.includes("4 distinct"), warning);
+  // Labels 0..2 with a test file: no warning; the test file's own stray label is found there.
+  const dir = join(tmp.dir, "split");
+  await Deno.mkdir(dir);
+  await writeData(join(dir, "x_train.csv"), enc("label,a\n0,1\n1,2\n2,3\n"));
+  const test = await writeData(join(dir, "x_test.csv.gz"), enc("label,a\n1,5\n0,6\n"));
+  assertEquals((await loadData(spec(dir))).warnings, [], "dense labels: no warning");
+  await writeData(test, enc("label,a\n1,5\n\n900,6\n"));
+  const [inTest] = (await loadData(spec(dir))).warnings!;
+  assert(inTest?.startsWith(`${test}: line 4: label 900`), `warning "${inTest}"`);
+});
+
+Deno.test("loadData: IDX labels: one class is an error, a sparse set names the record", async () => {
+  await using tmp = await tempDir();
+  const pair = async (name: string, labels: number[]) => {
+    const n = labels.length;
+    const images = await writeData(
+      join(tmp.dir, `${name}-images-idx3-ubyte`),
+      idxBytes(IDX_IMAGES_MAGIC, [n, 1, 1], new Array(n).fill(0)),
+    );
+    const file = await writeData(
+      join(tmp.dir, `${name}-labels-idx1-ubyte`),
+      idxBytes(IDX_LABELS_MAGIC, [n], labels),
+    );
+    return { images, file };
+  };
+  const one = await pair("one", [4, 4, 4, 4]);
+  await assertDataError(() => loadData(spec(one.images)), one.file, "labels", /every label is 4/);
+  const sparse = await pair("sparse", [0, 1, 0, 9, 9, 1]);
+  const { warnings } = await loadData(spec(sparse.images));
+  assert(warnings?.[0]?.startsWith(`${sparse.file}: record 3: label 9`), `${warnings}`);
+});

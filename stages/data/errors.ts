@@ -9,12 +9,13 @@
  * Bad input data. The message is one line, `<file>: <position>: <problem>`, for example
  * `data/x.csv: line 17: expected 785 cells, found 784`. Positions are `header`, `record N`
  * (0-based, the example's index in its file), `line N` (1-based, as editors count) or
- * `line N, column M` (1-based), or a split (`train split`, `held-out split`).
+ * `line N, column M` (1-based), a split (`train split`, `held-out split`), or `labels` (the
+ * labels as a whole, e.g. only one class).
  */
 export class DataError extends Error {
   /** The file or folder the problem is in. */
   readonly file: string;
-  /** Where in the file: `header`, `record N`, `line N`, `line N, column M`, or a split name. */
+  /** Where: `header`, `record N`, `line N`, `line N, column M`, a split name, or `labels`. */
   readonly position: string;
   /** What is wrong. */
   readonly problem: string;

@@ -122,6 +122,7 @@ export async function loadIdx(images: string, labels: string, name: string): Pro
     );
   }
   const y = new Int32Array(n);
+  let largest = 0;
   for (let i = 0; i < n; i++) {
     if (lab.data[i] >= IDX_CLASSES) {
       throw new DataError(
@@ -131,6 +132,7 @@ export async function loadIdx(images: string, labels: string, name: string): Pro
       );
     }
     y[i] = lab.data[i];
+    if (y[i] > y[largest]) largest = i;
   }
   return {
     name,
@@ -142,6 +144,7 @@ export async function loadIdx(images: string, labels: string, name: string): Pro
     channels: 1,
     image: { height: img.dims[1], width: img.dims[2], channels: 1 },
     source: images,
+    largestLabelAt: { file: labels, position: `record ${largest}` },
   };
 }
 

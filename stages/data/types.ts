@@ -53,6 +53,11 @@ export interface Dataset {
   image?: ImageShape;
   /** The file or folder the examples were read from; named in errors about this dataset. */
   source: string;
+  /**
+   * Where the first example with the largest label is: its file and position (`line N` for CSV,
+   * `record N` for IDX and CIFAR-10), for the label checks' messages. Set by the loaders.
+   */
+  largestLabelAt?: { file: string; position: string };
 }
 
 /** Train and held-out splits, both raw (not normalised). */
@@ -61,4 +66,9 @@ export interface Splits {
   train: Dataset;
   /** The examples held out (the test set when the source has one), in file order. */
   heldout: Dataset;
+  /**
+   * Problems with the data that do not stop the run (e.g. a stray large label), one line each
+   * as `<file>: <position>: <problem>`, for the caller to log as warnings.
+   */
+  warnings?: string[];
 }
