@@ -2,17 +2,22 @@
  * The command line: parse and validate the flags, acquire the GPU, run the pipeline. Data goes
  * to stdout; logs, progress, the summary and errors (one line each) go to stderr.
  *
- * Exit codes: 0 done (also when stdout was closed early), 1 bad input or a failed run,
- * 2 no WebGPU adapter. `TRAIN_DEBUG=1` adds the stack trace of an error.
+ * Exit codes: 0 done (also when stdout was closed early), 1 bad input, a failed or diverged
+ * run, 2 no WebGPU adapter, 130 / 143 stopped by SIGINT / SIGTERM (after finishing the step in
+ * flight, writing a checkpoint when checkpointing is on, flushing stdout and writing the
+ * summary; a second signal exits at once). `TRAIN_DEBUG=1` adds the stack trace of an error.
  *
  * @module
  */
 
 import { helpText, parseCommandLine } from "./pipeline/config.ts";
-import { runPipeline } from "./pipeline/pipeline.ts";
+import { checkOutputPath } from "./pipeline/paths.ts";
+import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
+import { RunControl } from "./stages/step.ts";
 import { acquireGpu, GpuUnavailableError } from "./shaders/gpu.ts";
 
 const encoder = new TextEncoder();
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 const log = (line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
 
 /** Runs the CLI with `args`; returns the exit code. */
@@ -25,11 +30,32 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     const { config } = cmd;
+    // Output paths first: a bad one is found now, not after the training it would record.
+    if (config.summary) await checkOutputPath("--summary", config.summary);
+    if (config["save-init"]) {
+      await checkOutputPath("--save-init", config["save-init"]);
+      await saveInitialWeights(config, log);
+      return 0;
+    }
+    const dir = config["checkpoint-dir"];
+    if (dir) {
+      await Deno.mkdir(dir, { recursive: true }).catch(() => {}); // checked just below
+      await checkOutputPath("--checkpoint-dir", `${dir}/step-0.safetensors`);
+    }
     const gpu = await acquireGpu();
     log(`adapter: ${gpu.adapterDescription}`);
     const live = !config.quiet && Deno.stderr.isTerminal();
     let progressShown = false;
+    const control = new RunControl();
+    const onSignal = (signal: keyof typeof SIGNAL_EXIT) => () => {
+      if (control.signal) Deno.exit(SIGNAL_EXIT[control.signal]);
+      control.signal = signal;
+      log(`${signal}: finishing the step in flight (a second ${signal} exits at once)`);
+    };
+    const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => [sig, onSignal(sig)] as const);
+    for (const [sig, handler] of handlers) Deno.addSignalListener(sig, handler);
     await runPipeline(config, gpu, {
+      control,
       stdout: Deno.stdout.writable,
       log: (line) => {
         if (progressShown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
@@ -42,10 +68,18 @@ export async function main(args: string[]): Promise<number> {
           progressShown = true;
         }
         : undefined,
+    }).finally(() => {
+      for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
     });
-    return 0;
+    if (control.diverged) {
+      log(`error: ${control.diverged}`);
+      return 1;
+    }
+    return control.signal ? SIGNAL_EXIT[control.signal] : 0;
   } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    // One line, nothing cut: interior line breaks become spaces.
+    const text = e instanceof Error ? e.message : String(e);
+    const message = text.trim().replace(/\s*[\r\n]+\s*/g, " ");
     log(`error: ${message}`);
     if (Deno.env.get("TRAIN_DEBUG")) console.error(e);
     return e instanceof GpuUnavailableError ? 2 : 1;

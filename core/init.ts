@@ -29,9 +29,8 @@ export function initParams(layout: ModelLayout, seed: number): Float64Array {
 
 /**
  * Run-stacked float32 initial weights and momentum buffers of every run: one float64
- * initialisation from the seed (S weights × `initScale`), rounded to float32, then each run's
- * own multiplier applied in float32 (A1: × (1 + 2^-23), one ulp, as PyTorch would) and its
- * initial buffer over S (closed-form B: matched buffer).
+ * initialisation from the seed (S weights × `initScale`), rounded to float32, then
+ * {@link runStates}.
  */
 export function initialState(
   layout: ModelLayout,
@@ -43,6 +42,19 @@ export function initialState(
     initParams(layout, seed),
     (v, i) => (i < layout.sEnd ? v * initScale : v),
   );
+  return runStates(layout, plan, base);
+}
+
+/**
+ * Every run's initial state from run A's float32 weights `base`: each run's own multiplier
+ * applied in float32 (A1: × (1 + 2^-23), one ulp, as PyTorch would) and its initial buffer
+ * over S (closed-form B: matched buffer).
+ */
+export function runStates(
+  layout: ModelLayout,
+  plan: RunPlan,
+  base: Float32Array,
+): { params: Float32Array; bufs: Float32Array } {
   const R = plan.runs.length, P = layout.size;
   const params = new Float32Array(R * P), bufs = new Float32Array(R * P);
   for (let r = 0; r < R; r++) {

@@ -90,6 +90,17 @@ export interface RunStep {
   cPredBefore: number;
 }
 
+/**
+ * Everything a {@link RunPlan} carries from one step to the next, for checkpoints: the next
+ * step, run B's recursion state, each run's cumulative Lemma-2 factor (log2) and pending factor.
+ */
+export interface PlanState {
+  step: number;
+  recursion?: { u: number; q: number };
+  log2Scale: number[];
+  pending: number[];
+}
+
 /** The per-step plan of all runs; call {@link RunPlan.next} once per step, in order. */
 export class RunPlan {
   /** The runs, run 0 being A. */
@@ -123,6 +134,31 @@ export class RunPlan {
   /** Steps planned so far (the 0-based index of the step the next call to next() plans). */
   get step(): number {
     return this.#t;
+  }
+
+  /** The state to continue from (a copy); see {@link RunPlan.restore}. */
+  get state(): PlanState {
+    return {
+      step: this.#t,
+      recursion: this.#recursion?.state,
+      log2Scale: [...this.#log2Scale],
+      pending: [...this.#pending],
+    };
+  }
+
+  /** Continues from `state` (taken from a plan of the same spec); the next call plans its step. */
+  restore(state: PlanState): void {
+    const R = this.runs.length;
+    if (state.log2Scale.length !== R || state.pending.length !== R) {
+      throw new Error(`plan state has ${state.log2Scale.length} runs, expected ${R}`);
+    }
+    if (!this.#recursion !== !state.recursion) {
+      throw new Error("plan state and spec disagree about run B's recursion");
+    }
+    this.#t = state.step;
+    if (this.#recursion && state.recursion) this.#recursion.state = state.recursion;
+    this.#log2Scale = [...state.log2Scale];
+    this.#pending = [...state.pending];
   }
 
   /** Multiplier of run r's initial weights, all tensors (A1: 1 + 2^-23; else 1). THEORY §6. */

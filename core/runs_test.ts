@@ -207,3 +207,42 @@ Deno.test("RunPlan: with Lemma-2 rescales run B's values stay finite over 200,00
     if (rescales < 80) throw new Error(`${explr}: only ${rescales} rescales`);
   }
 });
+
+Deno.test("RunPlan: a plan restored from a JSON copy of its state continues exactly", () => {
+  for (const explr of ["exact", "closed"] as const) {
+    const spec = explr === "exact" ? SPEC : {
+      ...SPEC,
+      explr,
+      schedule: { ...SPEC.schedule, kind: "const" as const, warmupSteps: 0 },
+    };
+    const whole = new RunPlan(spec), first = new RunPlan(spec);
+    const rescaleAt = (plan: RunPlan, t: number) => {
+      if (t === 7) plan.requestRescale(1, 0.25);
+      if (t === 19) plan.requestRescale(4, 0.5);
+    };
+    const expected: RunStep[][] = [];
+    for (let t = 0; t < 40; t++) {
+      rescaleAt(whole, t);
+      expected.push(whole.next());
+    }
+    for (let t = 0; t < 19; t++) {
+      rescaleAt(first, t);
+      first.next();
+    }
+    // A rescale requested but not yet applied is part of the state.
+    rescaleAt(first, 19);
+    const resumed = new RunPlan(spec);
+    resumed.restore(JSON.parse(JSON.stringify(first.state)));
+    if (resumed.step !== 19) throw new Error(`resumed at step ${resumed.step}`);
+    for (let t = 19; t < 40; t++) {
+      const got = JSON.stringify(resumed.next()), want = JSON.stringify(expected[t]);
+      if (got !== want) throw new Error(`${explr}: step ${t}: ${got} != ${want}`);
+    }
+  }
+});
+
+Deno.test("RunPlan: restore refuses a state of another run set", () => {
+  const state = new RunPlan(SPEC).state;
+  const other = new RunPlan({ ...SPEC, runs: ["A", "A1"] });
+  assertThrows(() => other.restore(state), "runs");
+});

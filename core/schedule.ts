@@ -129,6 +129,16 @@ export class ExpLrRecursion {
     this.#q /= f;
   }
 
+  /** The recursion's state (1/c_t and q_{t-1}); exact through JSON (float64 round-trips). */
+  get state(): { u: number; q: number } {
+    return { u: this.#u, q: this.#q };
+  }
+
+  set state(s: { u: number; q: number }) {
+    this.#u = s.u;
+    this.#q = s.q;
+  }
+
   /** Advances by one step of run A with lr `eta` and weight decay `lambda`. */
   next(eta: number, lambda: number): { etaB: number; c: number; cNext: number } {
     const u = this.#u;

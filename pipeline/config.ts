@@ -13,13 +13,34 @@ import { z } from "zod";
 export class ConfigError extends Error {}
 
 const bool = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]);
-const num = z.coerce.number<string | number>().refine(Number.isFinite, "expected a finite number");
-const positive = num.refine((v) => v > 0, "expected a number > 0");
-const nonNegative = num.refine((v) => v >= 0, "expected a number >= 0");
+/** A value as an error message shows it: strings quoted, so an empty one is visible. */
+const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+/**
+ * A number: a JSON number, or a string that reads as one after trimming (a flag's value). Empty
+ * strings, booleans and null are errors, not 0 or 1 as `Number()` would make them.
+ */
+const number = () =>
+  z.number({
+    error: (issue) =>
+      typeof issue.input === "number"
+        ? "expected a finite number"
+        : `expected a number, got ${shown(issue.input)}`,
+  });
+/** Reads a numeric string as its number; anything else is left for `number()` to reject. */
+const toNumber = (v: unknown) => {
+  if (typeof v !== "string" || v.trim() === "") return v;
+  const n = Number(v.trim());
+  return Number.isNaN(n) ? v : n;
+};
+const positive = z.preprocess(toNumber, number().refine((v) => v > 0, "expected a number > 0"));
+const nonNegative = z.preprocess(
+  toNumber,
+  number().refine((v) => v >= 0, "expected a number >= 0"),
+);
 const int = (min: number) =>
-  z.coerce.number<string | number>().int("expected an integer").min(
-    min,
-    `expected an integer >= ${min}`,
+  z.preprocess(
+    toNumber,
+    number().int("expected an integer").min(min, `expected an integer >= ${min}`),
   );
 /** A comma-separated list on the command line, or a JSON array in a config file. */
 const list = <T extends z.ZodType>(item: T) =>
@@ -135,6 +156,28 @@ const SETTINGS = {
   quiet: [bool.default(false), "no progress line on stderr"],
   summary: [z.string().min(1).optional(), "also write the final summary as JSON to this file"],
   "in-flight": [int(1).default(2), "training steps kept in flight on the GPU"],
+  // checkpoints and weights
+  "checkpoint-dir": [
+    z.string().min(1).optional(),
+    "write checkpoints (step-N.safetensors) here: every --checkpoint-every steps, at the end, and on SIGINT/SIGTERM",
+  ],
+  "checkpoint-every": [
+    int(0).default(0),
+    "steps between checkpoints (0: only at the end and when interrupted)",
+  ],
+  keep: [int(1).default(3), "newest checkpoints kept in --checkpoint-dir"],
+  resume: [
+    z.string().min(1).optional(),
+    "continue from a checkpoint: a .safetensors file, or a folder (its newest)",
+  ],
+  "save-init": [
+    z.string().min(1).optional(),
+    "write run A's initial weights to this .safetensors file and exit",
+  ],
+  "init-from": [
+    z.string().min(1).optional(),
+    "start every run from these weights (.safetensors: --save-init's names, or a PyTorch state_dict's)",
+  ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
 
 type Settings = typeof SETTINGS;
@@ -160,6 +203,12 @@ const schema = z.strictObject(
     fail("wd-style", "run B's equivalent schedule (THEORY §3) is derived for coupled weight decay");
   }
   if ((c.depth - 2) % 6 !== 0) fail("depth", "expected 6n+2 (8, 20, 32, 56, ...)");
+  if (c["checkpoint-every"] > 0 && !c["checkpoint-dir"]) {
+    fail("checkpoint-every", "needs --checkpoint-dir");
+  }
+  if (c["init-from"] && c["init-scale"] !== 1) {
+    fail("init-scale", "cannot be combined with --init-from (the file gives run A's weights)");
+  }
   if (c.schedule === "step" && c.milestones.length === 0) {
     fail("milestones", "step schedule needs milestones");
   }
@@ -228,7 +277,8 @@ export async function parseCommandLine(argv: string[]): Promise<CommandLine> {
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    const args = joinValues(argv, options);
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false });
   } catch (e) {
     throw new ConfigError(`command line: ${(e as Error).message.split("\n")[0]}`);
   }
@@ -241,20 +291,51 @@ export async function parseCommandLine(argv: string[]): Promise<CommandLine> {
   return { help: false, config: validateConfig({ ...fromFile, ...flags }, COMMAND_LINE) };
 }
 
+/** A negative number (`-5`, `-.5`, `-1e-3`): a flag's value, not a flag. */
+const NEGATIVE = /^-\d|^-\.\d/;
+
+/**
+ * `argv` with each value-taking flag followed by a negative number joined to it
+ * (`--batch-size -5` becomes `--batch-size=-5`), which parseArgs would otherwise take for a flag.
+ * A value-taking flag followed by another flag (`--wd $WD` with WD unset) is an error.
+ */
+function joinValues(
+  argv: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i], next = argv[i + 1];
+    const takesValue = arg.startsWith("--") && options[arg.slice(2)]?.type === "string";
+    if (takesValue && next !== undefined && NEGATIVE.test(next)) {
+      args.push(`${arg}=${next}`);
+      i++;
+    } else if (takesValue && next?.startsWith("-") && next !== "-") {
+      throw new ConfigError(`${arg}: expected a value, got the flag ${next}`);
+    } else {
+      args.push(arg);
+    }
+  }
+  return args;
+}
+
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new ConfigError(
-      `${path}: cannot read config file: ${(e as Error).message.split("\n")[0]}`,
-    );
+    // One line without cutting: the message names the path, which may hold a line break.
+    const message = (e as Error).message.replace(/\s*[\r\n]+\s*/g, " ");
+    throw new ConfigError(`${path}: cannot read config file: ${message}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${path}: not valid JSON: ${(e as Error).message.split("\n")[0]}`);
+    // The message may quote the file (V8: `Unexpected token ',', ..."<text>" is not valid
+    // JSON`): escape its line breaks, so it stays one line without cutting the quote.
+    const message = (e as Error).message.replace(/\r/g, "\\r").replace(/\n/g, "\\n");
+    throw new ConfigError(`${path}: not valid JSON: ${message}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ConfigError(`${path}: expected a JSON object of settings`);

@@ -13,7 +13,7 @@ import type { LrScheduleSpec } from "../core/schedule.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { buildModel, type ModelSpec } from "../core/models.ts";
-import { initialState } from "../core/init.ts";
+import { initialState, runStates } from "../core/init.ts";
 import {
   DEFAULT_SPLIT_SEED,
   fitNormalisation,
@@ -24,6 +24,10 @@ import { checkAugment, checkSizes, probeBatch } from "../stages/data/loader.ts";
 import type { Dataset } from "../stages/data/types.ts";
 import type { AugmentOptions } from "../stages/data/augment.ts";
 import { checkScaleInvariance } from "../reference/invariance.ts";
+import { type CheckpointFile, checkpointState } from "../stages/checkpoint.ts";
+import type { TrainerState } from "../stages/trainer.ts";
+import { loadWeights } from "./weights.ts";
+import { checkResumable, readCheckpoint } from "./resume.ts";
 
 /** The prepared job: data, model, plan and initial state. */
 export interface Prepared {
@@ -41,6 +45,10 @@ export interface Prepared {
   epochs: number;
   /** Run-stacked initial weights and momentum buffers (float32). */
   init: { params: Float32Array; bufs: Float32Array };
+  /** With --resume: the checkpoint and the state it holds (the run continues after its step). */
+  resume?: { file: CheckpointFile; state: TrainerState };
+  /** Problems with the data that do not stop the run (a stray large label), one line each. */
+  warnings: string[];
 }
 
 /** Steps per epoch and the run's length: `--steps` if given (as many epochs as that takes), else `--epochs` epochs. */
@@ -160,6 +168,7 @@ export function checkPlan(
 
 /** Loads the data and builds the model, the plan and the initial state; runs the startup checks. */
 export async function prepare(config: Config): Promise<Prepared> {
+  const checkpoint = config.resume ? await readCheckpoint(config.resume) : undefined;
   const label = config["label-column"];
   const labelColumn = label !== undefined && /^-?\d+$/.test(label) ? Number(label) : label;
   const splits = await loadData({
@@ -191,9 +200,20 @@ export async function prepare(config: Config): Promise<Prepared> {
     throw new ConfigError(`--model: ${config.model}: ${(e as Error).message}`);
   }
   const { total: totalSteps, epochs } = plannedSteps(config, train.n);
+  if (checkpoint) {
+    checkResumable(config, checkpoint, (c) => plannedSteps(c, train.n).total);
+    if (checkpoint.meta.step + 1 >= totalSteps) {
+      throw new ConfigError(
+        `--resume: ${checkpoint.source} is after step ${checkpoint.meta.step}; the run has ` +
+          `${totalSteps} steps, so nothing is left to train (raise --steps or --epochs)`,
+      );
+    }
+  }
   const spec = runsSpec(config, totalSteps);
   const plan = new RunPlan(spec);
-  const init = initialState(layout, plan, deriveSeed(config.seed, "init"), config["init-scale"]);
+  const init = config["init-from"]
+    ? runStates(layout, plan, await loadWeights(config["init-from"], layout))
+    : initialState(layout, plan, deriveSeed(config.seed, "init"), config["init-scale"]);
   // Images: a few examples already give BatchNorm thousands of rows, and keep the float64
   // convolutions of the check short.
   const checkRows = Math.min(probe.size, image ? 8 : 64);
@@ -212,6 +232,8 @@ export async function prepare(config: Config): Promise<Prepared> {
     totalSteps,
     epochs,
     init,
+    resume: checkpoint && { file: checkpoint, state: checkpointState(checkpoint, layout) },
+    warnings: splits.warnings ?? [],
   };
 }
 

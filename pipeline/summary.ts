@@ -9,13 +9,17 @@ import type { PairSummary } from "../stages/monitor.ts";
 import type { GpuTrainer } from "../stages/trainer.ts";
 import type { Prepared } from "./prepare.ts";
 import type { Trained } from "./train.ts";
+import { writeFileAtomic } from "../stages/files.ts";
+import { VERSION } from "./version.ts";
 
 /** The final summary, printed on stderr and written to `--summary FILE` as JSON. */
 export interface RunSummary {
   adapter: string;
   /** The model, e.g. "preresnet-20 (width 16)", and its parameter counts. */
   model: { description: string; parameters: number; s: number; o: number };
+  /** Steps done, counting those before a resumed checkpoint. */
   steps: number;
+  /** Time and rate of this session's steps. */
   seconds: number;
   steps_per_second: number;
   runs: string[];
@@ -29,6 +33,14 @@ export interface RunSummary {
   rescales: number;
   /** True when stdout was closed early (the run stopped there). */
   output_closed: boolean;
+  /** Why the run stopped before its last step: a signal or divergence (null: it did not). */
+  stopped: "SIGINT" | "SIGTERM" | "diverged" | null;
+  /** The divergence message, when the run diverged. */
+  error: string | null;
+  /** The checkpoint this session resumed from, and the last one it wrote. */
+  resumed_from: string | null;
+  checkpoint: string | null;
+  version: string;
 }
 
 /** Eval-mode accuracy of every run over the whole held-out split, in probe-sized chunks. */
@@ -77,12 +89,17 @@ export async function summarise(
     },
     steps: t.tracker.steps,
     seconds: t.seconds,
-    steps_per_second: t.tracker.steps / t.seconds,
+    steps_per_second: t.stepsHere / t.seconds,
     runs: p.config.runs,
     pairs: t.tracker.pairs,
     final,
-    rescales: t.rescales,
+    rescales: t.tracker.rescales,
     output_closed: t.outputClosed,
+    stopped: t.control.diverged ? "diverged" : t.control.signal ?? null,
+    error: t.control.diverged ?? null,
+    resumed_from: p.resume?.file.source ?? null,
+    checkpoint: t.checkpoint ?? null,
+    version: VERSION,
   };
   for (const line of summaryLines(summary)) log(line);
   if (p.config.summary) {
@@ -99,7 +116,10 @@ export function summaryLines(s: RunSummary): string[] {
       s.steps_per_second.toFixed(2)
     } steps/s) on ${s.adapter}; model ${s.model.description} (S ${s.model.s}, O ${s.model.o})` +
     (s.rescales ? `, ${s.rescales} rescales` : "") +
-    (s.output_closed ? ", stopped: stdout closed" : ""),
+    (s.resumed_from ? `, resumed from ${s.resumed_from}` : "") +
+    (s.output_closed ? ", stopped: stdout closed" : "") +
+    (s.stopped ? `, stopped: ${s.stopped}` : "") +
+    (s.checkpoint ? `; last checkpoint ${s.checkpoint}` : ""),
   ];
   for (const [r, f] of Object.entries(s.final)) {
     lines.push(
@@ -120,11 +140,4 @@ export function summaryLines(s: RunSummary): string[] {
     );
   }
   return lines;
-}
-
-/** Writes `text` to `path` through a temporary file and a rename, so no half-written file remains. */
-async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
 }

@@ -1,6 +1,7 @@
 /**
- * Training: the GPU trainer built from the prepared job, and the chain of stream stages
- * loader → step → monitor → events → sink, with backpressure.
+ * Training: the GPU trainer built from the prepared job (or restored from its checkpoint), and
+ * the chain of stream stages loader → step → monitor → events → checkpoints → sink, with
+ * backpressure.
  *
  * @module
  */
@@ -8,17 +9,20 @@
 import { deriveSeed } from "../core/prng.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import { batchStream } from "../stages/data/loader.ts";
-import { GpuTrainer } from "../stages/trainer.ts";
-import { stepStage } from "../stages/step.ts";
+import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
+import { RunControl, stepStage } from "../stages/step.ts";
 import {
   monitorColumns,
   type MonitorOptions,
   monitorStage,
+  type OutputRow,
   SummaryTracker,
 } from "../stages/monitor.ts";
 import { eventLogStage } from "../stages/events.ts";
 import { OutputClosedError, outputSink } from "../stages/sink.ts";
-import { augmentOptions, type Prepared } from "./prepare.ts";
+import { type CheckpointContext, checkpointStage } from "../stages/checkpoint.ts";
+import { augmentOptions, plannedSteps, type Prepared } from "./prepare.ts";
+import { VERSION } from "./version.ts";
 
 /** Where the pipeline writes: data to `stdout`, everything else through `log`. */
 export interface PipelineIO {
@@ -27,46 +31,74 @@ export interface PipelineIO {
   log(line: string): void;
   /** A transient progress line (stderr when it is a terminal), or undefined for none. */
   progress?: (line: string) => void;
+  /** Stop requests (signals), shared with the command line; divergence is reported in it. */
+  control?: RunControl;
 }
 
 /** What training leaves for the summary. */
 export interface Trained {
   trainer: GpuTrainer;
   tracker: SummaryTracker;
-  rescales: number;
+  /** Steps trained in this session (fewer than the tracker's when resumed). */
+  stepsHere: number;
   seconds: number;
   /** True when stdout was closed early (the run stopped there). */
   outputClosed: boolean;
+  /** Why the run stopped early (a signal, divergence), if it did. */
+  control: RunControl;
+  /** The last checkpoint written, if any. */
+  checkpoint?: string;
 }
 
 /** |cos(grad, w)| over S above which the group is reported as not scale-invariant. */
 export const GRAD_COS_WARNING = 1e-3;
 
-/** The GPU trainer of a prepared job, with its initial state uploaded. */
+/** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */
 export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
   const { config, train } = p;
-  return GpuTrainer.create(
-    gpu,
-    {
-      layout: p.layout,
-      runs: config.runs.length,
-      batchRows: config["batch-size"],
-      shortBatchRows: config["last-batch"] === "keep"
-        ? train.n % config["batch-size"] || undefined
-        : undefined,
-      probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
-      bnMomentum: config["bn-momentum"],
-      runningStats: config["running-stats"],
-      seed: deriveSeed(config.seed, "perturb"),
-      inFlight: config["in-flight"],
+  const options: TrainerOptions = {
+    layout: p.layout,
+    runs: config.runs.length,
+    batchRows: config["batch-size"],
+    shortBatchRows: config["last-batch"] === "keep"
+      ? train.n % config["batch-size"] || undefined
+      : undefined,
+    probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
+    bnMomentum: config["bn-momentum"],
+    runningStats: config["running-stats"],
+    seed: deriveSeed(config.seed, "perturb"),
+    inFlight: config["in-flight"],
+  };
+  return p.resume
+    ? GpuTrainer.restore(gpu, options, p.resume.state, p.resume.file.meta.step + 1)
+    : GpuTrainer.create(gpu, options, p.init.params, p.init.bufs);
+}
+
+/** What every checkpoint of the prepared job records besides the snapshot. */
+function checkpointContext(p: Prepared): CheckpointContext {
+  const { config } = p, perEpoch = plannedSteps(config, p.train.n).perEpoch;
+  return {
+    layout: p.layout,
+    runs: config.runs,
+    runningStats: config["running-stats"],
+    version: VERSION,
+    config,
+    dataPosition: (step) => ({
+      epoch: Math.floor((step + 1) / perEpoch),
+      batch_in_epoch: (step + 1) % perEpoch,
+      batch_size: config["batch-size"],
+    }),
+    seeds: {
+      shuffle: deriveSeed(config.seed, "shuffle"),
+      augment: deriveSeed(config.seed, "augment"),
+      perturb: deriveSeed(config.seed, "perturb"),
+      init: deriveSeed(config.seed, "init"),
     },
-    p.init.params,
-    p.init.bufs,
-  );
+  };
 }
 
 /** Per step: warns once per run when S is not scale-invariant, and shows progress. */
-function stepObserver(p: Prepared, io: PipelineIO, started: number) {
+function stepObserver(p: Prepared, io: PipelineIO, started: number, startStep: number) {
   const warned = new Set<string>();
   return (v: Record<string, number | undefined>) => {
     for (const r of p.config.runs) {
@@ -83,17 +115,24 @@ function stepObserver(p: Prepared, io: PipelineIO, started: number) {
     }
     if (!io.progress) return;
     const done = (v.step ?? 0) + 1, secs = (performance.now() - started) / 1000;
-    const rate = done / secs, eta = (p.totalSteps - done) / rate;
+    const rate = (done - startStep) / secs, eta = (p.totalSteps - done) / rate;
     io.progress(
       `step ${done}/${p.totalSteps}  ${rate.toFixed(2)} steps/s  ETA ${eta.toFixed(0)} s`,
     );
   };
 }
 
-/** Trains every run of the prepared job in lockstep, streaming rows to `io.stdout`. */
+/**
+ * Trains every run of the prepared job in lockstep, streaming rows to `io.stdout`, from step 0
+ * or from the step after the checkpoint it resumes. Stops early, with a checkpoint when
+ * checkpointing is on, when `io.control` asks; on divergence it stops without one.
+ */
 export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trained> {
   const { config } = p;
+  const control = io.control ?? new RunControl();
   const trainer = await createTrainer(p, gpu);
+  const startStep = p.resume ? p.resume.file.meta.step + 1 : 0;
+  if (p.resume) p.plan.restore(p.resume.file.meta.plan);
   const monitorOpts: MonitorOptions = {
     runs: config.runs,
     layout: trainer.metrics,
@@ -102,7 +141,20 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
     perLayer: config["per-layer"],
   };
   const tracker = new SummaryTracker(config.runs);
-  const events = eventLogStage(io.log);
+  if (p.resume) tracker.restore(p.resume.file.meta.tracker);
+  const dir = config["checkpoint-dir"];
+  let checkpoint: string | undefined;
+  const checkpoints = dir
+    ? checkpointStage({
+      dir,
+      keep: config.keep,
+      context: checkpointContext(p),
+      onWritten: (path, step) => {
+        checkpoint = path;
+        io.log(`checkpoint: ${path} (after step ${step})`);
+      },
+    })
+    : new TransformStream<OutputRow, OutputRow>();
   const started = performance.now();
   let outputClosed = false;
   try {
@@ -113,6 +165,8 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
       seed: deriveSeed(config.seed, "shuffle"),
       lastBatch: config["last-batch"],
       maxSteps: p.totalSteps,
+      startStep,
+      stop: () => control.stopping,
       augment: augmentOptions(config),
       image: p.train.image,
       source: p.train.source,
@@ -124,9 +178,14 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
         evalEvery: config["eval-every"],
         inFlight: config["in-flight"],
         rescaleAbove: config["rescale-above"],
+        checkpointEvery: config["checkpoint-every"],
+        snapshots: dir !== undefined,
+        control,
+        resume: p.resume?.file.meta.stepper,
       }))
-      .pipeThrough(monitorStage(monitorOpts, tracker, stepObserver(p, io, started)))
-      .pipeThrough(events.stage)
+      .pipeThrough(monitorStage(monitorOpts, tracker, stepObserver(p, io, started, startStep)))
+      .pipeThrough(eventLogStage(io.log))
+      .pipeThrough(checkpoints)
       .pipeTo(outputSink(io.stdout, config.format, monitorColumns(monitorOpts)));
   } catch (e) {
     if (!(e instanceof OutputClosedError)) throw e;
@@ -134,5 +193,6 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
   }
   const seconds = (performance.now() - started) / 1000;
   await trainer.finish();
-  return { trainer, tracker, rescales: events.count(), seconds, outputClosed };
+  const stepsHere = Math.max(0, tracker.steps - startStep);
+  return { trainer, tracker, stepsHere, seconds, outputClosed, control, checkpoint };
 }

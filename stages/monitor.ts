@@ -8,28 +8,17 @@
 
 import type { RunName, RunStep } from "../core/runs.ts";
 import type { MetricsLayout } from "./trainer.ts";
+import type { StepOutput, StepRecord, TrainingSnapshot } from "./step.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
-/** One metered step as the step stage hands it on. */
-export interface StepRecord {
-  step: number;
-  epoch: number;
-  /** Rows of the training batch. */
-  rows: number;
-  /** The plan's values of every run at this step. */
-  plan: RunStep[];
-  /** runs × layout.words floats read back from the GPU. */
-  metrics: Float32Array;
-  /** Whether the eval-mode probe was evaluated at this step. */
-  evalMode: boolean;
-  /** Lemma-2 rescales applied since the previous metered step (each before its step). */
-  rescales: { step: number; epoch: number; run: RunName; factor: number }[];
-}
-
-/** A line of output: a step's metrics, or an event (a Lemma-2 rescale). */
+/**
+ * What the monitor hands on: a line of output (a step's metrics, or an event: a Lemma-2
+ * rescale), or a snapshot to checkpoint with the summary's state at that point.
+ */
 export type OutputRow =
   | { kind: "step"; values: Record<string, number | undefined> }
-  | { kind: "event"; step: number; epoch: number; event: string; run: RunName; factor: number };
+  | { kind: "event"; step: number; epoch: number; event: string; run: RunName; factor: number }
+  | { kind: "snapshot"; snapshot: TrainingSnapshot; tracker: TrackerState };
 
 /** What the monitor needs to know about the run set. */
 export interface MonitorOptions {
@@ -157,11 +146,21 @@ export interface PairSummary {
   first_step_above: Record<string, number | null>;
 }
 
+/** A {@link SummaryTracker}'s state (checkpoints). */
+export interface TrackerState {
+  pairs: Record<string, PairSummary>;
+  last: Record<string, number | undefined>;
+  steps: number;
+  rescales: number;
+}
+
 /** Accumulates the run's summary from the rows the monitor derives. */
 export class SummaryTracker {
   readonly pairs: Record<string, PairSummary> = {};
   readonly last: Record<string, number | undefined> = {};
   steps = 0;
+  /** Lemma-2 rescales applied so far. */
+  rescales = 0;
 
   constructor(private readonly runs: RunName[]) {
     for (const r of runs.slice(1)) {
@@ -189,20 +188,45 @@ export class SummaryTracker {
     }
     Object.assign(this.last, v);
   }
+
+  /** A deep copy of the state. */
+  get state(): TrackerState {
+    return structuredClone({
+      pairs: this.pairs,
+      last: this.last,
+      steps: this.steps,
+      rescales: this.rescales,
+    });
+  }
+
+  /** Continues from `state` (a tracker of the same runs). */
+  restore(state: TrackerState): void {
+    const copy = structuredClone(state);
+    Object.assign(this.pairs, copy.pairs);
+    Object.assign(this.last, copy.last);
+    this.steps = copy.steps;
+    this.rescales = copy.rescales;
+  }
 }
 
 /**
  * The monitor stage: each step record becomes its rescale event rows (if any) and one step row;
- * every step row is folded into `tracker` and passed to `onStep` (progress reporting).
+ * every step row is folded into `tracker` and passed to `onStep` (progress reporting). A
+ * snapshot passes on with the tracker's state.
  */
 export function monitorStage(
   opts: MonitorOptions,
   tracker: SummaryTracker,
   onStep: (values: Record<string, number | undefined>) => void = () => {},
-): TransformStream<StepRecord, OutputRow> {
-  return new TransformStream<StepRecord, OutputRow>({
+): TransformStream<StepOutput, OutputRow> {
+  return new TransformStream<StepOutput, OutputRow>({
     transform(rec, controller) {
+      if (rec.kind === "snapshot") {
+        controller.enqueue({ kind: "snapshot", snapshot: rec, tracker: tracker.state });
+        return;
+      }
       for (const e of rec.rescales) {
+        tracker.rescales++;
         controller.enqueue({ kind: "event", event: "rescale", ...e });
       }
       const values = deriveRow(rec, opts);

@@ -43,7 +43,7 @@ export function outputSink(
       throw e;
     }
   };
-  const cells = (row: OutputRow): Record<string, string> => {
+  const cells = (row: Exclude<OutputRow, { kind: "snapshot" }>): Record<string, string> => {
     if (row.kind === "event") {
       return {
         step: String(row.step),
@@ -58,6 +58,7 @@ export function outputSink(
       if (format === "csv") await write(stringify([columns]));
     },
     async write(row) {
+      if (row.kind === "snapshot") return; // the checkpoint stage's, not output
       if (format === "csv") {
         const c = cells(row);
         await write(stringify([columns.map((k) => c[k] ?? "")]));

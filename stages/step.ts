@@ -1,21 +1,93 @@
 /**
  * The step stage: a TransformStream from mini-batches to metered step records. It asks the run
  * plan for every run's values, submits the step to the GPU, keeps up to `inFlight` metered
- * steps in flight, and hands on each step's metrics in order once they are read back. It also
- * decides Lemma-2 rescales (THEORY §4) from the norms it reads back and stops on NaN.
+ * steps in flight, and hands on each step's metrics in order once they are read back.
+ *
+ * It also decides Lemma-2 rescales (THEORY §4) from every step's S weight norms: a norm read
+ * after step t's update rescales the run before step t + {@link RESCALE_LAG}, a fixed lag, so
+ * the trajectory does not depend on how many steps are in flight, on `--every`, or on where a
+ * run was checkpointed and resumed. It stops on a non-finite loss or norm (divergence), or when
+ * asked to (a signal), and emits a {@link TrainingSnapshot} at checkpoint steps, at the end and
+ * when it stops for a signal.
  *
  * @module
  */
 
 import type { Batch } from "./data/loader.ts";
-import type { RunName, RunPlan } from "../core/runs.ts";
-import type { GpuTrainer } from "./trainer.ts";
-import type { StepRecord } from "./monitor.ts";
+import type { PlanState, RunName, RunPlan, RunStep } from "../core/runs.ts";
+import type { GpuTrainer, TrainerState } from "./trainer.ts";
 
-/** Thrown when a loss or a weight norm becomes NaN or infinite. */
-export class TrainingDivergedError extends Error {}
+/** One metered step as the step stage hands it on. */
+export interface StepRecord {
+  kind: "step";
+  step: number;
+  epoch: number;
+  /** Rows of the training batch. */
+  rows: number;
+  /** The plan's values of every run at this step. */
+  plan: RunStep[];
+  /** runs × layout.words floats read back from the GPU. */
+  metrics: Float32Array;
+  /** Whether the eval-mode probe was evaluated at this step. */
+  evalMode: boolean;
+  /** Lemma-2 rescales applied since the previous metered step (each before its step). */
+  rescales: { step: number; epoch: number; run: RunName; factor: number }[];
+}
 
-/** How the step stage meters and rescales. */
+/** A rescale decided from the norms of an earlier step, applied before step `at`. */
+export interface ScheduledRescale {
+  run: number;
+  at: number;
+  factor: number;
+}
+
+/** The step stage's own state between steps (the rest is the plan's and the GPU's). */
+export interface StepperState {
+  /** Decided rescales not yet applied. */
+  scheduled: ScheduledRescale[];
+  /**
+   * Per run, the step before which its latest rescale is (or was) applied, -1 for none: the
+   * norms of earlier steps still show the old scale and decide nothing.
+   */
+  rescaleAt: number[];
+  /** The first step at or after which a metered step evaluates the eval-mode probe. */
+  nextEval: number;
+}
+
+/** Everything needed to continue after `step`: what a checkpoint holds. */
+export interface TrainingSnapshot {
+  kind: "snapshot";
+  /** The last step done (the resumed run continues with step + 1). */
+  step: number;
+  epoch: number;
+  gpu: TrainerState;
+  plan: PlanState;
+  /** The plan's values of every run at `step`. */
+  lastPlan: RunStep[];
+  stepper: StepperState;
+}
+
+/** What the step stage hands on: metered steps, and snapshots between them. */
+export type StepOutput = StepRecord | TrainingSnapshot;
+
+/**
+ * Why a run stops before its last step, shared by the loader, the step stage and the command
+ * line: a signal asked for it, or a run diverged (the message names the run, step and value).
+ */
+export class RunControl {
+  signal?: "SIGINT" | "SIGTERM";
+  diverged?: string;
+
+  /** True once the run should take no further step. */
+  get stopping(): boolean {
+    return this.signal !== undefined || this.diverged !== undefined;
+  }
+}
+
+/** Steps between the step whose norms decide a rescale and the step it is applied before. */
+export const RESCALE_LAG = 3;
+
+/** How the step stage meters, rescales and snapshots. */
 export interface StepStageOptions {
   runs: RunName[];
   /** Meter (read back) every N-th step, starting with step 0, and the last step. */
@@ -27,6 +99,14 @@ export interface StepStageOptions {
   inFlight: number;
   /** Rescale a run when its S weight norm passes this. */
   rescaleAbove: number;
+  /** Snapshot after every this many steps (0 = only at the end and when stopped). */
+  checkpointEvery: number;
+  /** Snapshot at the end of the run and when a signal stops it. */
+  snapshots: boolean;
+  /** Stop requests and divergence, shared with the loader and the command line. */
+  control: RunControl;
+  /** The state of a resumed run (the plan and the trainer are restored by their owners). */
+  resume?: StepperState;
 }
 
 /**
@@ -43,45 +123,87 @@ export function stepStage(
   trainer: GpuTrainer,
   plan: RunPlan,
   opts: StepStageOptions,
-): TransformStream<Batch, StepRecord> {
-  const pending: { record: Omit<StepRecord, "metrics">; metrics: Promise<Float32Array> }[] = [];
-  // A rescale requested from step t's norms lands a few steps later; until it has been applied,
-  // the norms of steps already in flight still show the old scale and must not trigger again.
-  const rescaleAppliedAt = opts.runs.map(() => -1);
-  const requested = opts.runs.map(() => false);
+): TransformStream<Batch, StepOutput> {
+  const { control } = opts;
+  const metered: { record: Omit<StepRecord, "metrics">; metrics: Promise<Float32Array> }[] = [];
+  const normsQueue: { step: number; norms: Promise<number[]> }[] = [];
+  const scheduled = [...(opts.resume?.scheduled ?? [])];
+  const rescaleAt = [...(opts.resume?.rescaleAt ?? opts.runs.map(() => -1))];
+  let nextEval = opts.resume?.nextEval ?? 0;
   let rescales: StepRecord["rescales"] = [];
-  let nextEval = 0;
+  let last: { step: number; epoch: number; lastPlan: RunStep[] } | undefined;
+  let snapshotAt = -1;
   const words = trainer.metrics.words;
 
-  const emit = async (controller: TransformStreamDefaultController<StepRecord>) => {
-    const { record, metrics } = pending.shift()!;
-    const m = await metrics;
-    opts.runs.forEach((name, r) => {
-      const loss = m[r * words + trainer.metrics.loss];
-      const norm = Math.sqrt(m[r * words + trainer.metrics.norm2]);
-      if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-        throw new TrainingDivergedError(
-          `training diverged at step ${record.step}: run ${name} has loss ${loss} and S weight norm ${norm}`,
-        );
-      }
+  let divergedAt = Infinity;
+  const diverge = (step: number, run: number, what: string, value: number) => {
+    if (step >= divergedAt) return;
+    divergedAt = step;
+    control.diverged = `training diverged at step ${step}: run ${
+      opts.runs[run]
+    } has ${what} ${value}`;
+  };
+
+  /** Decides the rescales of step t's norms; they apply before step t + RESCALE_LAG. */
+  const decide = (step: number, norms: number[]) => {
+    norms.forEach((norm, r) => {
+      if (!Number.isFinite(norm)) return diverge(step, r, "S weight norm", norm);
       // Run A is the reference of every ratio: never rescaled (weight decay bounds its norm).
-      if (r === 0 || requested[r] || record.step < rescaleAppliedAt[r]) return;
-      const s = rescaleFactor(norm, opts.rescaleAbove);
-      if (s !== 1) {
-        plan.requestRescale(r, s);
-        requested[r] = true;
-      }
+      if (r === 0 || step < rescaleAt[r]) return;
+      const factor = rescaleFactor(norm, opts.rescaleAbove);
+      if (factor === 1) return;
+      rescaleAt[r] = step + RESCALE_LAG;
+      scheduled.push({ run: r, at: rescaleAt[r], factor });
+    });
+  };
+  const decideUpTo = async (step: number) => {
+    while (normsQueue.length > 0 && normsQueue[0].step <= step) {
+      const { step: t, norms } = normsQueue.shift()!;
+      decide(t, await norms);
+    }
+  };
+
+  const emit = async (controller: TransformStreamDefaultController<StepOutput>) => {
+    const { record, metrics } = metered.shift()!;
+    const m = await metrics;
+    // Rows after a divergence are not shown: the one that diverged is the last.
+    if (record.step > divergedAt) return;
+    opts.runs.forEach((_, r) => {
+      const loss = m[r * words + trainer.metrics.loss];
+      if (!Number.isFinite(loss)) diverge(record.step, r, "loss", loss);
     });
     controller.enqueue({ ...record, metrics: m });
   };
 
-  return new TransformStream<Batch, StepRecord>({
+  const snapshot = async (controller: TransformStreamDefaultController<StepOutput>) => {
+    if (!last || snapshotAt === last.step || control.diverged) return;
+    await decideUpTo(last.step);
+    while (metered.length > 0) await emit(controller);
+    if (control.diverged) return;
+    snapshotAt = last.step;
+    controller.enqueue({
+      kind: "snapshot",
+      step: last.step,
+      epoch: last.epoch,
+      lastPlan: last.lastPlan,
+      gpu: await trainer.readState(),
+      plan: plan.state,
+      stepper: { scheduled: scheduled.map((s) => ({ ...s })), rescaleAt: [...rescaleAt], nextEval },
+    });
+  };
+
+  return new TransformStream<Batch, StepOutput>({
     async transform(batch, controller) {
+      if (control.stopping) return; // prefetched batches after a stop are not trained
+      await decideUpTo(batch.step - RESCALE_LAG);
+      if (control.stopping) return;
+      for (const s of scheduled.filter((s) => s.at === batch.step)) {
+        plan.requestRescale(s.run, s.factor);
+      }
+      scheduled.splice(0, scheduled.length, ...scheduled.filter((s) => s.at > batch.step));
       const steps = plan.next();
       steps.forEach((s, r) => {
         if (s.rescale === 1) return;
-        rescaleAppliedAt[r] = batch.step;
-        requested[r] = false;
         rescales.push({
           step: batch.step,
           epoch: batch.epoch,
@@ -93,13 +215,19 @@ export function stepStage(
       // Eval mode at the first metered step at or after each multiple of evalEvery.
       const evalMode = meter && opts.evalEvery > 0 && batch.step >= nextEval;
       if (evalMode) nextEval = (Math.floor(batch.step / opts.evalEvery) + 1) * opts.evalEvery;
-      const { metrics } = await trainer.submitStep(batch.x, batch.y, batch.size, steps, {
-        meter,
-        evalMode,
-      });
+      const { metrics, norms } = await trainer.submitStep(
+        batch.x,
+        batch.y,
+        batch.size,
+        steps,
+        { meter, evalMode },
+      );
+      last = { step: batch.step, epoch: batch.epoch, lastPlan: steps };
+      normsQueue.push({ step: batch.step, norms });
       if (metrics) {
-        pending.push({
+        metered.push({
           record: {
+            kind: "step",
             step: batch.step,
             epoch: batch.epoch,
             rows: batch.size,
@@ -111,10 +239,14 @@ export function stepStage(
         });
         rescales = [];
       }
-      while (pending.length > opts.inFlight) await emit(controller);
+      while (metered.length > opts.inFlight) await emit(controller);
+      const done = batch.step + 1;
+      if (opts.checkpointEvery > 0 && done % opts.checkpointEvery === 0) await snapshot(controller);
     },
     async flush(controller) {
-      while (pending.length > 0) await emit(controller);
+      await decideUpTo(Infinity);
+      while (metered.length > 0) await emit(controller);
+      if (opts.snapshots && !control.diverged) await snapshot(controller);
     },
   });
 }

@@ -98,6 +98,25 @@ export interface TrainerOptions {
   inFlight: number;
 }
 
+/**
+ * The training state of every run, run-stacked float32: what a checkpoint holds of the GPU.
+ * Running statistics are in the trainer's units (weight-norm or plain, `--running-stats`).
+ */
+export interface TrainerState {
+  params: Float32Array;
+  bufs: Float32Array;
+  runningMean: Float32Array;
+  runningVar: Float32Array;
+}
+
+/** What one submitted step promises: its S weight norms always, its metrics when metered. */
+export interface SubmittedStep {
+  /** Per run, ||w_{t+1}|| over S after the update (float64 sum of the per-tensor norms²). */
+  norms: Promise<number[]>;
+  /** runs × {@link MetricsLayout.words} floats, on metered steps. */
+  metrics?: Promise<Float32Array>;
+}
+
 /** Per-step choices the pipeline makes. */
 export interface StepOptions {
   /** Read the metrics back (and evaluate the probe) at this step. */
@@ -107,6 +126,28 @@ export interface StepOptions {
 }
 
 const F32 = 4;
+
+/**
+ * Initial running variances, run-stacked: 1 in plain units, so 1/||W_l||² for a BatchNorm
+ * whose statistics are kept in units of its S tensor's norm (`--running-stats weightnorm`).
+ */
+export function initialRunningVar(opts: TrainerOptions, params: Float32Array): Float32Array {
+  const { layout, runs } = opts;
+  const rv = new Float32Array(runs * layout.statsSize);
+  for (let r = 0; r < runs; r++) {
+    for (const bn of layout.batchNorms) {
+      let n2 = 1;
+      if (opts.runningStats === "weightnorm" && bn.unit !== undefined) {
+        const t = layout.sTensors[bn.unit], base = r * layout.size + t.offset;
+        n2 = 0;
+        for (let i = 0; i < t.size; i++) n2 += params[base + i] ** 2;
+      }
+      const at = r * layout.statsSize + bn.offset;
+      rv.fill(1 / n2, at, at + bn.features);
+    }
+  }
+  return rv;
+}
 
 /** R runs of one model on the GPU; see the module comment for what one step records. */
 export class GpuTrainer {
@@ -134,12 +175,12 @@ export class GpuTrainer {
   private readonly weightMetrics: Dispatch[];
   private readonly rescale: Dispatch[];
   private readonly layerNorms: Dispatch[];
-  /** The layer norms unmetered steps still need (weight-norm running statistics), or none. */
-  private readonly layerNormsEveryStep: Dispatch[];
   private readonly perturb: Dispatch[];
   private readonly probeStats: Dispatch;
   private readonly evalStats: Dispatch;
   private readonly ring: { buffer: GPUBuffer; metrics?: Promise<Float32Array> }[];
+  /** Unmetered steps read back only the per-tensor norms² of S (Lemma-2 rescale decisions). */
+  private readonly normRing: { buffer: GPUBuffer; norms?: Promise<number[]> }[];
   /** Completion of the submitted steps not yet waited for, oldest first. */
   private readonly pending: Promise<unknown>[] = [];
   private submitted = 0;
@@ -239,7 +280,6 @@ export class GpuTrainer {
       ...layerDots(mt.layerNorm2),
     ];
     this.layerNorms = layerDots(mt.layerNorm2);
-    this.layerNormsEveryStep = opts.runningStats === "weightnorm" ? this.layerNorms : [];
     // Weight-norm running statistics are invariant under Lemma 2; plain ones scale with s.
     const stats = (buffer: GPUBuffer): TensorView => ({
       buffer,
@@ -267,13 +307,16 @@ export class GpuTrainer {
       ...this.layerNorms,
     ];
     this.perturb = [perturbKernel(gpu, { runs, sEnd: S, params: sView, scalars: this.scalars })];
-    this.ring = Array.from({ length: opts.inFlight + 1 }, () => ({
-      buffer: gpu.device.createBuffer({
-        size: runs * M * F32,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        label: "metrics readback",
-      }),
-    }));
+    const readback = (words: number, label: string) =>
+      Array.from({ length: opts.inFlight + 1 }, () => ({
+        buffer: gpu.device.createBuffer({
+          size: words * F32,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          label,
+        }),
+      }));
+    this.ring = readback(runs * M, "metrics readback");
+    this.normRing = readback(runs * layout.sTensors.length, "norms readback");
   }
 
   /**
@@ -287,26 +330,31 @@ export class GpuTrainer {
     params: Float32Array,
     bufs: Float32Array,
   ): Promise<GpuTrainer> {
+    return await GpuTrainer.restore(gpu, opts, {
+      params,
+      bufs,
+      runningMean: new Float32Array(opts.runs * opts.layout.statsSize),
+      runningVar: initialRunningVar(opts, params),
+    }, 0);
+  }
+
+  /**
+   * Builds the trainer from a checkpointed state; `step` is the next step's index (A2's
+   * perturbation stream is keyed on it).
+   */
+  static async restore(
+    gpu: Gpu,
+    opts: TrainerOptions,
+    state: TrainerState,
+    step: number,
+  ): Promise<GpuTrainer> {
     const t = new GpuTrainer(gpu, opts);
-    const { layout, runs } = opts;
     const q = gpu.device.queue;
-    q.writeBuffer(t.params, 0, hostBytes(params));
-    q.writeBuffer(t.bufs, 0, hostBytes(bufs));
-    const rv = new Float32Array(runs * layout.statsSize);
-    for (let r = 0; r < runs; r++) {
-      for (const bn of layout.batchNorms) {
-        let n2 = 1;
-        if (opts.runningStats === "weightnorm" && bn.unit !== undefined) {
-          const t = layout.sTensors[bn.unit], base = r * layout.size + t.offset;
-          n2 = 0;
-          for (let i = 0; i < t.size; i++) n2 += params[base + i] ** 2;
-        }
-        const at = r * layout.statsSize + bn.offset;
-        rv.fill(1 / n2, at, at + bn.features);
-      }
-    }
-    q.writeBuffer(t.runningVar, 0, rv);
-    q.writeBuffer(t.runningMean, 0, new Float32Array(runs * layout.statsSize));
+    q.writeBuffer(t.params, 0, hostBytes(state.params));
+    q.writeBuffer(t.bufs, 0, hostBytes(state.bufs));
+    q.writeBuffer(t.runningMean, 0, hostBytes(state.runningMean));
+    q.writeBuffer(t.runningVar, 0, hostBytes(state.runningVar));
+    t.submitted = step;
     // The first forward reads each layer's norm (weight-norm running statistics).
     const encoder = gpu.device.createCommandEncoder();
     encodeDispatches(encoder, t.layerNorms);
@@ -361,9 +409,9 @@ export class GpuTrainer {
 
   /**
    * Records and submits one training step of every run on batch (x, y) with the plan's
-   * per-run values. Returns at once; with `meter`, the promise inside resolves to the step's
-   * metrics (runs × {@link MetricsLayout.words} floats) when the GPU has finished it.
-   * Waits only while `inFlight` earlier steps are still on the GPU.
+   * per-run values. Returns at once with promises of the step's S weight norms and, with
+   * `meter`, its metrics, resolved when the GPU has finished it. Waits only while `inFlight`
+   * earlier steps are still on the GPU.
    */
   async submitStep(
     x: Float32Array,
@@ -371,7 +419,7 @@ export class GpuTrainer {
     rows: number,
     steps: RunStep[],
     options: StepOptions,
-  ): Promise<{ metrics?: Promise<Float32Array> }> {
+  ): Promise<SubmittedStep> {
     const { device } = this.gpu, q = device.queue;
     const pass = this.trainPasses.get(rows);
     if (!pass) {
@@ -383,7 +431,9 @@ export class GpuTrainer {
     // steps ahead and never waits on the step it just submitted.
     while (this.pending.length >= this.opts.inFlight) await this.pending.shift();
     const slot = options.meter ? this.ring[this.submitted % this.ring.length] : undefined;
+    const normSlot = slot ? undefined : this.normRing[this.submitted % this.normRing.length];
     if (slot?.metrics) await slot.metrics;
+    if (normSlot?.norms) await normSlot.norms;
     const step = this.submitted++;
     q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.inputSize);
     // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
@@ -408,26 +458,43 @@ export class GpuTrainer {
     encodeDispatches(encoder, [
       ...this.update,
       ...(perturbing ? this.perturb : []),
-      // Weight-norm BatchNorm reads each layer's norm at the next forward: keep it current.
+      // The per-tensor norms: rescale decisions, and weight-norm BatchNorm's units.
       ...(slot
         ? [...this.weightMetrics, ...this.probePass.forward, this.probeStats]
-        : this.layerNormsEveryStep),
+        : this.layerNorms),
       ...(slot && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
     ]);
+    const { runs, layout } = this.opts, M = this.metrics.words, L = layout.sTensors.length;
     if (slot) encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
-    q.submit([encoder.finish()]);
-    if (!slot) {
-      this.pending.push(this.gpu.guard(q.onSubmittedWorkDone()));
-      return {};
+    else {
+      for (let r = 0; r < runs; r++) {
+        const from = (r * M + this.metrics.layerNorm2) * F32;
+        encoder.copyBufferToBuffer(this.metricsBuf, from, normSlot!.buffer, r * L * F32, L * F32);
+      }
     }
-    const metrics = this.gpu.guard(slot.buffer.mapAsync(GPUMapMode.READ)).then(() => {
-      const out = new Float32Array(slot.buffer.getMappedRange().slice(0));
-      slot.buffer.unmap();
-      return out;
-    });
+    q.submit([encoder.finish()]);
+    const read = (buffer: GPUBuffer) =>
+      this.gpu.guard(buffer.mapAsync(GPUMapMode.READ)).then(() => {
+        const out = new Float32Array(buffer.getMappedRange().slice(0));
+        buffer.unmap();
+        return out;
+      });
+    const sNorms = (words: Float32Array, stride: number, first: number) =>
+      Array.from({ length: runs }, (_, r) => {
+        let n2 = 0;
+        for (let l = 0; l < L; l++) n2 += words[r * stride + first + l];
+        return Math.sqrt(n2);
+      });
+    if (!slot) {
+      const norms = read(normSlot!.buffer).then((w) => sNorms(w, L, 0));
+      normSlot!.norms = norms;
+      this.pending.push(norms);
+      return { norms };
+    }
+    const metrics = read(slot.buffer);
     slot.metrics = metrics;
     this.pending.push(metrics);
-    return { metrics };
+    return { metrics, norms: metrics.then((m) => sNorms(m, M, this.metrics.layerNorm2)) };
   }
 
   /**
@@ -453,16 +520,11 @@ export class GpuTrainer {
     return out;
   }
 
-  /** Reads the whole training state back (tests; waits for the GPU). Run-stacked arrays. */
-  async readState(): Promise<
-    {
-      params: Float32Array;
-      bufs: Float32Array;
-      grads: Float32Array;
-      runningMean: Float32Array;
-      runningVar: Float32Array;
-    }
-  > {
+  /**
+   * Reads the whole training state back, with the last gradients (checkpoints and tests;
+   * waits for the GPU). Run-stacked arrays.
+   */
+  async readState(): Promise<TrainerState & { grads: Float32Array }> {
     const { layout, runs } = this.opts;
     const read = (b: GPUBuffer, n: number) => readFloats(this.gpu, b, runs * n);
     return {

@@ -138,6 +138,107 @@ Deno.test({
 
 Deno.test({
   ...opts,
+  name: "no hidden widths (--hidden '' or a config file's []): one line, no panic, exit 1",
+  async fn() {
+    const message = "hidden: expected at least one hidden width";
+    assertOneLineError(await cli(["--hidden", ""]), 1, `--${message}`);
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/hidden.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ hidden: [] }));
+    assertOneLineError(await cli(["--config", file]), 1, `${file}: ${message}`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "numbers are not coerced: empty, missing, boolean and null values are errors, not 0",
+  async fn() {
+    // `--wd $WD` with WD unset: the next flag is not the value.
+    assertOneLineError(await cli(["--wd", "--quiet"]), 1, "--wd: expected a value");
+    assertOneLineError(await cli(["--wd", ""]), 1, '--wd: expected a number, got ""');
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/numbers.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ steps: true, wd: null }));
+    assertOneLineError(await cli(["--config", file]), 1, file, "expected a number, got");
+    // A negative value after a space is a value (parseArgs alone calls it ambiguous).
+    assertOneLineError(
+      await cli(["--batch-size", "-5"]),
+      1,
+      "--batch-size: expected an integer >= 2",
+    );
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "config file errors stay whole on one line: multi-line JSON excerpts, odd file names",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const broken = `${dir}/broken.json`;
+    await Deno.writeTextFile(broken, '{\n  "lr": 0.1,\n  "wd": ,\n}\n');
+    assertOneLineError(await cli(["--config", broken]), 1, broken, "is not valid JSON");
+    // main renders any message on one line without cutting it at a line break.
+    const odd = `${dir}/two\nlines.json`;
+    const r = await cli(["--config", odd]);
+    assertOneLineError(r, 1, "two lines.json: cannot read config file");
+    // The name is in the message twice: ours, then Deno's (`readfile '...'`), neither cut.
+    if (r.stderr.split("lines.json").length !== 3) throw new Error(`cut: ${r.stderr}`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "one class in the data: one line naming the file, exit 1",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/one.csv`;
+    await Deno.writeTextFile(file, "label,a,b\n" + "2,1,0\n2,0,1\n".repeat(4));
+    const args = ["--data", file, "--heldout", "2", "--batch-size", "2", "--probe", "2"];
+    assertOneLineError(await cli([...args, "--quiet"]), 1, `${file}: labels: every label is 2`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "a stray large label in a CSV file: a warning naming the label and its line",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/stray.csv`;
+    const rows = ["0,1,0", "1,0,1", "2,1,1", "0,0,0", "1,1,0", "60000,0,1", "2,1,1", "0,1,0"];
+    await Deno.writeTextFile(file, ["label,a,b", ...rows].join("\n") + "\n");
+    const r = await cli([
+      ...["--data", file, "--heldout", "2", "--batch-size", "2", "--probe", "2"],
+      ...["--hidden", "4", "--runs", "A", "--steps", "1", "--eval-every", "0", "--quiet"],
+    ]);
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+    if (!r.stderr.includes(`warning: ${file}: line 7: label 60000 is far above the others`)) {
+      throw new Error(`no warning: ${r.stderr}`);
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "--summary into a missing folder or a forbidden place: one line at startup, before the data",
+  async fn() {
+    // A bad --data too: the summary path is checked first, before any data or GPU work.
+    const bad = ["--data", "/nonexistent/data.csv"];
+    const missing = await cli(["--summary", "/nonexistent/dir/s.json", ...bad]);
+    assertOneLineError(
+      missing,
+      1,
+      "--summary: cannot write /nonexistent/dir/s.json: folder does not exist",
+    );
+    if (missing.stderr.includes("adapter:")) throw new Error("checked after the GPU was taken");
+    const proc = await cli(["--summary", "/proc/x", ...bad]);
+    assertOneLineError(proc, 1, "--summary: cannot write /proc/x:");
+    if (proc.stderr.includes("--allow")) throw new Error(`suggests a Deno flag: ${proc.stderr}`);
+  },
+});
+
+Deno.test({
+  ...opts,
   name: "no WebGPU adapter: one line saying how to get lavapipe, exit 2",
   async fn() {
     const none = "/nonexistent/icd.json";

@@ -285,3 +285,35 @@ Deno.test("augment: non-image data is a DataError; no transform asked is no erro
   }
   assert(thrown instanceof RangeError && !(thrown instanceof DataError), "shape/dim mismatch");
 });
+
+Deno.test("batchStream: startStep resumes exactly (shuffle, keep/drop, flip and crop draws)", async () => {
+  for (const shuffle of [true, false]) {
+    for (const lastBatch of ["keep", "drop"] as const) {
+      for (const augment of [undefined, { flip: true }, { flip: true, crop: true }]) {
+        const whole = await collect(augment, { shuffle, lastBatch });
+        for (let start = 1; start < whole.length; start++) {
+          const tail = await collect(augment, { shuffle, lastBatch, startStep: start });
+          const what = `shuffle ${shuffle}, ${lastBatch}, ${
+            JSON.stringify(augment)
+          }, from ${start}`;
+          assertEquals(tail.length, whole.length - start, `${what}: batches`);
+          tail.forEach((b, i) => {
+            const w = whole[start + i];
+            assertEquals([b.step, b.epoch, b.size], [w.step, w.epoch, w.size], `${what}: step`);
+            assertEquals(b.x, w.x, `${what}: x of step ${b.step}`);
+            assertEquals(b.y, w.y, `${what}: y of step ${b.step}`);
+          });
+        }
+      }
+    }
+  }
+});
+
+Deno.test("batchStream: stop() ends the stream before the next batch", async () => {
+  let pulled = 0;
+  const batches = await Array.fromAsync(
+    batchStream(X, Y, DIM, { ...options(), prefetch: 0, stop: () => pulled >= 2 }),
+    (b) => (pulled++, b),
+  );
+  assertEquals(batches.length, 2, "batches before the stop");
+});

@@ -59,6 +59,13 @@ export interface LoaderOptions {
   lastBatch: "drop" | "keep";
   /** Stop after this many batches in all, even inside an epoch. */
   maxSteps?: number;
+  /**
+   * Start with this batch (a resumed run): the batches before it are skipped, drawing what
+   * they would have drawn, so batch `startStep` and every later one are as in a run from 0.
+   */
+  startStep?: number;
+  /** Asked before each batch: true ends the stream there (a run stopped by a signal). */
+  stop?: () => boolean;
   /** Batches prepared ahead of the consumer (the stream's highWaterMark); default 2. */
   prefetch?: number;
   /** Called with a batch's step as soon as it is prepared, before it is queued. */
@@ -107,10 +114,29 @@ export function batchStream(
   const total = Math.min(perEpoch * epochs, opts.maxSteps ?? Infinity);
   const rng = createRng(seed);
   let order = new Int32Array(0);
-  let step = 0;
+  let step = opts.startStep ?? 0;
+  requireCount("startStep", step, 0);
+  if (step > 0) {
+    // Replay the shuffles of the epochs begun before `step`, and the augmentation draws of
+    // every example before it (a fixed number per example, see augment.ts).
+    const startEpoch = Math.floor(step / perEpoch), within = step % perEpoch;
+    // An epoch's order is drawn at its first batch: the pull below draws it when within = 0.
+    const begun = startEpoch + (within > 0 ? 1 : 0);
+    for (let e = 0; e < begun; e++) {
+      order = Int32Array.from({ length: n }, (_, i) => i);
+      if (shuffle) rng.shuffle(order);
+    }
+    if (augmenting) {
+      const { augment, rng } = augmenting;
+      const perExample = (augment.crop ? 2 : 0) + (augment.flip ? 1 : 0);
+      const perEpochExamples = lastBatch === "drop" ? perEpoch * batchSize : n;
+      const examples = startEpoch * perEpochExamples + within * batchSize;
+      for (let i = 0; i < examples * perExample; i++) rng.nextU32();
+    }
+  }
   return new ReadableStream<Batch>({
     pull(controller) {
-      if (step >= total) {
+      if (step >= total || opts.stop?.()) {
         controller.close();
         return;
       }

@@ -1,0 +1,385 @@
+/**
+ * Checkpoints: the whole training state of every run in one `.safetensors` file (readable by
+ * PyTorch, NumPy and the `safetensors` libraries), and the stage that writes them.
+ *
+ * Tensor names, per run (`A`, `B`, ...), one to one onto a PyTorch `state_dict` of the same
+ * model (module names as in `core/models.ts`):
+ * - `A/<module>.weight`, `A/<module>.bias`: parameters in PyTorch's layout (Linear
+ *   `[out, in]`, Conv2d `[out, in, kh, kw]`; the trainer keeps `[in, out]` and
+ *   `[(kh*K + kw)*Cin + ci, out]`, so they are transposed on the way out and back);
+ * - `A/<module>.weight.momentum`, ...: SGD momentum buffers, same layout;
+ * - `A/<bn>.running_mean`, `A/<bn>.running_var`: BatchNorm running statistics, in the units
+ *   of the metadata's `running_stats` (`weightnorm`: mean divided by ||W||, var by ||W||², W
+ *   the S tensor the metadata's `bn_units` names for that BatchNorm; `plain`: PyTorch's).
+ * `__metadata__` (strings, as the format requires) holds the step, data position, PRNG seeds,
+ * each run's schedule state, the plan and stepper state for an exact resume, the summary so
+ * far, the tool's version and the full validated config (JSON strings; non-finite numbers
+ * spelt as the strings "NaN", "Infinity", "-Infinity").
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { ModelLayout, ParamTensor } from "../core/graph.ts";
+import type { PlanState, RunName, RunStep } from "../core/runs.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafeTensor,
+  SafetensorsError,
+} from "../core/safetensors.ts";
+import type { StepperState, TrainingSnapshot } from "./step.ts";
+import type { OutputRow, TrackerState } from "./monitor.ts";
+import type { TrainerState } from "./trainer.ts";
+import { writeFileAtomic } from "./files.ts";
+
+/** The `format` metadata value of the files this version writes and reads. */
+export const CHECKPOINT_FORMAT = "wd-explr-checkpoint/1";
+
+/** A checkpoint that cannot be used: one line naming the file and the problem. */
+export class CheckpointError extends Error {}
+
+/** JSON with NaN and ±Infinity kept (as strings): metadata values. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_, v) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v),
+  );
+}
+
+/** Parses {@link toJson}'s output. */
+export function fromJson(text: string): unknown {
+  const special: Record<string, number> = { NaN, Infinity, "-Infinity": -Infinity };
+  return JSON.parse(text, (_, v) => (typeof v === "string" && v in special ? special[v] : v));
+}
+
+/** A parameter tensor's shape in PyTorch: Linear `[out, in]`, Conv2d `[out, in, k, k]`. */
+export function torchShape(layout: ModelLayout, t: ParamTensor): number[] {
+  if (t.shape.length === 1) return [...t.shape];
+  const op = layout.graph.nodes[t.node].op;
+  const [rows, out] = t.shape;
+  if (op.kind !== "conv") return [out, rows];
+  const k = op.kernel;
+  return [out, rows / (k * k), k, k];
+}
+
+/**
+ * The index in the trainer's layout of each element of a tensor in PyTorch's order: element
+ * i of the PyTorch tensor is element `index[i]` of the trainer's.
+ */
+function torchOrder(layout: ModelLayout, t: ParamTensor): Int32Array {
+  const shape = torchShape(layout, t), index = new Int32Array(t.size);
+  if (shape.length === 1) return index.map((_, i) => i);
+  const out = shape[0], cin = shape[1], kk = shape.length === 4 ? shape[2] * shape[3] : 1;
+  // PyTorch (co, ci, tap) with tap = kh*K + kw; the trainer's row (tap*Cin + ci), column co.
+  for (let co = 0, i = 0; co < out; co++) {
+    for (let ci = 0; ci < cin; ci++) {
+      for (let tap = 0; tap < kk; tap++, i++) index[i] = (tap * cin + ci) * out + co;
+    }
+  }
+  return index;
+}
+
+/** One run's tensor `t` (from its flat vector `flat`) in PyTorch's layout. */
+export function exportTensor(layout: ModelLayout, t: ParamTensor, flat: Float32Array): SafeTensor {
+  const order = torchOrder(layout, t), data = new Float32Array(t.size);
+  for (let i = 0; i < t.size; i++) data[i] = flat[t.offset + order[i]];
+  return { dtype: "F32", shape: torchShape(layout, t), data };
+}
+
+/** Writes a tensor in PyTorch's layout into one run's flat vector `flat`. */
+export function importTensor(
+  layout: ModelLayout,
+  t: ParamTensor,
+  data: Float32Array,
+  flat: Float32Array,
+): void {
+  const order = torchOrder(layout, t);
+  for (let i = 0; i < t.size; i++) flat[t.offset + order[i]] = data[i];
+}
+
+/** The schedule state of a run after a step, for people reading the metadata. */
+function scheduleState(step: RunStep, log2Scale: number) {
+  return {
+    c_t: step.cPred,
+    k_t: step.cPred / step.cPredBefore,
+    lemma2_scale: 2 ** log2Scale,
+    lr_s: step.lrS,
+    wd_s: step.wdS,
+  };
+}
+
+/** What the pipeline adds to every checkpoint's metadata. */
+export interface CheckpointContext {
+  layout: ModelLayout;
+  runs: RunName[];
+  runningStats: "weightnorm" | "plain";
+  version: string;
+  /** The full validated configuration. */
+  config: Record<string, unknown>;
+  /** The data position after step `s` (epoch, batch in epoch, seeds). */
+  dataPosition(step: number): Record<string, number>;
+  /** The PRNG seeds of the run (shuffle, augment, perturbation). */
+  seeds: Record<string, number>;
+}
+
+/** A checkpoint as bytes: the snapshot, the summary so far and the context. */
+export function encodeCheckpoint(
+  ctx: CheckpointContext,
+  snap: TrainingSnapshot,
+  tracker: TrackerState,
+): Uint8Array {
+  const { layout } = ctx, P = layout.size, N = layout.statsSize;
+  const tensors = new Map<string, SafeTensor>();
+  ctx.runs.forEach((run, r) => {
+    const params = snap.gpu.params.subarray(r * P, (r + 1) * P);
+    const bufs = snap.gpu.bufs.subarray(r * P, (r + 1) * P);
+    for (const t of layout.tensors) {
+      tensors.set(`${run}/${t.name}`, exportTensor(layout, t, params));
+    }
+    for (const t of layout.tensors) {
+      tensors.set(`${run}/${t.name}.momentum`, exportTensor(layout, t, bufs));
+    }
+    for (const bn of layout.batchNorms) {
+      const name = layout.graph.nodes[bn.node].name, at = r * N + bn.offset;
+      for (
+        const [key, all] of [["running_mean", snap.gpu.runningMean], [
+          "running_var",
+          snap.gpu.runningVar,
+        ]] as const
+      ) {
+        tensors.set(`${run}/${name}.${key}`, {
+          dtype: "F32",
+          shape: [bn.features],
+          data: all.slice(at, at + bn.features),
+        });
+      }
+    }
+  });
+  const metadata: Record<string, string> = {
+    format: CHECKPOINT_FORMAT,
+    version: ctx.version,
+    step: String(snap.step),
+    next_step: String(snap.step + 1),
+    epoch: String(snap.epoch),
+    data_position: toJson(ctx.dataPosition(snap.step)),
+    prng: toJson(ctx.seeds),
+    runs: ctx.runs.join(","),
+    running_stats: ctx.runningStats,
+    bn_units: toJson(
+      Object.fromEntries(
+        layout.batchNorms.map((bn) => [
+          layout.graph.nodes[bn.node].name,
+          bn.unit === undefined ? null : layout.sTensors[bn.unit].name,
+        ]),
+      ),
+    ),
+    schedule: toJson(
+      Object.fromEntries(
+        ctx.runs.map((run, r) => [run, scheduleState(snap.lastPlan[r], snap.plan.log2Scale[r])]),
+      ),
+    ),
+    plan: toJson(snap.plan),
+    stepper: toJson(snap.stepper),
+    summary: toJson(tracker),
+    config: toJson(ctx.config),
+  };
+  return encodeSafetensors(tensors, metadata);
+}
+
+/** Any number, NaN and ±Infinity included (z.number() refuses them). */
+const anyNumber = z.custom<number>((v) => typeof v === "number", "expected a number");
+const planSchema = z.object({
+  step: z.number().int().min(0),
+  recursion: z.object({ u: z.number(), q: z.number() }).optional(),
+  log2Scale: z.array(z.number().int()),
+  pending: z.array(z.number().positive()),
+});
+const stepperSchema = z.object({
+  scheduled: z.array(
+    z.object({ run: z.number().int().min(0), at: z.number().int(), factor: z.number() }),
+  ),
+  rescaleAt: z.array(z.number().int()),
+  nextEval: z.number(),
+});
+const pairSchema = z.object({
+  max_dist_maxprob: anyNumber,
+  final_dist_maxprob: anyNumber,
+  first_step_above: z.record(z.string(), z.number().nullable()),
+});
+const trackerSchema = z.object({
+  pairs: z.record(z.string(), pairSchema),
+  last: z.record(z.string(), anyNumber),
+  steps: z.number().int().min(0),
+  rescales: z.number().int().min(0),
+});
+
+/** A checkpoint's metadata, checked. */
+export interface CheckpointMeta {
+  version: string;
+  step: number;
+  epoch: number;
+  runs: RunName[];
+  runningStats: "weightnorm" | "plain";
+  plan: PlanState;
+  stepper: StepperState;
+  tracker: TrackerState;
+  config: Record<string, unknown>;
+}
+
+/** A decoded checkpoint file: its metadata and tensors, not yet matched to a model. */
+export interface CheckpointFile {
+  source: string;
+  meta: CheckpointMeta;
+  tensors: Map<string, SafeTensor>;
+}
+
+/** Decodes and checks a checkpoint's bytes (format and metadata; tensors come later). */
+export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointFile {
+  let decoded;
+  try {
+    decoded = decodeSafetensors(bytes, source);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+  const m = decoded.metadata;
+  const fail = (what: string): never => {
+    throw new CheckpointError(`${source}: ${what}`.replace(/\s*\n\s*/g, " "));
+  };
+  if (m.format !== CHECKPOINT_FORMAT) {
+    fail(
+      `not a checkpoint of this tool (metadata format ${
+        JSON.stringify(m.format ?? null)
+      }, expected ${CHECKPOINT_FORMAT})`,
+    );
+  }
+  const field = <T>(key: string, schema: z.ZodType<T>, parse = true): T => {
+    if (m[key] === undefined) return fail(`metadata lacks "${key}"`);
+    let value: unknown = m[key];
+    if (parse) {
+      try {
+        value = fromJson(m[key]);
+      } catch {
+        return fail(`metadata "${key}" is not valid JSON`);
+      }
+    }
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      return fail(`metadata "${key}": ${issue.path.join(".") || "value"}: ${issue.message}`);
+    }
+    return r.data;
+  };
+  const runName = z.enum(["A", "B", "A1", "A2", "C"]);
+  return {
+    source,
+    tensors: decoded.tensors,
+    meta: {
+      version: field("version", z.string(), false),
+      step: field("step", z.coerce.number().int().min(0), false),
+      epoch: field("epoch", z.coerce.number().int().min(0), false),
+      runs: field("runs", z.string().transform((s) => s.split(",")).pipe(z.array(runName)), false),
+      runningStats: field("running_stats", z.enum(["weightnorm", "plain"]), false),
+      plan: field("plan", planSchema),
+      stepper: field("stepper", stepperSchema),
+      tracker: field("summary", trackerSchema) as TrackerState,
+      config: field("config", z.record(z.string(), z.unknown())),
+    },
+  };
+}
+
+/**
+ * The trainer state a checkpoint holds for `layout`: every tensor present, in float32, with
+ * the model's shapes; one line naming the file and the first problem otherwise. Extra
+ * tensors are refused too (a checkpoint of another model).
+ */
+export function checkpointState(file: CheckpointFile, layout: ModelLayout): TrainerState {
+  const { source, meta, tensors } = file;
+  const R = meta.runs.length, P = layout.size, N = layout.statsSize;
+  const state: TrainerState = {
+    params: new Float32Array(R * P),
+    bufs: new Float32Array(R * P),
+    runningMean: new Float32Array(R * N),
+    runningVar: new Float32Array(R * N),
+  };
+  const used = new Set<string>();
+  const take = (name: string, shape: number[]): Float32Array => {
+    const t = tensors.get(name);
+    if (!t) throw new CheckpointError(`${source}: tensor ${name} is missing`);
+    if (t.dtype !== "F32") {
+      throw new CheckpointError(`${source}: tensor ${name} is ${t.dtype}, expected F32`);
+    }
+    if (t.shape.join(",") !== shape.join(",")) {
+      throw new CheckpointError(
+        `${source}: tensor ${name} has shape [${t.shape}], the model's is [${shape}]`,
+      );
+    }
+    used.add(name);
+    return t.data;
+  };
+  meta.runs.forEach((run, r) => {
+    const params = state.params.subarray(r * P, (r + 1) * P);
+    const bufs = state.bufs.subarray(r * P, (r + 1) * P);
+    for (const t of layout.tensors) {
+      const shape = torchShape(layout, t);
+      importTensor(layout, t, take(`${run}/${t.name}`, shape), params);
+      importTensor(layout, t, take(`${run}/${t.name}.momentum`, shape), bufs);
+    }
+    for (const bn of layout.batchNorms) {
+      const name = layout.graph.nodes[bn.node].name, at = r * N + bn.offset;
+      state.runningMean.set(take(`${run}/${name}.running_mean`, [bn.features]), at);
+      state.runningVar.set(take(`${run}/${name}.running_var`, [bn.features]), at);
+    }
+  });
+  const extra = [...tensors.keys()].find((k) => !used.has(k));
+  if (extra !== undefined) {
+    throw new CheckpointError(`${source}: tensor ${extra} is not part of the model`);
+  }
+  return state;
+}
+
+/** `DIR/step-000123.safetensors`: the file of the checkpoint after step 123 (sorts by step). */
+export function checkpointPath(dir: string, step: number): string {
+  return `${dir}/step-${String(step).padStart(9, "0")}.safetensors`;
+}
+
+const CHECKPOINT_NAME = /^step-(\d{9,})\.safetensors$/;
+
+/** The checkpoint files in `dir`, newest (highest step) first. */
+export async function listCheckpoints(dir: string): Promise<string[]> {
+  const found: { step: number; path: string }[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const m = e.isFile ? CHECKPOINT_NAME.exec(e.name) : null;
+    if (m) found.push({ step: Number(m[1]), path: `${dir}/${e.name}` });
+  }
+  return found.sort((a, b) => b.step - a.step).map((f) => f.path);
+}
+
+/** Where and how many checkpoints the stage writes. */
+export interface CheckpointStageOptions {
+  dir: string;
+  /** Newest checkpoints kept; older ones are deleted after a new one is in place. */
+  keep: number;
+  context: CheckpointContext;
+  /** Called with the path of each checkpoint written. */
+  onWritten?: (path: string, step: number) => void;
+}
+
+/**
+ * The checkpoint stage: writes each snapshot row to `DIR/step-N.safetensors` atomically
+ * (temporary file, flush, rename) and keeps the newest `keep`; passes every other row on.
+ */
+export function checkpointStage(
+  opts: CheckpointStageOptions,
+): TransformStream<OutputRow, OutputRow> {
+  return new TransformStream<OutputRow, OutputRow>({
+    async transform(row, controller) {
+      if (row.kind !== "snapshot") return controller.enqueue(row);
+      const path = checkpointPath(opts.dir, row.snapshot.step);
+      await writeFileAtomic(path, encodeCheckpoint(opts.context, row.snapshot, row.tracker));
+      opts.onWritten?.(path, row.snapshot.step);
+      for (const old of (await listCheckpoints(opts.dir)).slice(opts.keep)) await Deno.remove(old);
+    },
+  });
+}
