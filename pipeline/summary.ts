@@ -8,6 +8,7 @@
 import type { PairSummary } from "../stages/monitor.ts";
 import type { GpuTrainer } from "../stages/trainer.ts";
 import type { Prepared } from "./prepare.ts";
+import type { Config } from "./config.ts";
 import type { Trained } from "./train.ts";
 import { writeFileAtomic } from "../stages/files.ts";
 import { VERSION } from "./version.ts";
@@ -41,6 +42,8 @@ export interface RunSummary {
   resumed_from: string | null;
   checkpoint: string | null;
   version: string;
+  /** The full validated configuration of the run. */
+  config: Config;
 }
 
 /** Eval-mode accuracy of every run over the whole held-out split, in probe-sized chunks. */
@@ -100,6 +103,7 @@ export async function summarise(
     resumed_from: p.resume?.file.source ?? null,
     checkpoint: t.checkpoint ?? null,
     version: VERSION,
+    config: p.config,
   };
   for (const line of summaryLines(summary)) log(line);
   if (p.config.summary) {
