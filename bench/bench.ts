@@ -2,33 +2,47 @@
  * `deno task bench`: matmul GFLOP/s at the MLP's shapes and the adapter's measured ceiling,
  * then training steps per second of each model at batch 128 for R = 1 and R = 3, each
  * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
- * window. Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
+ * window: bare (no readback), metered (every step's metrics and distances on the training
+ * batch read back), and as `deno task train` runs by default (metered, the probe every
+ * `--probe-every` steps). Prints a table on stderr and one JSON object on stdout (for `docs/`
+ * or other tools). `--profile` instead times each phase of one metered MLP step with GPU
+ * timestamps (bench/profile.ts).
  *
  * @module
  */
 
 import { acquireGpu, type Gpu } from "../shaders/gpu.ts";
-import { GpuTrainer } from "../stages/trainer.ts";
-import { type RunName, RunPlan } from "../core/runs.ts";
+import type { RunName } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { buildModel, type ModelSpec } from "../core/models.ts";
-import { initialState } from "../core/init.ts";
 import { forwardFlops, trainStepFlops } from "../core/flops.ts";
-import { runsSpec } from "../pipeline/prepare.ts";
-import { validateConfig } from "../pipeline/config.ts";
-import { createRng } from "../core/prng.ts";
+import { PROBE_EVERY } from "../pipeline/config.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
 import { benchConv, preResNetShapes } from "./conv.ts";
-
-const BATCH = 128;
-const PROBE = 512;
+import { profileStep } from "./profile.ts";
+import { BATCH, benchTrainer, PROBE } from "./trainer.ts";
 
 /**
  * The models timed, with their input shapes; the convolutional ones bare only and with fewer
  * steps per repetition (a PreResNet-20 step of three runs takes seconds on lavapipe).
  */
+/** How a timed step is metered: never, every step, or every step with the probe every K. */
+export interface Metering {
+  name: "bare" | "metered" | "default" | "probe every step";
+  meter: boolean;
+  /** The probe runs on steps that are multiples of this (Infinity: never). */
+  probeEvery: number;
+}
+
+const METERINGS: Metering[] = [
+  { name: "bare", meter: false, probeEvery: Infinity },
+  { name: "metered", meter: true, probeEvery: Infinity },
+  { name: "default", meter: true, probeEvery: PROBE_EVERY },
+  { name: "probe every step", meter: true, probeEvery: 1 },
+];
+
 const MODELS: { spec: ModelSpec; input: number[]; metered: boolean; steps: number }[] = [
-  { spec: { model: "mlp", hidden: [256, 256] }, input: [784], metered: true, steps: 10 },
+  { spec: { model: "mlp", hidden: [256, 256] }, input: [784], metered: true, steps: 20 },
   { spec: { model: "cnn" }, input: [28, 28, 1], metered: false, steps: 2 },
   {
     spec: { model: "preresnet", depth: 20, width: 16 },
@@ -43,38 +57,15 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Steps per second of the trainer with `runs` runs; `meter` adds the per-step monitor work. */
+/** Steps per second of the trainer with `runs` runs under `metering`. */
 async function benchTraining(
   gpu: Gpu,
   layout: ModelLayout,
   runs: RunName[],
-  meter: boolean,
+  metering: Metering,
   steps: number,
 ): Promise<number> {
-  const dim = layout.inputSize, classes = layout.classes;
-  const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
-  const rng = createRng(1);
-  const x = Float32Array.from({ length: BATCH * dim }, () => rng.normal());
-  const y = Int32Array.from({ length: BATCH }, () => rng.int(classes));
-  const probeX = Float32Array.from({ length: PROBE * dim }, () => rng.normal());
-  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(classes));
-  const init = initialState(layout, plan, 0, 1);
-  const inFlight = 2;
-  const trainer = await GpuTrainer.create(
-    gpu,
-    {
-      layout,
-      runs: runs.length,
-      batchRows: BATCH,
-      probe: { x: probeX, y: probeY, rows: PROBE },
-      bnMomentum: 0.1,
-      runningStats: "weightnorm",
-      seed: 0,
-      inFlight,
-    },
-    init.params,
-    init.bufs,
-  );
+  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs);
   const reps = steps >= 10 ? 5 : 2;
   const times: number[] = [];
   for (let rep = 0; rep <= reps; rep++) {
@@ -82,7 +73,8 @@ async function benchTraining(
     const pending: Promise<Float32Array>[] = [];
     for (let s = 0; s < steps; s++) {
       const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
-        meter,
+        meter: metering.meter,
+        probe: metering.meter && s % metering.probeEvery === 0,
         evalMode: false,
       });
       if (metrics) pending.push(metrics);
@@ -94,7 +86,9 @@ async function benchTraining(
   return steps / median(times);
 }
 
-if (import.meta.main) {
+if (import.meta.main && Deno.args.includes("--profile")) {
+  await profileStep(await acquireGpu());
+} else if (import.meta.main) {
   const gpu = await acquireGpu();
   const out: Record<string, unknown> = {
     adapter: gpu.adapterDescription,
@@ -122,24 +116,34 @@ if (import.meta.main) {
     const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
     const flops = trainStepFlops(layout, BATCH);
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
-      for (const meter of metered ? [false, true] : [false]) {
-        const sps = await benchTraining(gpu, layout, runs, meter, steps);
-        const perRun = flops + (meter ? forwardFlops(layout, PROBE) : 0);
+      let bare = NaN;
+      for (const metering of metered ? METERINGS : METERINGS.slice(0, 1)) {
+        const sps = await benchTraining(gpu, layout, runs, metering, steps);
+        if (metering.name === "bare") bare = sps;
+        // FLOPs counted: the training step, and the probe's forward where it ran.
+        const probeShare = metering.meter && Number.isFinite(metering.probeEvery)
+          ? 1 / metering.probeEvery
+          : 0;
+        const perRun = flops + probeShare * forwardFlops(layout, PROBE);
         const gflops = (sps * perRun * runs.length) / 1e9;
-        const key = `${spec.model} R${runs.length}${meter ? "_metered" : ""}`;
+        const key = `${spec.model} R${runs.length}${
+          metering.name === "bare" ? "" : `_${metering.name.replaceAll(" ", "_")}`
+        }`;
         training[key] = {
           model: layout.description,
           steps_per_second: sps,
           gflops,
           ratio_to_ceiling: gflops / ceiling.gflops,
+          ratio_to_bare: sps / bare,
         };
         log(
-          `train ${layout.description} batch ${BATCH}, R=${runs.length}${
-            meter ? ` + monitor (probe ${PROBE})` : ""
-          }: ` +
-            `${sps.toFixed(2)} steps/s, ${gflops.toFixed(2)} GFLOP/s (${
-              (gflops / ceiling.gflops * 100).toFixed(0)
-            }% of ceiling)`,
+          `train ${layout.description} batch ${BATCH}, R=${runs.length}, ${metering.name}` +
+            `${
+              metering.probeEvery === PROBE_EVERY ? ` (probe ${PROBE} every ${PROBE_EVERY})` : ""
+            }: ` +
+            `${sps.toFixed(2)} steps/s (${(sps / bare).toFixed(2)}x bare), ${
+              gflops.toFixed(2)
+            } GFLOP/s (${(gflops / ceiling.gflops * 100).toFixed(0)}% of ceiling)`,
         );
       }
     }

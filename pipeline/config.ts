@@ -50,6 +50,12 @@ const list = <T extends z.ZodType>(item: T) =>
   );
 const runName = z.enum(["A", "B", "A1", "A2", "C"]);
 
+/**
+ * The default probe period: the metered default step (batch distances every step) then costs
+ * at most 10% more than the bare step (bench: docs/results/bench.json).
+ */
+export const PROBE_EVERY = 10;
+
 /** Every setting: its schema (with default) and one line of help. Keys are the flag names. */
 const SETTINGS = {
   // data
@@ -148,6 +154,10 @@ const SETTINGS = {
   // output
   format: [z.enum(["csv", "jsonl"]).default("csv"), "stdout format"],
   every: [int(1).default(1), "emit (and read back) metrics every N steps"],
+  "probe-every": [
+    int(1).default(PROBE_EVERY),
+    "evaluate the probe (held-out distances, probe_acc) every N steps and at the last step",
+  ],
   "eval-every": [
     int(0).default(50),
     "eval-mode (running statistics) distance every N steps (0 = never)",

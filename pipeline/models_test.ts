@@ -57,8 +57,10 @@ for (
     const rows = parse(text, { columns: true }) as Record<string, string>[];
     if (rows.length !== 6) throw new Error(`${rows.length} rows`);
     for (const row of rows) {
-      const d = Number(row["B.dist_maxprob"]), ratio = Number(row["B.norm_ratio"]);
+      const d = Number(row["B.batch_maxprob"]), ratio = Number(row["B.norm_ratio"]);
       if (!(d < 1e-4)) throw new Error(`step ${row.step}: A-B ${d}`);
+      const probe = row["B.dist_maxprob"];
+      if (probe !== "" && !(Number(probe) < 1e-4)) throw new Error(`step ${row.step}: ${probe}`);
       if (!(Math.abs(ratio / Number(row["B.c_pred"]) - 1) < 1e-5)) {
         throw new Error(`step ${row.step}: norm ratio ${ratio} vs ${row["B.c_pred"]}`);
       }

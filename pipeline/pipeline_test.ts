@@ -34,7 +34,7 @@ const num = (s: string | undefined) => (s === undefined || s === "" ? NaN : Numb
 gpuTest(
   "R=5 (A,B,A1,A2,C), eps 1e-5 scaled: B's lr is the recursion, its norm ratio is c_t, A-B < 1e-4 for 20 steps",
   async (gpu) => {
-    const { rows, summary } = await run(gpu, { runs: "A,B,A1,A2,C", steps: 20 });
+    const { rows, summary } = await run(gpu, { runs: "A,B,A1,A2,C", steps: 20, "probe-every": 1 });
     if (rows.length !== 20) throw new Error(`${rows.length} rows, expected 20`);
     const rec = new ExpLrRecursion(0.9);
     let worstLr = 0, worstRatio = 0, worstDist = 0;
@@ -85,9 +85,10 @@ gpuTest(
 gpuTest(
   "closed-zero (closed form with zero buffers) passes 1e-4 within 10 steps; closed (matched buffer) does not",
   async (gpu) => {
-    const zero = await run(gpu, { runs: "A,B", explr: "closed-zero", steps: 10, "eval-every": 0 });
+    const settings = { runs: "A,B", steps: 10, "eval-every": 0, "probe-every": 1 };
+    const zero = await run(gpu, { ...settings, explr: "closed-zero" });
     const onset = zero.summary.pairs.B.first_step_above["1e-4"];
-    const matched = await run(gpu, { runs: "A,B", explr: "closed", steps: 10, "eval-every": 0 });
+    const matched = await run(gpu, { ...settings, explr: "closed" });
     console.error(
       `closed-zero: first step above 1e-4: ${onset}; closed: max ${
         matched.summary.pairs.B.max_dist_maxprob.toExponential(2)
@@ -103,7 +104,14 @@ gpuTest(
 gpuTest(
   "a Lemma-2 rescale from --rescale-above is an event row and leaves the A-B curves unchanged",
   async (gpu) => {
-    const settings = { runs: "A,B", steps: 20, wd: 0.05, "eval-every": 5, format: "csv" };
+    const settings = {
+      runs: "A,B",
+      steps: 20,
+      wd: 0.05,
+      "eval-every": 5,
+      "probe-every": 1,
+      format: "csv",
+    };
     const plain = await run(gpu, { ...settings, "rescale-above": 1e30 });
     const forced = await run(gpu, { ...settings, "rescale-above": 13.5 });
     const events = forced.rows.filter((r) => r.event !== "");
@@ -133,7 +141,7 @@ gpuTest(
 );
 
 gpuTest(
-  "JSON Lines output, --every thins rows, --per-layer adds per-layer effective lrs",
+  "JSON Lines output, --every thins rows, --probe-every and --eval-every pick their steps, --per-layer adds per-layer effective lrs",
   async (gpu) => {
     const { text, summary } = await run(gpu, {
       runs: "A,B",
@@ -142,6 +150,7 @@ gpuTest(
       format: "jsonl",
       "per-layer": true,
       "eval-every": 2,
+      "probe-every": 4,
     });
     if (summary.steps !== 8) throw new Error(`summary counts ${summary.steps} steps, expected 8`);
     const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l));
@@ -152,7 +161,8 @@ gpuTest(
       for (
         const key of [
           "A.loss",
-          "B.dist_maxprob",
+          "B.batch_maxprob",
+          "B.batch_kl",
           "B.c_pred",
           "A.eff_lr.L0",
           "B.eff_lr.L1",
@@ -163,6 +173,10 @@ gpuTest(
       if ("event" in l) throw new Error("a step row carries an event");
       const evaluated = typeof l["B.eval_maxprob"] === "number";
       if (evaluated !== (l.step !== 7)) throw new Error(`step ${l.step}: eval mode ${evaluated}`);
+      // The probe at the first metered step at or after each multiple of 4, and the last step.
+      const probed = ["B.dist_maxprob", "A.probe_acc"].map((k) => typeof l[k] === "number");
+      const expected = [0, 6, 7].includes(l.step);
+      if (probed.some((p) => p !== expected)) throw new Error(`step ${l.step}: probe ${probed}`);
     }
   },
 );

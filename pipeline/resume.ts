@@ -20,6 +20,7 @@ export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
   "format",
   "every",
   "eval-every",
+  "probe-every",
   "per-layer",
   "quiet",
   "summary",

@@ -133,14 +133,16 @@ export function summaryLines(s: RunSummary): string[] {
         `last train loss ${f.train_loss?.toFixed(4) ?? "-"}`,
     );
   }
+  const onsets = (o: Record<string, number | null>) =>
+    Object.entries(o).map(([t, step]) => `>${t} at ${step ?? "never"}`).join(", ");
   for (const [r, p] of Object.entries(s.pairs)) {
-    const onsets = Object.entries(p.first_step_above).map(([t, step]) =>
-      `>${t} at ${step ?? "never"}`
-    ).join(", ");
     lines.push(
-      `  A vs ${r}: max |Δsoftmax| ${p.max_dist_maxprob.toExponential(2)}, final ${
-        p.final_dist_maxprob.toExponential(2)
-      }; first step ${onsets}`,
+      `  A vs ${r}: max |Δsoftmax| on the training batch ${p.max_batch_maxprob.toExponential(2)}` +
+        ` (first step ${onsets(p.batch_first_step_above)}); on the probe ${
+          p.max_dist_maxprob.toExponential(2)
+        }, final ${p.final_dist_maxprob.toExponential(2)} (first probe step ${
+          onsets(p.first_step_above)
+        })`,
     );
   }
   return lines;

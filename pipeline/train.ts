@@ -175,6 +175,7 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
         runs: config.runs,
         every: config.every,
         totalSteps: p.totalSteps,
+        probeEvery: config["probe-every"],
         evalEvery: config["eval-every"],
         inFlight: config["in-flight"],
         rescaleAbove: config["rescale-above"],

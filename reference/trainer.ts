@@ -122,16 +122,17 @@ export class ReferenceTrainer {
   /**
    * One lockstep step of all runs on the same batch, applying the plan: Lemma-2 rescale of S
    * before the forward, forward/backward with the step's eps (updating the running
-   * statistics), SGD on S and on O, then the perturbation of S.
+   * statistics), SGD on S and on O, then the perturbation of S. Returns each run's loss,
+   * correct count and logits on the batch (weights before the update, training mode).
    */
   step(
     x: ArrayLike<number>,
     y: ArrayLike<number>,
     rows: number,
-  ): { steps: RunStep[]; loss: number[]; correct: number[] } {
+  ): { steps: RunStep[]; loss: number[]; correct: number[]; logits: Float64Array[] } {
     const layout = this.#layout, sEnd = layout.sEnd;
     const t = this.#plan.step, steps = this.#plan.next();
-    const loss: number[] = [], correct: number[] = [];
+    const loss: number[] = [], correct: number[] = [], logits: Float64Array[] = [];
     steps.forEach((st, r) => {
       const p = this.params[r], buf = this.bufs[r], stats = this.stats[r];
       if (st.rescale !== 1) this.#rescale(r, st.rescale);
@@ -159,8 +160,9 @@ export class ReferenceTrainer {
       this.#eps[r] = st.epsNext;
       loss.push(out.loss);
       correct.push(out.correct);
+      logits.push(out.logits);
     });
-    return { steps, loss, correct };
+    return { steps, loss, correct, logits };
   }
 
   /**

@@ -14,7 +14,8 @@ import { type BatchNormVariant, batchNormWgsl } from "./batchnorm.ts";
 import { defaultTiling, type MatmulTiling, matmulWgsl, SCALAR_TILING } from "./matmul.ts";
 import { type PoolKind, poolWgsl } from "./pool.ts";
 import { probeDistanceWgsl } from "./probe_distance.ts";
-import { columnSumWgsl, type ReduceVariant, reduceWgsl } from "./reduce.ts";
+import { columnSumWgsl } from "./reduce.ts";
+import { chunkSumsWgsl, totalSumsWgsl } from "./sums.ts";
 import { type ReluDirection, reluWgsl } from "./relu.ts";
 import { type ScaleSVariant, scaleSWgsl } from "./scale_s.ts";
 import { sgdWgsl } from "./sgd.ts";
@@ -105,8 +106,14 @@ export const WGSL_CATALOG: Record<string, () => string> = Object.fromEntries([
   ...BATCHNORM.map((v): [string, () => string] => [batchNormName(v), () => batchNormWgsl(v)]),
   ...matmulEntries(),
   ["softmax_xent", () => SOFTMAX_XENT_WGSL],
-  ...each<ReduceVariant>("reduce", ["dot", "distance"], reduceWgsl),
   ["reduce.columnSum", columnSumWgsl],
+  ["sums.chunks.dot", () => chunkSumsWgsl([{ kind: "dot", a: "w", b: "g" }])],
+  [
+    "sums.chunks.distance",
+    () => chunkSumsWgsl([{ kind: "distance", a: "w", b: "wA", aNorm2: "w", bNorm2: "wA" }]),
+  ],
+  ["sums.totals", () => totalSumsWgsl(false)],
+  ["sums.totals.layers", () => totalSumsWgsl(true)],
   ["sgd", sgdWgsl],
   ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats", "perturb"], scaleSWgsl),
   ["probe_distance", probeDistanceWgsl],

@@ -41,6 +41,8 @@ export interface Gpu {
   device: GPUDevice;
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   adapterDescription: string;
+  /** Whether compute passes can write timestamps (the adapter offers `timestamp-query`). */
+  timestamps: boolean;
   /** Compiles `code` once per distinct source and entry point and returns the cached pipeline. */
   pipeline(code: string, entryPoint?: string): GPUComputePipeline;
   /** Rejects with {@link GpuFailureError} on device loss or an uncaptured error; never resolves. */
@@ -67,7 +69,9 @@ async function createGpu(): Promise<Gpu> {
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter found; ${LAVAPIPE_HINT}`);
   const limits = adapter.limits;
+  const timestamps = adapter.features.has("timestamp-query");
   const device = await adapter.requestDevice({
+    requiredFeatures: timestamps ? ["timestamp-query"] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
@@ -93,6 +97,7 @@ async function createGpu(): Promise<Gpu> {
   return {
     device,
     adapterDescription: info.description || info.vendor || "unknown adapter",
+    timestamps,
     failure,
     guard: <T>(p: Promise<T>) => Promise.race([p, failure]),
     pipeline(code, entryPoint = "main") {
@@ -182,9 +187,13 @@ export function bindBuffers(
   });
 }
 
-/** Records `dispatches` in order into one compute pass of `encoder`. */
-export function encodeDispatches(encoder: GPUCommandEncoder, dispatches: Dispatch[]): void {
-  const pass = encoder.beginComputePass();
+/** Records `dispatches` in order into one compute pass of `encoder` (timed with `timestampWrites`). */
+export function encodeDispatches(
+  encoder: GPUCommandEncoder,
+  dispatches: Dispatch[],
+  timestampWrites?: GPUComputePassTimestampWrites,
+): void {
+  const pass = encoder.beginComputePass(timestampWrites ? { timestampWrites } : {});
   for (const d of dispatches) {
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, d.bindGroup);

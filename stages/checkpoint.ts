@@ -200,12 +200,16 @@ const stepperSchema = z.object({
     z.object({ run: z.number().int().min(0), at: z.number().int(), factor: z.number() }),
   ),
   rescaleAt: z.array(z.number().int()),
+  nextProbe: z.number(),
   nextEval: z.number(),
 });
 const pairSchema = z.object({
   max_dist_maxprob: anyNumber,
   final_dist_maxprob: anyNumber,
   first_step_above: z.record(z.string(), z.number().nullable()),
+  max_batch_maxprob: anyNumber,
+  final_batch_maxprob: anyNumber,
+  batch_first_step_above: z.record(z.string(), z.number().nullable()),
 });
 const trackerSchema = z.object({
   pairs: z.record(z.string(), pairSchema),

@@ -43,6 +43,10 @@ const PER_RUN = [
   "eval_acc",
 ] as const;
 const PER_PAIR = [
+  "batch_maxprob",
+  "batch_rel_l2",
+  "batch_agree",
+  "batch_kl",
   "dist_maxprob",
   "dist_rel_l2",
   "dist_agree",
@@ -108,7 +112,9 @@ export function deriveRow(
     v[`${name}.angular_update`] = angleFromDistance2(at(r, L.distPrev));
     v[`${name}.angular_pred`] = angularEquilibrium(name === "B" ? aPlan : p);
     v[`${name}.grad_cos`] = at(r, L.gradDotW) / Math.sqrt(at(r, L.gradNorm2) * before);
-    v[`${name}.probe_acc`] = at(r, L.probe + PROBE_STATS.correct) / opts.probeRows;
+    v[`${name}.probe_acc`] = rec.probe
+      ? at(r, L.probe + PROBE_STATS.correct) / opts.probeRows
+      : undefined;
     v[`${name}.eval_acc`] = rec.evalMode
       ? at(r, L.evalProbe + PROBE_STATS.correct) / opts.probeRows
       : undefined;
@@ -118,16 +124,17 @@ export function deriveRow(
       }
     }
     if (r === 0) return;
-    const dist = (base: number, prefix: string) => {
+    const dist = (base: number, prefix: string, rows: number) => {
       v[`${name}.${prefix}_maxprob`] = at(r, base + PROBE_STATS.maxProb);
       v[`${name}.${prefix}_rel_l2`] = Math.sqrt(
         at(r, base + PROBE_STATS.diff2) / at(r, base + PROBE_STATS.norm2),
       );
-      v[`${name}.${prefix}_agree`] = at(r, base + PROBE_STATS.agree) / opts.probeRows;
-      v[`${name}.${prefix}_kl`] = at(r, base + PROBE_STATS.kl) / opts.probeRows;
+      v[`${name}.${prefix}_agree`] = at(r, base + PROBE_STATS.agree) / rows;
+      v[`${name}.${prefix}_kl`] = at(r, base + PROBE_STATS.kl) / rows;
     };
-    dist(L.probe, "dist");
-    if (rec.evalMode) dist(L.evalProbe, "eval");
+    dist(L.batch, "batch", rec.rows);
+    if (rec.probe) dist(L.probe, "dist", opts.probeRows);
+    if (rec.evalMode) dist(L.evalProbe, "eval", opts.probeRows);
     v[`${name}.norm_ratio`] = Math.sqrt(at(r, L.norm2) / at(0, L.norm2));
     v[`${name}.c_pred`] = Number.isNaN(p.cPred) ? undefined : p.cPred;
     v[`${name}.angle`] = angleFromDistance2(at(r, L.distA));
@@ -138,12 +145,20 @@ export function deriveRow(
 /** Thresholds at which the summary records the first step a distance passes. */
 export const ONSET_THRESHOLDS = [1e-6, 1e-4, 1e-2] as const;
 
-/** Per pair (A against each other run): the largest distance and the onset steps. */
+/**
+ * Per pair (A against each other run): the largest distance and the onset steps, of max
+ * |Δsoftmax| on the probe (`X.dist_maxprob`, steps where the probe ran) and on the training
+ * batch (`X.batch_maxprob`, every metered step).
+ */
 export interface PairSummary {
   max_dist_maxprob: number;
   final_dist_maxprob: number;
-  /** First metered step at which max |Δsoftmax| exceeded each threshold (null: never). */
+  /** First probe step at which `X.dist_maxprob` exceeded each threshold (null: never). */
   first_step_above: Record<string, number | null>;
+  max_batch_maxprob: number;
+  final_batch_maxprob: number;
+  /** First metered step at which `X.batch_maxprob` exceeded each threshold (null: never). */
+  batch_first_step_above: Record<string, number | null>;
 }
 
 /** A {@link SummaryTracker}'s state (checkpoints). */
@@ -163,13 +178,15 @@ export class SummaryTracker {
   rescales = 0;
 
   constructor(private readonly runs: RunName[]) {
+    const never = () => Object.fromEntries(ONSET_THRESHOLDS.map((t) => [t.toExponential(0), null]));
     for (const r of runs.slice(1)) {
       this.pairs[r] = {
         max_dist_maxprob: 0,
         final_dist_maxprob: NaN,
-        first_step_above: Object.fromEntries(
-          ONSET_THRESHOLDS.map((t) => [t.toExponential(0), null]),
-        ),
+        first_step_above: never(),
+        max_batch_maxprob: 0,
+        final_batch_maxprob: NaN,
+        batch_first_step_above: never(),
       };
     }
   }
@@ -177,16 +194,40 @@ export class SummaryTracker {
   /** Folds in one step's values. */
   add(v: Record<string, number | undefined>): void {
     this.steps = (v.step ?? 0) + 1;
-    for (const r of this.runs.slice(1)) {
-      const d = v[`${r}.dist_maxprob`] ?? NaN, pair = this.pairs[r];
-      pair.max_dist_maxprob = Math.max(pair.max_dist_maxprob, d);
-      pair.final_dist_maxprob = d;
+    const fold = (
+      d: number | undefined,
+      max: "max_dist_maxprob" | "max_batch_maxprob",
+      final: "final_dist_maxprob" | "final_batch_maxprob",
+      onsets: Record<string, number | null>,
+      pair: PairSummary,
+    ) => {
+      if (d === undefined) return; // not measured at this step
+      pair[max] = Math.max(pair[max], d);
+      pair[final] = d;
       for (const t of ONSET_THRESHOLDS) {
         const key = t.toExponential(0);
-        if (pair.first_step_above[key] === null && d > t) pair.first_step_above[key] = v.step!;
+        if (onsets[key] === null && d > t) onsets[key] = v.step!;
       }
+    };
+    for (const r of this.runs.slice(1)) {
+      const pair = this.pairs[r];
+      fold(
+        v[`${r}.dist_maxprob`],
+        "max_dist_maxprob",
+        "final_dist_maxprob",
+        pair.first_step_above,
+        pair,
+      );
+      fold(
+        v[`${r}.batch_maxprob`],
+        "max_batch_maxprob",
+        "final_batch_maxprob",
+        pair.batch_first_step_above,
+        pair,
+      );
     }
-    Object.assign(this.last, v);
+    // The last measured value of each column (the probe's cells are empty between probes).
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) this.last[k] = x;
   }
 
   /** A deep copy of the state. */

@@ -28,6 +28,8 @@ export interface StepRecord {
   plan: RunStep[];
   /** runs × layout.words floats read back from the GPU. */
   metrics: Float32Array;
+  /** Whether the probe (training mode) was evaluated at this step. */
+  probe: boolean;
   /** Whether the eval-mode probe was evaluated at this step. */
   evalMode: boolean;
   /** Lemma-2 rescales applied since the previous metered step (each before its step). */
@@ -50,6 +52,8 @@ export interface StepperState {
    * norms of earlier steps still show the old scale and decide nothing.
    */
   rescaleAt: number[];
+  /** The first step at or after which a metered step evaluates the probe. */
+  nextProbe: number;
   /** The first step at or after which a metered step evaluates the eval-mode probe. */
   nextEval: number;
 }
@@ -94,6 +98,8 @@ export interface StepStageOptions {
   every: number;
   /** Steps of the whole run (the last one is always metered). */
   totalSteps: number;
+  /** Evaluate the probe every this many steps, on metered steps, and at the last step. */
+  probeEvery: number;
   /** Also evaluate the eval-mode probe every this many steps, on metered steps (0 = never). */
   evalEvery: number;
   inFlight: number;
@@ -130,6 +136,7 @@ export function stepStage(
   const scheduled = [...(opts.resume?.scheduled ?? [])];
   const rescaleAt = [...(opts.resume?.rescaleAt ?? opts.runs.map(() => -1))];
   let nextEval = opts.resume?.nextEval ?? 0;
+  let nextProbe = opts.resume?.nextProbe ?? 0;
   let rescales: StepRecord["rescales"] = [];
   let last: { step: number; epoch: number; lastPlan: RunStep[] } | undefined;
   let snapshotAt = -1;
@@ -188,7 +195,12 @@ export function stepStage(
       lastPlan: last.lastPlan,
       gpu: await trainer.readState(),
       plan: plan.state,
-      stepper: { scheduled: scheduled.map((s) => ({ ...s })), rescaleAt: [...rescaleAt], nextEval },
+      stepper: {
+        scheduled: scheduled.map((s) => ({ ...s })),
+        rescaleAt: [...rescaleAt],
+        nextProbe,
+        nextEval,
+      },
     });
   };
 
@@ -211,8 +223,12 @@ export function stepStage(
           factor: s.rescale,
         });
       });
-      const meter = batch.step % opts.every === 0 || batch.step === opts.totalSteps - 1;
-      // Eval mode at the first metered step at or after each multiple of evalEvery.
+      const lastStep = batch.step === opts.totalSteps - 1;
+      const meter = batch.step % opts.every === 0 || lastStep;
+      // The probe and eval mode at the first metered step at or after each multiple of their
+      // period; the probe at the last step too.
+      const probe = meter && (batch.step >= nextProbe || lastStep);
+      if (probe) nextProbe = (Math.floor(batch.step / opts.probeEvery) + 1) * opts.probeEvery;
       const evalMode = meter && opts.evalEvery > 0 && batch.step >= nextEval;
       if (evalMode) nextEval = (Math.floor(batch.step / opts.evalEvery) + 1) * opts.evalEvery;
       const { metrics, norms } = await trainer.submitStep(
@@ -220,7 +236,7 @@ export function stepStage(
         batch.y,
         batch.size,
         steps,
-        { meter, evalMode },
+        { meter, probe, evalMode },
       );
       last = { step: batch.step, epoch: batch.epoch, lastPlan: steps };
       normsQueue.push({ step: batch.step, norms });
@@ -232,6 +248,7 @@ export function stepStage(
             epoch: batch.epoch,
             rows: batch.size,
             plan: steps,
+            probe,
             evalMode,
             rescales,
           },

@@ -1,9 +1,11 @@
 /**
  * The GPU trainer: R runs of one model graph, weights stacked by run, trained in lockstep. Each step is
- * recorded into one command encoder and one `queue.submit`: (optional Lemma-2 rescale) →
- * forward → backward → gradient metrics → SGD → (A2 perturbation) → weight metrics → probe
+ * recorded into one command encoder and one `queue.submit`, one compute pass per phase
+ * ({@link STEP_PHASES}): (optional Lemma-2 rescale) → forward → distances on the training
+ * batch → backward → gradient metrics → SGD (+ A2 perturbation) → weight metrics → probe
  * forward and distances → copy of the metrics into a mappable ring slot. Nothing is allocated
- * and nothing is compiled per step; the CPU never waits on the step it just submitted.
+ * and nothing is compiled per step; the CPU never waits on the step it just submitted. With
+ * `profile`, every phase's pass writes GPU timestamps (bench --profile).
  *
  * @module
  */
@@ -21,7 +23,7 @@ import {
 } from "../shaders/gpu.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import type { RunStep } from "../core/runs.ts";
-import { dotKernel, normalizedDistanceKernel } from "../shaders/reduce.ts";
+import { fusedSums, type FusedSumsSpec } from "../shaders/sums.ts";
 import { sgdKernel } from "../shaders/sgd.ts";
 import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
 import { PROBE_STATS, probeDistanceKernel } from "../shaders/probe_distance.ts";
@@ -33,6 +35,8 @@ export interface MetricsLayout {
   words: number;
   loss: number;
   correct: number;
+  /** Distances on the training batch, logits of w_t in training mode ({@link PROBE_STATS}). */
+  batch: number;
   /** Probe distances in training mode ({@link PROBE_STATS} words). */
   probe: number;
   /** Probe distances in eval mode (running statistics). */
@@ -59,13 +63,15 @@ export interface MetricsLayout {
 
 /** The metrics layout for `layers` S tensors. */
 export function metricsLayout(layers: number): MetricsLayout {
-  const probe = 2, evalProbe = probe + PROBE_STATS.words, scalars = evalProbe + PROBE_STATS.words;
+  const batch = 2, probe = batch + PROBE_STATS.words, evalProbe = probe + PROBE_STATS.words;
+  const scalars = evalProbe + PROBE_STATS.words;
   const layerNorm2Before = scalars + 7;
   const end = layerNorm2Before + 2 * layers;
   return {
     words: Math.ceil(end / 4) * 4,
     loss: 0,
     correct: 1,
+    batch,
     probe,
     evalProbe,
     norm2Before: scalars,
@@ -96,7 +102,25 @@ export interface TrainerOptions {
   seed: number;
   /** Steps in flight on the GPU at most (the readback ring has one slot more). */
   inFlight: number;
+  /** Time each phase of every step with GPU timestamps (needs `timestamp-query`). */
+  profile?: boolean;
 }
+
+/** The phases of a step, each its own compute pass (and row of `bench --profile`). */
+export const STEP_PHASES = [
+  "rescale",
+  "forward",
+  "batch distances",
+  "backward",
+  "gradient metrics",
+  "optimizer",
+  "weight metrics",
+  "probe",
+  "eval probe",
+] as const;
+
+/** One of {@link STEP_PHASES}. */
+export type StepPhase = typeof STEP_PHASES[number];
 
 /**
  * The training state of every run, run-stacked float32: what a checkpoint holds of the GPU.
@@ -115,13 +139,17 @@ export interface SubmittedStep {
   norms: Promise<number[]>;
   /** runs × {@link MetricsLayout.words} floats, on metered steps. */
   metrics?: Promise<Float32Array>;
+  /** GPU nanoseconds of each phase that ran (with `profile`). */
+  phases?: Promise<Partial<Record<StepPhase, number>>>;
 }
 
 /** Per-step choices the pipeline makes. */
 export interface StepOptions {
-  /** Read the metrics back (and evaluate the probe) at this step. */
+  /** Read the metrics back (with the distances on the training batch) at this step. */
   meter: boolean;
-  /** Also evaluate the probe in eval mode (running statistics). */
+  /** Also evaluate the probe (training-mode BatchNorm, weights after the update); metered only. */
+  probe: boolean;
+  /** Also evaluate the probe in eval mode (running statistics); metered only. */
   evalMode: boolean;
 }
 
@@ -166,7 +194,7 @@ export class GpuTrainer {
   private readonly x: GPUBuffer;
   private readonly labels: GPUBuffer;
   private readonly evalX: GPUBuffer;
-  private readonly trainPasses = new Map<number, Pass>();
+  private readonly trainPasses = new Map<number, Pass & { batchStats: Dispatch }>();
   private readonly probePass: Pass;
   private readonly evalProbePass: Pass;
   private evalChunkPass?: Pass;
@@ -177,6 +205,7 @@ export class GpuTrainer {
   private readonly layerNorms: Dispatch[];
   private readonly perturb: Dispatch[];
   private readonly probeStats: Dispatch;
+  private readonly timer?: { queries: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
   private readonly evalStats: Dispatch;
   private readonly ring: { buffer: GPUBuffer; metrics?: Promise<Float32Array> }[];
   /** Unmetered steps read back only the per-tensor norms² of S (Lemma-2 rescale decisions). */
@@ -213,38 +242,62 @@ export class GpuTrainer {
     });
     const all = (buffer: GPUBuffer, offset = 0): TensorView => ({ buffer, offset, runStride: P });
     const sView = all(this.params), gView = all(this.grads);
-    const dot = (a: TensorView, b: TensorView, out: number, length = S) =>
-      dotKernel(gpu, { runs, length, a, b, out: m(out) });
-    const layerDots = (first: number) =>
-      layout.sTensors.map((t, l) => {
-        const w = all(this.params, t.offset);
-        return dot(w, w, first + l, t.size);
+    // Group S leads every run's flat vector, tensor after tensor (core/graph.ts).
+    const segments = layout.sTensors.map((t) => t.size);
+    if (
+      layout.sTensors.some((t, l) => t.offset !== segments.slice(0, l).reduce((a, b) => a + b, 0))
+    ) {
+      throw new Error("group S is not contiguous from offset 0");
+    }
+    const sums = (spec: Omit<FusedSumsSpec, "runs" | "segments">) =>
+      fusedSums(gpu, { runs, segments, ...spec });
+    const distances = (pass: Pass, labels: GPUBuffer, out: number) =>
+      probeDistanceKernel(gpu, {
+        runs,
+        rows: pass.rows,
+        classes: layout.classes,
+        logits: pass.logits,
+        labels,
+        out: m(out),
       });
-
     for (const rows of new Set([opts.batchRows, opts.shortBatchRows ?? opts.batchRows])) {
-      this.trainPasses.set(rows, this.buildPass(rows, this.x, "train"));
+      const pass = this.buildPass(rows, this.x, "train");
+      this.trainPasses.set(rows, {
+        ...pass,
+        batchStats: distances(pass, this.labels, this.metrics.batch),
+      });
     }
     this.probePass = this.buildPass(opts.probe.rows, probeX, "probe");
     this.evalProbePass = this.buildPass(opts.probe.rows, probeX, "eval");
-    const probeStats = (pass: Pass, out: number) =>
-      probeDistanceKernel(gpu, {
-        runs,
-        rows: opts.probe.rows,
-        classes: layout.classes,
-        logits: pass.logits,
-        labels: probeLabels,
-        out: m(out),
-      });
-    this.probeStats = probeStats(this.probePass, this.metrics.probe);
-    this.evalStats = probeStats(this.evalProbePass, this.metrics.evalProbe);
+    this.probeStats = distances(this.probePass, probeLabels, this.metrics.probe);
+    this.evalStats = distances(this.evalProbePass, probeLabels, this.metrics.evalProbe);
+    if (opts.profile) {
+      if (!gpu.timestamps) throw new Error("profiling needs the adapter's timestamp-query");
+      const count = 2 * STEP_PHASES.length;
+      this.timer = {
+        queries: gpu.device.createQuerySet({ type: "timestamp", count }),
+        resolve: gpu.device.createBuffer({
+          size: count * 8,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+        read: gpu.device.createBuffer({
+          size: count * 8,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        }),
+      };
+    }
 
     const mt = this.metrics;
-    this.gradMetrics = [
-      dot(sView, sView, mt.norm2Before),
-      dot(gView, sView, mt.gradDotW),
-      dot(gView, gView, mt.gradNorm2),
-      ...layerDots(mt.layerNorm2Before),
-    ];
+    const sA: TensorView = { buffer: this.params, offset: 0, runStride: 0 };
+    const prev: TensorView = { buffer: this.prevS, offset: 0, runStride: S };
+    const ww = { kind: "dot", a: "w", b: "w" } as const;
+    // Consecutive metrics words: norm2Before, gradDotW, gradNorm2; norm2, dotA; distA, distPrev.
+    this.gradMetrics = sums({
+      vectors: { w: sView, g: gView },
+      terms: [ww, { kind: "dot", a: "g", b: "w" }, { kind: "dot", a: "g", b: "g" }],
+      out: m(mt.norm2Before),
+      layers: m(mt.layerNorm2Before),
+    });
     this.update = [sgdKernel(gpu, {
       runs,
       size: P,
@@ -254,32 +307,34 @@ export class GpuTrainer {
       bufs: all(this.bufs),
       scalars: this.scalars,
     })];
-    const sA: TensorView = { buffer: this.params, offset: 0, runStride: 0 };
-    const prev: TensorView = { buffer: this.prevS, offset: 0, runStride: S };
     this.weightMetrics = [
-      dot(sView, sView, mt.norm2),
-      dot(sView, sA, mt.dotA),
-      normalizedDistanceKernel(gpu, {
-        runs,
-        length: S,
-        a: sView,
-        b: sA,
-        aNorm2: m(mt.norm2),
-        bNorm2: { buffer: this.metricsBuf, offset: mt.norm2, runStride: 0 },
+      ...sums({
+        vectors: { w: sView, wA: sA },
+        terms: [ww, { kind: "dot", a: "w", b: "wA" }],
+        out: m(mt.norm2),
+        layers: m(mt.layerNorm2),
+      }),
+      // Needs the norms just written: a second pass.
+      ...sums({
+        vectors: { w: sView, wA: sA, prev },
+        norms: {
+          w: m(mt.norm2),
+          wA: { buffer: this.metricsBuf, offset: mt.norm2, runStride: 0 },
+          prev: m(mt.norm2Before),
+        },
+        terms: [
+          { kind: "distance", a: "w", b: "wA", aNorm2: "w", bNorm2: "wA" },
+          { kind: "distance", a: "w", b: "prev", aNorm2: "w", bNorm2: "prev" },
+        ],
         out: m(mt.distA),
       }),
-      normalizedDistanceKernel(gpu, {
-        runs,
-        length: S,
-        a: sView,
-        b: prev,
-        aNorm2: m(mt.norm2),
-        bNorm2: m(mt.norm2Before),
-        out: m(mt.distPrev),
-      }),
-      ...layerDots(mt.layerNorm2),
     ];
-    this.layerNorms = layerDots(mt.layerNorm2);
+    this.layerNorms = sums({
+      vectors: { w: sView },
+      terms: [ww],
+      out: m(mt.norm2),
+      layers: m(mt.layerNorm2),
+    });
     // Weight-norm running statistics are invariant under Lemma 2; plain ones scale with s.
     const stats = (buffer: GPUBuffer): TensorView => ({
       buffer,
@@ -441,30 +496,50 @@ export class GpuTrainer {
     this.writeScalars(steps, step);
 
     const encoder = device.createCommandEncoder();
-    const rescaling = steps.some((s) => s.rescale !== 1);
-    encodeDispatches(encoder, [
-      ...(rescaling ? this.rescale : []),
-      ...pass.forward,
-      ...pass.backward,
-      ...(slot ? this.gradMetrics : []),
-    ]);
-    if (slot) {
-      const S = this.opts.layout.sEnd, P = this.opts.layout.size;
-      for (let r = 0; r < this.opts.runs; r++) {
-        encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
-      }
-    }
-    const perturbing = steps.some((s) => s.perturb !== 0);
-    encodeDispatches(encoder, [
-      ...this.update,
-      ...(perturbing ? this.perturb : []),
-      // The per-tensor norms: rescale decisions, and weight-norm BatchNorm's units.
-      ...(slot
-        ? [...this.weightMetrics, ...this.probePass.forward, this.probeStats]
-        : this.layerNorms),
-      ...(slot && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : []),
-    ]);
     const { runs, layout } = this.opts, M = this.metrics.words, L = layout.sTensors.length;
+    const rescaling = steps.some((s) => s.rescale !== 1);
+    const perturbing = steps.some((s) => s.perturb !== 0);
+    const phases: [StepPhase, Dispatch[]][] = [
+      ["rescale", rescaling ? this.rescale : []],
+      ["forward", pass.forward],
+      ["batch distances", slot ? [pass.batchStats] : []],
+      ["backward", pass.backward],
+      ["gradient metrics", slot ? this.gradMetrics : []],
+      ["optimizer", [...this.update, ...(perturbing ? this.perturb : [])]],
+      // The per-tensor norms: rescale decisions, and weight-norm BatchNorm's units.
+      ["weight metrics", slot ? this.weightMetrics : this.layerNorms],
+      ["probe", slot && options.probe ? [...this.probePass.forward, this.probeStats] : []],
+      [
+        "eval probe",
+        slot && options.evalMode ? [...this.evalProbePass.forward, this.evalStats] : [],
+      ],
+    ];
+    const timed: StepPhase[] = [];
+    for (const [phase, dispatches] of phases) {
+      if (dispatches.length === 0) continue;
+      if (phase === "optimizer" && slot) {
+        // The weights before the update, for the angular update (weight metrics).
+        const S = layout.sEnd, P = layout.size;
+        for (let r = 0; r < runs; r++) {
+          encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
+        }
+      }
+      const at = 2 * timed.length;
+      encodeDispatches(
+        encoder,
+        dispatches,
+        this.timer && {
+          querySet: this.timer.queries,
+          beginningOfPassWriteIndex: at,
+          endOfPassWriteIndex: at + 1,
+        },
+      );
+      timed.push(phase);
+    }
+    if (this.timer) {
+      encoder.resolveQuerySet(this.timer.queries, 0, 2 * timed.length, this.timer.resolve, 0);
+      encoder.copyBufferToBuffer(this.timer.resolve, 0, this.timer.read, 0, this.timer.read.size);
+    }
     if (slot) encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
     else {
       for (let r = 0; r < runs; r++) {
@@ -485,16 +560,32 @@ export class GpuTrainer {
         for (let l = 0; l < L; l++) n2 += words[r * stride + first + l];
         return Math.sqrt(n2);
       });
+    const phaseTimes = this.timer && this.readPhases(timed);
     if (!slot) {
       const norms = read(normSlot!.buffer).then((w) => sNorms(w, L, 0));
       normSlot!.norms = norms;
       this.pending.push(norms);
-      return { norms };
+      return { norms, phases: phaseTimes };
     }
     const metrics = read(slot.buffer);
     slot.metrics = metrics;
     this.pending.push(metrics);
-    return { metrics, norms: metrics.then((m) => sNorms(m, M, this.metrics.layerNorm2)) };
+    return {
+      metrics,
+      norms: metrics.then((m) => sNorms(m, M, this.metrics.layerNorm2)),
+      phases: phaseTimes,
+    };
+  }
+
+  /** The phases' GPU times of the step just submitted (profiling; waits for that step). */
+  private async readPhases(timed: StepPhase[]): Promise<Partial<Record<StepPhase, number>>> {
+    const read = this.timer!.read;
+    await this.gpu.guard(read.mapAsync(GPUMapMode.READ));
+    const ticks = new BigUint64Array(read.getMappedRange().slice(0));
+    read.unmap();
+    const out: Partial<Record<StepPhase, number>> = {};
+    timed.forEach((phase, i) => (out[phase] = Number(ticks[2 * i + 1] - ticks[2 * i])));
+    return out;
   }
 
   /**

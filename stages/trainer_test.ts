@@ -137,6 +137,7 @@ gpuTest(
     const { x, y } = batch();
     const { metrics } = await trainer.submitStep(x, y, ROWS, gpuPlan.next(), {
       meter: true,
+      probe: true,
       evalMode: false,
     });
     await metrics;
@@ -170,13 +171,14 @@ for (const { model, stats: runningStats } of FOLLOW) {
       );
       const dim = layout.inputSize, PROBE = probe.rows;
       const L = trainer.metrics;
-      let worstLoss = 0, worstProb = 0;
+      let worstLoss = 0, worstProb = 0, worstBatch = 0;
       for (let t = 0; t < STEPS; t++) {
         const { x, y } = batch();
         // Every 7th batch is a short one (a kept last batch): its own pass, built on first use.
         const rows = t % 7 === 6 ? short : ROWS;
         const { metrics } = await trainer.submitStep(x, y, rows, gpuPlan.next(), {
           meter: true,
+          probe: true,
           evalMode: true,
         });
         const r64 = ref.step(x.subarray(0, rows * dim), y.subarray(0, rows), rows);
@@ -193,6 +195,27 @@ for (const { model, stats: runningStats } of FOLLOW) {
                 }`,
               );
             }
+          }
+        }
+        // The distances against A on the training batch (the logits of this step's forward).
+        for (let r = 1; r < 3; r++) {
+          const d = probeDistance(r64.logits[0], r64.logits[r], y, rows, layout.classes);
+          const base = r * L.words + L.batch;
+          const got = m[base + PROBE_STATS.maxProb];
+          worstBatch = Math.max(worstBatch, Math.abs(got - d.maxProb));
+          // An exact tie at the argmax can flip in float32: one row may disagree.
+          const agree = m[base + PROBE_STATS.agree];
+          if (Math.abs(got - d.maxProb) > 1e-5 || Math.abs(agree - d.agree * rows) > 1) {
+            throw new Error(
+              `step ${t} run ${r} batch: maxProb ${got}, agree ${agree}; reference ${d.maxProb}, ${
+                d.agree * rows
+              }`,
+            );
+          }
+          if (Math.abs(m[base + PROBE_STATS.kl] / rows - d.kl) > 1e-5 * Math.max(1, d.kl)) {
+            throw new Error(
+              `step ${t} run ${r} batch: KL ${m[base + PROBE_STATS.kl] / rows} vs ${d.kl}`,
+            );
           }
         }
         // The monitor's distances against A on the probe, train and eval mode.
@@ -236,7 +259,9 @@ for (const { model, stats: runningStats } of FOLLOW) {
           `run ${r}: weights ${err.toExponential(1)}, buffers ${bufErr.toExponential(1)}, ` +
             `running mean ${meanErr.toExponential(1)}, var ${varErr.toExponential(1)}; loss ${
               worstLoss.toExponential(1)
-            }, maxProb ${worstProb.toExponential(1)}`,
+            }, maxProb ${worstProb.toExponential(1)} (probe), ${
+              worstBatch.toExponential(1)
+            } (batch)`,
         );
         if (!(err < 5e-4 && bufErr < 1e-3 && meanErr < 5e-4 && varErr < 5e-4)) {
           throw new Error(
@@ -275,9 +300,14 @@ gpuTest(
       const { x, y } = rescaled.batch();
       const steps = rescaled.gpuPlan.next();
       if (steps[1].rescale !== 1) applied++;
-      const a = await twin.submitStep(x, y, rescaled.rows, steps, { meter: true, evalMode: true });
+      const a = await twin.submitStep(x, y, rescaled.rows, steps, {
+        meter: true,
+        probe: true,
+        evalMode: true,
+      });
       const b = await reference.submitStep(x, y, rescaled.rows, plain.next(), {
         meter: true,
+        probe: true,
         evalMode: true,
       });
       const [ma, mb] = [await a.metrics!, await b.metrics!];
@@ -328,10 +358,12 @@ gpuTest(
       const { x, y } = every.batch();
       await every.trainer.submitStep(x, y, every.rows, every.gpuPlan.next(), {
         meter: true,
+        probe: true,
         evalMode: true,
       });
       await sparse.submitStep(x, y, every.rows, sparsePlan.next(), {
         meter: t % 4 === 3,
+        probe: t % 8 === 3,
         evalMode: false,
       });
     }

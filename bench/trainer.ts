@@ -1,0 +1,54 @@
+/**
+ * The trainer the benchmarks time: batch 128 of random inputs, a random probe of 512 rows,
+ * the runs' plan from the default configuration.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../shaders/gpu.ts";
+import { GpuTrainer } from "../stages/trainer.ts";
+import { type RunName, RunPlan } from "../core/runs.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { initialState } from "../core/init.ts";
+import { createRng } from "../core/prng.ts";
+import { runsSpec } from "../pipeline/prepare.ts";
+import { validateConfig } from "../pipeline/config.ts";
+
+/** Rows of a training batch. */
+export const BATCH = 128;
+/** Rows of the probe batch (the MLP's default). */
+export const PROBE = 512;
+
+/** A trainer of `runs` on `layout` with random batches and probe, for timing. */
+export async function benchTrainer(
+  gpu: Gpu,
+  layout: ModelLayout,
+  runs: RunName[],
+  profile = false,
+): Promise<{ trainer: GpuTrainer; plan: RunPlan; x: Float32Array; y: Int32Array }> {
+  const dim = layout.inputSize, classes = layout.classes;
+  const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
+  const rng = createRng(1);
+  const x = Float32Array.from({ length: BATCH * dim }, () => rng.normal());
+  const y = Int32Array.from({ length: BATCH }, () => rng.int(classes));
+  const probeX = Float32Array.from({ length: PROBE * dim }, () => rng.normal());
+  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(classes));
+  const init = initialState(layout, plan, 0, 1);
+  const trainer = await GpuTrainer.create(
+    gpu,
+    {
+      layout,
+      runs: runs.length,
+      batchRows: BATCH,
+      probe: { x: probeX, y: probeY, rows: PROBE },
+      bnMomentum: 0.1,
+      runningStats: "weightnorm",
+      seed: 0,
+      inFlight: 2,
+      profile,
+    },
+    init.params,
+    init.bufs,
+  );
+  return { trainer, plan, x, y };
+}
