@@ -9,7 +9,7 @@
  * | 1    | `shaders/`, `reference/` (siblings)       |
  * | 2    | `stages/`                                 |
  * | 3    | `pipeline/`                               |
- * | 4    | `main.ts`, `bench/`, `tests/`             |
+ * | 4    | `main.ts`, `bench/`, `tests/`, `report/`  |
  *
  * A non-test file may import its own top-level folder (any depth) or a strictly lower rank.
  * Test files (`*_test.ts` and the test helpers in {@link TEST_HELPERS}) may also import a
@@ -43,6 +43,7 @@ export const RANKS: Readonly<Record<string, number>> = {
   "main.ts": 4,
   "bench": 4,
   "tests": 4,
+  "report": 4,
 };
 
 /** Files that are not `*_test.ts` but belong to the tests. */

@@ -1,0 +1,109 @@
+/**
+ * `deno task report`: reads the trainer's CSV or JSON Lines output (files, or stdin) and writes
+ * one self-contained HTML page of plots and tables; given several results or a sweep folder,
+ * one comparison page. Logs and errors go to stderr (an error is one `error: ...` line and exit
+ * code 1, and leaves no output file); stdout carries nothing but `--help`.
+ *
+ * @module
+ */
+
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { checkOutputPath } from "../pipeline/paths.ts";
+import { writeFileAtomic } from "../stages/files.ts";
+import { accumulate } from "./accumulate.ts";
+import { log, printHelp, runCommand } from "./cli.ts";
+import { loadComparison } from "./compare.ts";
+import { oneLine, ReportError } from "./errors.ts";
+import { readRows, sourceName } from "./input.ts";
+import { resolveInputs } from "./inputs.ts";
+import { comparePage } from "./page_sweep.ts";
+import { runPage } from "./page_run.ts";
+import { readSummary } from "./summary_file.ts";
+import { PLOT_WIDTH } from "./theme.ts";
+
+/** Where the page goes without `-o`. */
+export const DEFAULT_OUTPUT = "report.html";
+
+const HELP = `Usage: deno task report [FILE ... | DIR | -] [-o ${DEFAULT_OUTPUT}] [--summary FILE]
+Writes one self-contained HTML page (inline SVG plots, no network at view time) from the
+trainer's CSV or JSON Lines output: a file, or stdin (no FILE, or -), e.g.
+  deno task train --summary s.json | deno task report --summary s.json -o run.html
+Several result files, or a sweep folder (deno task sweep --out DIR), give one comparison page.
+
+  -o, --output FILE  the page to write (default: ${DEFAULT_OUTPUT}; - for stdout)
+  --summary FILE     the trainer's --summary JSON of a single result (adapter, config,
+                     held-out accuracy); a .json input or FILE's <stem>.summary.json also works
+  --title TEXT       the page's title
+  -h, --help         this text`;
+
+/**
+ * Writes the page once it is whole: to stdout for `-`; to a regular file through a temporary
+ * file and a rename (a failure leaves nothing); straight into a device or pipe (`/dev/null`),
+ * which a rename would replace by a regular file.
+ */
+async function writeOutput(path: string, html: string): Promise<void> {
+  if (path === "-") {
+    const bytes = new TextEncoder().encode(html);
+    for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
+    return;
+  }
+  const info = await Deno.stat(path).catch(() => null);
+  if (info && !info.isFile) await Deno.writeTextFile(path, html);
+  else await writeFileAtomic(path, html);
+}
+
+/** Runs the report command with `args`; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(async () => {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        options: {
+          output: { type: "string", short: "o" },
+          summary: { type: "string" },
+          title: { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+        allowPositionals: true,
+      });
+    } catch (e) {
+      throw new ReportError(`command line: ${oneLine(e)}`);
+    }
+    const { values, positionals } = parsed;
+    if (values.help) return printHelp(HELP);
+    const out = values.output ?? DEFAULT_OUTPUT;
+    if (out !== "-") await checkOutputPath("-o", out);
+    if ((positionals.length === 0 || positionals.includes("-")) && Deno.stdin.isTerminal()) {
+      throw new ReportError(
+        "no input: give result files or a sweep folder, or pipe the trainer's output",
+      );
+    }
+    const started = performance.now();
+    const inputs = await resolveInputs(positionals, values.summary);
+    let html: string;
+    if (inputs.mode === "run") {
+      const summary = inputs.summary ? await readSummary(inputs.summary) : null;
+      const source = sourceName(inputs.result);
+      const rows = await readRows(inputs.result);
+      const data = await accumulate(rows, source, { capacity: 2 * PLOT_WIDTH });
+      html = await runPage(data, summary, values.title ?? `wd-explr report: ${basename(source)}`);
+    } else {
+      const c = await loadComparison(inputs.points, inputs.manifest, inputs.source);
+      html = await comparePage(c, values.title ?? `wd-explr sweep: ${inputs.source}`);
+    }
+    await writeOutput(out, html);
+    const plots = html.split('<figure class="plot"').length - 1;
+    const seconds = (performance.now() - started) / 1000;
+    log(
+      `report: ${out}, ${plots} plots, ${(html.length / 1024).toFixed(0)} KiB, ${
+        seconds.toFixed(1)
+      } s`,
+    );
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

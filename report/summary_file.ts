@@ -1,0 +1,99 @@
+/**
+ * The trainer's `--summary FILE` JSON (pipeline/summary.ts), read leniently: only the fields
+ * the report shows are checked (older summaries lack `model` and `config`, newer ones add the
+ * batch onsets), and anything else is kept as it is.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { cannotRead, ReportError } from "./errors.ts";
+import type { Onsets } from "./onsets.ts";
+import { parseWith } from "./validate.ts";
+
+const onsets = z.record(z.string(), z.number().int().nullable());
+const pairSchema = z.looseObject({
+  // JSON has no NaN: a distance that was never finite is written null.
+  max_dist_maxprob: z.number().nullable(),
+  final_dist_maxprob: z.number().nullable().optional(),
+  first_step_above: onsets,
+  max_batch_maxprob: z.number().nullable().optional(),
+  final_batch_maxprob: z.number().nullable().optional(),
+  batch_first_step_above: onsets.optional(),
+});
+const summarySchema = z.looseObject({
+  adapter: z.string().optional(),
+  model: z.looseObject({
+    description: z.string(),
+    parameters: z.number(),
+    s: z.number(),
+    o: z.number(),
+  }).optional(),
+  steps: z.number().int().min(0),
+  seconds: z.number().optional(),
+  steps_per_second: z.number().nullable().optional(),
+  runs: z.array(z.string()).optional(),
+  pairs: z.record(z.string(), pairSchema),
+  final: z.record(
+    z.string(),
+    z.looseObject({
+      train_loss: z.number().nullable(),
+      probe_acc: z.number().nullable().optional(),
+      heldout_acc: z.number().nullable(),
+    }),
+  ),
+  rescales: z.number().optional(),
+  output_closed: z.boolean().optional(),
+  stopped: z.string().nullable().optional(),
+  version: z.string().optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** The parts of a training summary the report uses. */
+export type Summary = z.infer<typeof summarySchema>;
+/** One pair's entry of a summary. */
+export type SummaryPair = z.infer<typeof pairSchema>;
+
+/** Parses a summary's JSON value; throws a {@link ReportError} naming `path` and the field. */
+export function parseSummary(value: unknown, path: string): Summary {
+  return parseWith(summarySchema, value, `${path}: not a training summary`);
+}
+
+/** Reads a JSON file; throws a one-line {@link ReportError} when it is missing or not JSON. */
+export async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw cannotRead(path, e);
+  }
+  if (text.trim() === "") throw new ReportError(`${path}: empty file`);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const message = (e as Error).message.replace(/\s+/g, " ");
+    throw new ReportError(`${path}: not valid JSON: ${message.slice(0, 160)}`);
+  }
+}
+
+/** Reads and checks a summary file. */
+export async function readSummary(path: string): Promise<Summary> {
+  return parseSummary(await readJsonFile(path), path);
+}
+
+/** A summary pair's onsets of the probe distance or of the training-batch distance (null: none). */
+export function summaryOnsets(sp: SummaryPair, on: "probe" | "batch"): Onsets | null {
+  if (on === "probe") {
+    return {
+      above: sp.first_step_above,
+      max: sp.max_dist_maxprob,
+      final: sp.final_dist_maxprob ?? null,
+    };
+  }
+  if (!sp.batch_first_step_above) return null;
+  return {
+    above: sp.batch_first_step_above,
+    max: sp.max_batch_maxprob ?? null,
+    final: sp.final_batch_maxprob ?? null,
+  };
+}

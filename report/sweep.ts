@@ -1,0 +1,96 @@
+/**
+ * `deno task sweep`: expands a grid of train settings into one validated config file per point
+ * and a manifest, in a new folder. Nothing is scheduled: a cluster's scheduler (a Slurm job
+ * array, a Kubernetes Indexed Job) or `xargs -P` runs the points; see README "Report and
+ * sweeps". The folder appears whole or not at all: it is written under a temporary name next
+ * to it and renamed.
+ *
+ * @module
+ */
+
+import { basename, dirname, join } from "node:path";
+import { VERSION } from "../pipeline/version.ts";
+import { writeFileAtomic } from "../stages/files.ts";
+import { log, printHelp, runCommand } from "./cli.ts";
+import { ReportError } from "./errors.ts";
+import { MANIFEST, type Manifest } from "./manifest.ts";
+import { planSweep, SWEEP_HELP, type SweepPlan } from "./sweep_plan.ts";
+
+/** The manifest of a plan. */
+export function manifestOf(plan: SweepPlan): Manifest {
+  return {
+    version: VERSION,
+    grid: plan.grid,
+    axes: plan.axes.map((a) => ({
+      name: a.name,
+      values: [...new Set(plan.points.map((p) => JSON.stringify(p.settings[a.name])))].map((v) =>
+        JSON.parse(v)
+      ),
+    })),
+    base: plan.base,
+    count: plan.points.length,
+    points: plan.points.map((p) => ({
+      index: p.index,
+      config: `${p.index}.json`,
+      settings: p.settings,
+    })),
+  };
+}
+
+/** Throws unless `out` does not exist yet or is an empty folder. */
+async function checkOut(out: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(out);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  if (!info.isDirectory) throw new ReportError(`--out: ${out} exists and is not a folder`);
+  for await (const _ of Deno.readDir(out)) {
+    throw new ReportError(`--out: ${out} is not empty (a sweep folder is written whole)`);
+  }
+}
+
+/** Writes the plan's configs and manifest into a new folder `plan.out`. */
+export async function writeSweep(plan: SweepPlan): Promise<void> {
+  await checkOut(plan.out);
+  const parent = dirname(plan.out);
+  const tmp = join(parent, `.${basename(plan.out)}.${Deno.pid}.tmp`);
+  try {
+    await Deno.mkdir(tmp);
+  } catch (e) {
+    throw new ReportError(`--out: cannot create a folder in ${parent}: ${(e as Error).message}`);
+  }
+  try {
+    for (const p of plan.points) {
+      await writeFileAtomic(join(tmp, `${p.index}.json`), JSON.stringify(p.config, null, 2) + "\n");
+    }
+    const manifest = JSON.stringify(manifestOf(plan), null, 2) + "\n";
+    await writeFileAtomic(join(tmp, MANIFEST), manifest);
+    await Deno.rename(tmp, plan.out);
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/** Runs the sweep command with `args`; returns the exit code. */
+export function main(args: string[]): Promise<number> {
+  return runCommand(async () => {
+    const cmd = await planSweep(args);
+    if (cmd.help) return printHelp(SWEEP_HELP);
+    const { plan } = cmd;
+    await writeSweep(plan);
+    const shape = plan.axes.map((a) => `${a.name} ${a.values.length}`).join(" × ");
+    const last = plan.points.length - 1;
+    log(`sweep: ${plan.points.length} points (${shape}) in ${plan.out}/0.json … ${last}.json`);
+    log(
+      `run each INDEX in 0..${last}: deno task train --config ${plan.out}/$INDEX.json ` +
+        `--format jsonl --summary ${plan.out}/$INDEX.summary.json > ${plan.out}/$INDEX.jsonl`,
+    );
+    return 0;
+  });
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
