@@ -20,6 +20,7 @@ import { type ReluDirection, reluWgsl } from "./relu.ts";
 import { type ScaleSVariant, scaleSWgsl } from "./scale_s.ts";
 import { sgdWgsl } from "./sgd.ts";
 import { SOFTMAX_XENT_WGSL } from "./softmax_xent.ts";
+import { DF64_OPS, df64OpWgsl } from "./df64.ts";
 
 type Forward = Extract<BatchNormVariant, { pass: "forward" }>;
 type Backward = Extract<BatchNormVariant, { pass: "backward" }>;
@@ -118,5 +119,6 @@ export const WGSL_CATALOG: Record<string, () => string> = Object.fromEntries([
   ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats", "perturb"], scaleSWgsl),
   ["probe_distance", probeDistanceWgsl],
   ["add", addWgsl],
+  ...each("df64", [...DF64_OPS], (op) => df64OpWgsl(op)),
   ...each<PoolKind>("pool", ["avgForward", "avgBackward", "maxForward", "maxBackward"], poolWgsl),
 ]);
