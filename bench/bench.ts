@@ -20,7 +20,8 @@ import { PROBE_EVERY } from "../pipeline/config.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
 import { benchConv, preResNetShapes } from "./conv.ts";
 import { profileStep } from "./profile.ts";
-import { BATCH, benchTrainer, PROBE } from "./trainer.ts";
+import { BATCH, benchTrainer } from "./trainer.ts";
+import { defaultProbe } from "../pipeline/prepare.ts";
 
 /**
  * The models timed, with their input shapes; the convolutional ones bare only and with fewer
@@ -64,8 +65,9 @@ async function benchTraining(
   runs: RunName[],
   metering: Metering,
   steps: number,
+  probe: number,
 ): Promise<number> {
-  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs);
+  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs, probe);
   const reps = steps >= 10 ? 5 : 2;
   const times: number[] = [];
   for (let rep = 0; rep <= reps; rep++) {
@@ -114,17 +116,17 @@ if (import.meta.main && Deno.args.includes("--profile")) {
   const training: Record<string, unknown> = {};
   for (const { spec, input, metered, steps } of MODELS) {
     const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
-    const flops = trainStepFlops(layout, BATCH);
+    const flops = trainStepFlops(layout, BATCH), probe = defaultProbe(spec.model);
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
       let bare = NaN;
       for (const metering of metered ? METERINGS : METERINGS.slice(0, 1)) {
-        const sps = await benchTraining(gpu, layout, runs, metering, steps);
+        const sps = await benchTraining(gpu, layout, runs, metering, steps, probe);
         if (metering.name === "bare") bare = sps;
         // FLOPs counted: the training step, and the probe's forward where it ran.
         const probeShare = metering.meter && Number.isFinite(metering.probeEvery)
           ? 1 / metering.probeEvery
           : 0;
-        const perRun = flops + probeShare * forwardFlops(layout, PROBE);
+        const perRun = flops + probeShare * forwardFlops(layout, probe);
         const gflops = (sps * perRun * runs.length) / 1e9;
         const key = `${spec.model} R${runs.length}${
           metering.name === "bare" ? "" : `_${metering.name.replaceAll(" ", "_")}`
@@ -139,7 +141,7 @@ if (import.meta.main && Deno.args.includes("--profile")) {
         log(
           `train ${layout.description} batch ${BATCH}, R=${runs.length}, ${metering.name}` +
             `${
-              metering.probeEvery === PROBE_EVERY ? ` (probe ${PROBE} every ${PROBE_EVERY})` : ""
+              metering.probeEvery === PROBE_EVERY ? ` (probe ${probe} every ${PROBE_EVERY})` : ""
             }: ` +
             `${sps.toFixed(2)} steps/s (${(sps / bare).toFixed(2)}x bare), ${
               gflops.toFixed(2)

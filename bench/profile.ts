@@ -13,6 +13,7 @@ import { buildModel } from "../core/models.ts";
 import { BATCH, benchTrainer } from "./trainer.ts";
 
 const STEPS = 12;
+const PROBE = 512;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -26,7 +27,7 @@ export async function profileStep(gpu: Gpu): Promise<Record<string, number>> {
     classes: 10,
     affine: true,
   });
-  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, ["A", "B", "A1"], true);
+  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, ["A", "B", "A1"], PROBE, true);
   const samples: Partial<Record<StepPhase | "readback" | "step (wall)", number[]>> = {};
   const add = (k: StepPhase | "readback" | "step (wall)", ms: number) =>
     (samples[k] ??= []).push(ms);

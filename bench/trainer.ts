@@ -1,6 +1,6 @@
 /**
- * The trainer the benchmarks time: batch 128 of random inputs, a random probe of 512 rows,
- * the runs' plan from the default configuration.
+ * The trainer the benchmarks time: batch 128 of random inputs, a random probe of `probe`
+ * rows, the runs' plan from the default configuration.
  *
  * @module
  */
@@ -16,14 +16,13 @@ import { validateConfig } from "../pipeline/config.ts";
 
 /** Rows of a training batch. */
 export const BATCH = 128;
-/** Rows of the probe batch (the MLP's default). */
-export const PROBE = 512;
 
 /** A trainer of `runs` on `layout` with random batches and probe, for timing. */
 export async function benchTrainer(
   gpu: Gpu,
   layout: ModelLayout,
   runs: RunName[],
+  probe: number,
   profile = false,
 ): Promise<{ trainer: GpuTrainer; plan: RunPlan; x: Float32Array; y: Int32Array }> {
   const dim = layout.inputSize, classes = layout.classes;
@@ -31,8 +30,8 @@ export async function benchTrainer(
   const rng = createRng(1);
   const x = Float32Array.from({ length: BATCH * dim }, () => rng.normal());
   const y = Int32Array.from({ length: BATCH }, () => rng.int(classes));
-  const probeX = Float32Array.from({ length: PROBE * dim }, () => rng.normal());
-  const probeY = Int32Array.from({ length: PROBE }, () => rng.int(classes));
+  const probeX = Float32Array.from({ length: probe * dim }, () => rng.normal());
+  const probeY = Int32Array.from({ length: probe }, () => rng.int(classes));
   const init = initialState(layout, plan, 0, 1);
   const trainer = await GpuTrainer.create(
     gpu,
@@ -40,7 +39,7 @@ export async function benchTrainer(
       layout,
       runs: runs.length,
       batchRows: BATCH,
-      probe: { x: probeX, y: probeY, rows: PROBE },
+      probe: { x: probeX, y: probeY, rows: probe },
       bnMomentum: 0.1,
       runningStats: "weightnorm",
       seed: 0,

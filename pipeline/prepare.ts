@@ -103,8 +103,8 @@ export function augmentOptions(config: Config): AugmentOptions | undefined {
  * The probe's rows unless `--probe` sets them: 512 for the MLP; 128 for the convolutional
  * models, whose activations per example are hundreds of times larger.
  */
-export function defaultProbe(config: Config): number {
-  return config.model === "mlp" ? 512 : 128;
+export function defaultProbe(model: Config["model"]): number {
+  return model === "mlp" ? 512 : 128;
 }
 
 /** The model the configuration names. */
@@ -177,7 +177,7 @@ export async function prepare(config: Config): Promise<Prepared> {
     seed: DEFAULT_SPLIT_SEED,
     labelColumn,
   });
-  const probeRows = config.probe ?? defaultProbe(config);
+  const probeRows = config.probe ?? defaultProbe(config.model);
   checkSizes(splits, { batchSize: config["batch-size"], probe: probeRows });
   const { train, heldout } = splits;
   checkAugment(train, augmentOptions(config));
