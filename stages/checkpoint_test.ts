@@ -1,0 +1,111 @@
+import { preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
+import { RunPlan } from "../core/runs.ts";
+import { freshRng, randomFloats } from "../core/test_util.ts";
+import {
+  type CheckpointContext,
+  checkpointPath,
+  checkpointStage,
+  checkpointState,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  fromJson,
+  listCheckpoints,
+  toJson,
+} from "./checkpoint.ts";
+import type { TrainingSnapshot } from "./step.ts";
+import { type OutputRow, SummaryTracker } from "./monitor.ts";
+
+const layout = preresnetLayout(8, 4, 8, 3, 10);
+const runs = ["A", "B"] as const;
+const plan = new RunPlan(testRunsSpec({ runs: [...runs] }));
+const lastPlan = plan.next();
+
+const context: CheckpointContext = {
+  layout,
+  runs: [...runs],
+  runningStats: "weightnorm",
+  version: "test",
+  config: { lr: 0.1, runs: [...runs] },
+  dataPosition: (step) => ({ epoch: 0, batch_in_epoch: step + 1 }),
+  seeds: { shuffle: 1 },
+};
+
+/** A snapshot after `step` with fresh random tensors. */
+function snapshot(step: number): TrainingSnapshot {
+  const rng = freshRng(`checkpoint ${step}`);
+  const R = runs.length, P = layout.size, N = layout.statsSize;
+  return {
+    kind: "snapshot",
+    step,
+    epoch: 0,
+    lastPlan,
+    plan: plan.state,
+    stepper: {
+      scheduled: [{ run: 1, at: step + 2, factor: 0.25 }],
+      rescaleAt: [-1, step + 2],
+      nextProbe: 10,
+      nextEval: 50,
+    },
+    gpu: {
+      params: randomFloats(rng, R * P),
+      bufs: randomFloats(rng, R * P),
+      runningMean: randomFloats(rng, R * N),
+      runningVar: randomFloats(rng, R * N),
+    },
+  };
+}
+
+Deno.test("checkpoint: every tensor, the plan, the stepper and the summary come back bit for bit", () => {
+  const snap = snapshot(7);
+  const tracker = new SummaryTracker([...runs]);
+  tracker.add({ step: 0, "B.dist_maxprob": 3e-7, "B.batch_maxprob": NaN, "A.loss": 2.3 });
+  const file = decodeCheckpoint(encodeCheckpoint(context, snap, tracker.state), "ck.safetensors");
+  const state = checkpointState(file, layout);
+  for (const key of ["params", "bufs", "runningMean", "runningVar"] as const) {
+    if (!state[key].every((v, i) => Object.is(v, snap.gpu[key][i]))) {
+      throw new Error(`${key} changed`);
+    }
+  }
+  const same = (a: unknown, b: unknown, what: string) => {
+    if (toJson(a) !== toJson(b)) throw new Error(`${what}: ${toJson(a)} != ${toJson(b)}`);
+  };
+  same(file.meta.plan, snap.plan, "plan");
+  same(file.meta.stepper, snap.stepper, "stepper");
+  same(file.meta.tracker, tracker.state, "summary (NaN kept)");
+  if (file.meta.step !== 7 || file.meta.runs.join() !== "A,B") throw new Error("step, runs");
+  // Conv weights go out in PyTorch's [out, in, kh, kw]: the stem is 4 x 3 x 3 x 3.
+  if (file.tensors.get("A/stem.weight")!.shape.join() !== "4,3,3,3") throw new Error("stem shape");
+});
+
+Deno.test("checkpoint: NaN and infinities survive the metadata's JSON", () => {
+  const value = { a: NaN, b: [Infinity, -Infinity, 1e-300], c: "x" };
+  if (toJson(fromJson(toJson(value))) !== toJson(value)) throw new Error(toJson(value));
+  const back = fromJson(toJson(value)) as typeof value;
+  if (!Number.isNaN(back.a) || back.b[0] !== Infinity || back.b[1] !== -Infinity) {
+    throw new Error("non-finite numbers lost");
+  }
+});
+
+Deno.test("checkpointStage: writes step-N files atomically, keeps the newest K, passes rows on", async () => {
+  const dir = await Deno.makeTempDir();
+  const tracker = new SummaryTracker([...runs]);
+  const written: number[] = [];
+  const stage = checkpointStage({ dir, keep: 2, context, onWritten: (_, s) => written.push(s) });
+  const rows: OutputRow[] = [];
+  const input: OutputRow[] = [3, 7, 11, 15].flatMap((step): OutputRow[] => [
+    { kind: "step", values: { step } },
+    { kind: "snapshot", snapshot: snapshot(step), tracker: tracker.state },
+  ]);
+  await ReadableStream.from(input).pipeThrough(stage).pipeTo(
+    new WritableStream({ write: (r) => void rows.push(r) }),
+  );
+  if (written.join() !== "3,7,11,15") throw new Error(`written ${written}`);
+  if (rows.some((r) => r.kind === "snapshot") || rows.length !== 4) throw new Error("rows");
+  const files = await listCheckpoints(dir);
+  if (files.join() !== [checkpointPath(dir, 15), checkpointPath(dir, 11)].join()) {
+    throw new Error(`kept ${files}`);
+  }
+  const all = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  if (all.length !== 2) throw new Error(`left behind: ${all}`); // no temporary files
+  await Deno.remove(dir, { recursive: true });
+});
