@@ -84,3 +84,57 @@ gpuTest(
     }
   },
 );
+
+gpuTest(
+  "sgdKernel with previous: stores S's weights before the step, nothing else; the step is unchanged",
+  async (gpu) => {
+    const rng = freshRng("sgd previous");
+    for (const [runs, size, sEnd] of [[1, 5, 5], [3, 1000, 777], [3, 70001, 50003]]) {
+      const off = 2, stride = size + 3;
+      const p = stackedFloats(rng, runs, size, stride, off);
+      const buf = stackedFloats(rng, runs, size, stride, off);
+      const grads = stackedFloats(rng, runs, size, stride, off);
+      const scalars = new Float32Array(runs * RUN_SCALARS.words);
+      for (let r = 0; r < runs; r++) {
+        const s = scalars.subarray(r * RUN_SCALARS.words);
+        s[RUN_SCALARS.lrS] = s[RUN_SCALARS.lrO] = 0.1;
+        s[RUN_SCALARS.wdS] = s[RUN_SCALARS.wdO] = 5e-4;
+        s[RUN_SCALARS.momentum] = 0.9;
+      }
+      const prevStride = sEnd + 1;
+      const prev = new Float32Array(runs * prevStride + 1).fill(NaN);
+      const run = async (previous: boolean) => {
+        const bufP = uploadBuffer(gpu, p), bufM = uploadBuffer(gpu, buf);
+        const bufPrev = uploadBuffer(gpu, prev);
+        runDispatches(gpu, [sgdKernel(gpu, {
+          runs,
+          size,
+          sEnd,
+          params: view(bufP, stride, off),
+          grads: view(uploadBuffer(gpu, grads), stride, off),
+          bufs: view(bufM, stride, off),
+          scalars: uploadBuffer(gpu, scalars),
+          previous: previous ? view(bufPrev, prevStride, 1) : undefined,
+        })]);
+        return {
+          params: await readFloats(gpu, bufP, p.length),
+          previous: await readFloats(gpu, bufPrev, prev.length),
+        };
+      };
+      const plain = await run(false), saving = await run(true);
+      if (saving.params.some((v, i) => !Object.is(v, plain.params[i]))) {
+        throw new Error("storing the previous weights changed the step");
+      }
+      for (let k = 0; k < prev.length; k++) {
+        const r = Math.floor((k - 1) / prevStride), i = (k - 1) % prevStride;
+        const inS = k >= 1 && r < runs && i < sEnd;
+        const want = inS ? p[off + r * stride + i] : NaN;
+        if (!Object.is(saving.previous[k], want)) {
+          throw new Error(
+            `R=${runs} size=${size}: previous[${k}] = ${saving.previous[k]}, want ${want}`,
+          );
+        }
+      }
+    }
+  },
+);

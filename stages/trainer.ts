@@ -199,7 +199,8 @@ export class GpuTrainer {
   private readonly evalProbePass: Pass;
   private evalChunkPass?: Pass;
   private readonly gradMetrics: Dispatch[];
-  private readonly update: Dispatch[];
+  private readonly update: Dispatch;
+  private readonly updateKeeping: Dispatch;
   private readonly weightMetrics: Dispatch[];
   private readonly rescale: Dispatch[];
   private readonly layerNorms: Dispatch[];
@@ -298,15 +299,20 @@ export class GpuTrainer {
       out: m(mt.norm2Before),
       layers: m(mt.layerNorm2Before),
     });
-    this.update = [sgdKernel(gpu, {
-      runs,
-      size: P,
-      sEnd: S,
-      params: sView,
-      grads: gView,
-      bufs: all(this.bufs),
-      scalars: this.scalars,
-    })];
+    const sgd = (previous?: TensorView) =>
+      sgdKernel(gpu, {
+        runs,
+        size: P,
+        sEnd: S,
+        params: sView,
+        grads: gView,
+        bufs: all(this.bufs),
+        scalars: this.scalars,
+        previous,
+      });
+    this.update = sgd();
+    // Metered steps keep S's weights before the update, for the angular update.
+    this.updateKeeping = sgd(prev);
     this.weightMetrics = [
       ...sums({
         vectors: { w: sView, wA: sA },
@@ -505,7 +511,7 @@ export class GpuTrainer {
       ["batch distances", slot ? [pass.batchStats] : []],
       ["backward", pass.backward],
       ["gradient metrics", slot ? this.gradMetrics : []],
-      ["optimizer", [...this.update, ...(perturbing ? this.perturb : [])]],
+      ["optimizer", [slot ? this.updateKeeping : this.update, ...(perturbing ? this.perturb : [])]],
       // The per-tensor norms: rescale decisions, and weight-norm BatchNorm's units.
       ["weight metrics", slot ? this.weightMetrics : this.layerNorms],
       ["probe", slot && options.probe ? [...this.probePass.forward, this.probeStats] : []],
@@ -517,13 +523,6 @@ export class GpuTrainer {
     const timed: StepPhase[] = [];
     for (const [phase, dispatches] of phases) {
       if (dispatches.length === 0) continue;
-      if (phase === "optimizer" && slot) {
-        // The weights before the update, for the angular update (weight metrics).
-        const S = layout.sEnd, P = layout.size;
-        for (let r = 0; r < runs; r++) {
-          encoder.copyBufferToBuffer(this.params, r * P * F32, this.prevS, r * S * F32, S * F32);
-        }
-      }
       const at = 2 * timed.length;
       encodeDispatches(
         encoder,
