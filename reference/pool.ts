@@ -71,6 +71,31 @@ export function maxPool2Argmax(
 }
 
 /**
+ * Calls `fn(outIndex, argIndex)` for every 2×2 window (stride 2) of an N×H×W×C input: the
+ * output element's index and the index of its window's first maximum in x. The one loop nest
+ * the forward and backward share.
+ */
+function forEachMaxWindow(
+  x: Vec,
+  n: number,
+  h: number,
+  w: number,
+  c: number,
+  fn: (outIndex: number, argIndex: number) => void,
+): void {
+  const ho = Math.floor(h / 2), wo = Math.floor(w / 2);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < ho; i++) {
+      for (let k = 0; k < wo; k++) {
+        for (let j = 0; j < c; j++) {
+          fn(((b * ho + i) * wo + k) * c + j, maxPool2Argmax(x, h, w, c, b, i, k, j));
+        }
+      }
+    }
+  }
+}
+
+/**
  * 2×2 max pool, stride 2 (PyTorch's MaxPool2d(2)): output N × floor(H/2) × floor(W/2) × C; an
  * odd trailing row or column of the input is ignored. Requires H, W >= 2.
  */
@@ -81,17 +106,8 @@ export function maxPool2Forward(
   w: number,
   c: number,
 ): Float64Array {
-  const ho = Math.floor(h / 2), wo = Math.floor(w / 2);
-  const y = new Float64Array(n * ho * wo * c);
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < ho; i++) {
-      for (let k = 0; k < wo; k++) {
-        for (let j = 0; j < c; j++) {
-          y[((b * ho + i) * wo + k) * c + j] = x[maxPool2Argmax(x, h, w, c, b, i, k, j)];
-        }
-      }
-    }
-  }
+  const y = new Float64Array(n * Math.floor(h / 2) * Math.floor(w / 2) * c);
+  forEachMaxWindow(x, n, h, w, c, (out, arg) => (y[out] = x[arg]));
   return y;
 }
 
@@ -108,17 +124,8 @@ export function maxPool2Backward(
   w: number,
   c: number,
 ): Float64Array {
-  const ho = Math.floor(h / 2), wo = Math.floor(w / 2);
   const dx = new Float64Array(n * h * w * c);
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < ho; i++) {
-      for (let k = 0; k < wo; k++) {
-        for (let j = 0; j < c; j++) {
-          dx[maxPool2Argmax(x, h, w, c, b, i, k, j)] += dy[((b * ho + i) * wo + k) * c + j];
-        }
-      }
-    }
-  }
+  forEachMaxWindow(x, n, h, w, c, (out, arg) => (dx[arg] += dy[out]));
   return dx;
 }
 
