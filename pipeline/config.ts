@@ -51,8 +51,8 @@ const list = <T extends z.ZodType>(item: T) =>
 const runName = z.enum(["A", "B", "A1", "A2", "C"]);
 
 /**
- * The default probe period: the metered default step (batch distances every step) then costs
- * at most 10% more than the bare step (bench: docs/results/bench.json).
+ * The default probe period: the probe (half of a metered MLP step with it, on lavapipe) then
+ * adds about 10% to the metered step (bench and profile: docs/results/).
  */
 export const PROBE_EVERY = 10;
 
