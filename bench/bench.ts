@@ -4,14 +4,16 @@
  * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
  * window: bare (no readback), metered (every step's metrics and distances on the training
  * batch read back), and as `deno task train` runs by default (metered, the probe every
- * `--probe-every` steps). Prints a table on stderr and one JSON object on stdout (for `docs/`
- * or other tools). `--profile` instead times each phase of one metered MLP step with GPU
- * timestamps (bench/profile.ts).
+ * `--probe-every` steps); then the MLP in df64 against f32 (the `--precision df64` slowdown).
+ * Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
+ * `--profile` instead times each phase of one metered MLP step with GPU timestamps
+ * (bench/profile.ts); `--precision` runs only the df64 comparison.
  *
  * @module
  */
 
 import { acquireGpu, type Gpu } from "../shaders/gpu.ts";
+import type { Precision } from "../shaders/precision.ts";
 import type { RunName } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { buildModel, type ModelSpec } from "../core/models.ts";
@@ -66,13 +68,14 @@ async function benchTraining(
   metering: Metering,
   steps: number,
   probe: number,
+  precision: Precision = "f32",
 ): Promise<number> {
-  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs, probe);
+  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs, probe, { precision });
   const reps = steps >= 10 ? 5 : 2;
   const times: number[] = [];
   for (let rep = 0; rep <= reps; rep++) {
     const t0 = performance.now();
-    const pending: Promise<Float32Array>[] = [];
+    const pending: Promise<unknown>[] = [];
     for (let s = 0; s < steps; s++) {
       const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
         meter: metering.meter,
@@ -88,8 +91,45 @@ async function benchTraining(
   return steps / median(times);
 }
 
+/**
+ * Steps per second of the MLP in df64 and in f32 (R = 1 and 3; bare and the default metering)
+ * and the slowdown factor, measured back to back in one run.
+ */
+async function benchPrecision(
+  gpu: Gpu,
+  log: (s: string) => void,
+): Promise<Record<string, unknown>> {
+  const { spec, input, steps } = MODELS[0];
+  const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
+  const probe = defaultProbe(spec.model), out: Record<string, unknown> = {};
+  for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
+    for (const metering of METERINGS.filter((m) => m.name === "bare" || m.name === "default")) {
+      const f32 = await benchTraining(gpu, layout, runs, metering, steps, probe);
+      // df64 steps take ~10x longer: a quarter of the steps keeps the timing to seconds.
+      const df64 = await benchTraining(gpu, layout, runs, metering, steps / 4, probe, "df64");
+      const key = `mlp R${runs.length}_${metering.name}`;
+      out[key] = { f32_steps_per_second: f32, df64_steps_per_second: df64, slowdown: f32 / df64 };
+      log(
+        `precision: ${layout.description} R=${runs.length}, ${metering.name}: f32 ${
+          f32.toFixed(2)
+        } steps/s, df64 ${df64.toFixed(2)} steps/s: ${(f32 / df64).toFixed(1)}x slower`,
+      );
+    }
+  }
+  return out;
+}
+
 if (import.meta.main && Deno.args.includes("--profile")) {
   await profileStep(await acquireGpu());
+} else if (import.meta.main && Deno.args.includes("--precision")) {
+  const gpu = await acquireGpu();
+  const log = (s: string) => console.error(s);
+  log(`adapter: ${gpu.adapterDescription}`);
+  console.log(JSON.stringify({
+    adapter: gpu.adapterDescription,
+    date: new Date().toISOString(),
+    precision: await benchPrecision(gpu, log),
+  }));
 } else if (import.meta.main) {
   const gpu = await acquireGpu();
   const out: Record<string, unknown> = {
@@ -166,5 +206,6 @@ if (import.meta.main && Deno.args.includes("--profile")) {
     );
   }
   out.conv = conv;
+  out.precision = await benchPrecision(gpu, log);
   console.log(JSON.stringify(out));
 }

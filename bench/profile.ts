@@ -27,7 +27,9 @@ export async function profileStep(gpu: Gpu): Promise<Record<string, number>> {
     classes: 10,
     affine: true,
   });
-  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, ["A", "B", "A1"], PROBE, true);
+  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, ["A", "B", "A1"], PROBE, {
+    profile: true,
+  });
   const samples: Partial<Record<StepPhase | "readback" | "step (wall)", number[]>> = {};
   const add = (k: StepPhase | "readback" | "step (wall)", ms: number) =>
     (samples[k] ??= []).push(ms);

@@ -6,6 +6,7 @@
  */
 
 import type { Gpu } from "../shaders/gpu.ts";
+import type { Precision } from "../shaders/precision.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
 import { type RunName, RunPlan } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
@@ -23,7 +24,7 @@ export async function benchTrainer(
   layout: ModelLayout,
   runs: RunName[],
   probe: number,
-  profile = false,
+  options: { profile?: boolean; precision?: Precision } = {},
 ): Promise<{ trainer: GpuTrainer; plan: RunPlan; x: Float32Array; y: Int32Array }> {
   const dim = layout.inputSize, classes = layout.classes;
   const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
@@ -44,7 +45,7 @@ export async function benchTrainer(
       runningStats: "weightnorm",
       seed: 0,
       inFlight: 2,
-      profile,
+      ...options,
     },
     init.params,
     init.bufs,

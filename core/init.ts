@@ -37,7 +37,7 @@ export function initialState(
   plan: RunPlan,
   seed: number,
   initScale: number,
-): { params: Float32Array; bufs: Float32Array } {
+): { params: Float32Array; bufs: Float64Array } {
   const base = Float32Array.from(
     initParams(layout, seed),
     (v, i) => (i < layout.sEnd ? v * initScale : v),
@@ -48,15 +48,16 @@ export function initialState(
 /**
  * Every run's initial state from run A's float32 weights `base`: each run's own multiplier
  * applied in float32 (A1: × (1 + 2^-23), one ulp, as PyTorch would) and its initial buffer
- * over S (closed-form B: matched buffer).
+ * over S (closed-form B: matched buffer), in float64 so a df64 trainer starts from the exact
+ * product (a float32 one rounds it on upload).
  */
 export function runStates(
   layout: ModelLayout,
   plan: RunPlan,
   base: Float32Array,
-): { params: Float32Array; bufs: Float32Array } {
+): { params: Float32Array; bufs: Float64Array } {
   const R = plan.runs.length, P = layout.size;
-  const params = new Float32Array(R * P), bufs = new Float32Array(R * P);
+  const params = new Float32Array(R * P), bufs = new Float64Array(R * P);
   for (let r = 0; r < R; r++) {
     const scale = Math.fround(plan.initialWeightScale(r)), factor = plan.initialBufferFactor(r);
     for (let i = 0; i < P; i++) params[r * P + i] = Math.fround(base[i] * scale);

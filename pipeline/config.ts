@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { type Precision, PRECISIONS } from "../shaders/precision.ts";
 
 /** Thrown for a bad flag, a bad config file or a value that fails validation; one line. */
 export class ConfigError extends Error {}
@@ -112,6 +113,10 @@ const SETTINGS = {
   "running-stats": [
     z.enum(["weightnorm", "plain"]).default("weightnorm"),
     "running statistics stored in units of the layer's weight norm (exact for B) or plain",
+  ],
+  precision: [
+    z.enum(PRECISIONS as [Precision, ...Precision[]]).default("f32"),
+    "arithmetic of every kernel: f32; df64 (float32 pairs, ~48-bit mantissa, slower; self-tested at startup); f64 (native, needs the adapter's shader-f64)",
   ],
   "init-scale": [
     positive.default(1),

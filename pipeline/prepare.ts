@@ -44,7 +44,7 @@ export interface Prepared {
   totalSteps: number;
   epochs: number;
   /** Run-stacked initial weights and momentum buffers (float32). */
-  init: { params: Float32Array; bufs: Float32Array };
+  init: { params: Float32Array; bufs: Float64Array };
   /** With --resume: the checkpoint and the state it holds (the run continues after its step). */
   resume?: { file: CheckpointFile; state: TrainerState };
   /** Problems with the data that do not stop the run (a stray large label), one line each. */
@@ -232,7 +232,10 @@ export async function prepare(config: Config): Promise<Prepared> {
     totalSteps,
     epochs,
     init,
-    resume: checkpoint && { file: checkpoint, state: checkpointState(checkpoint, layout) },
+    resume: checkpoint && {
+      file: checkpoint,
+      state: checkpointState(checkpoint, layout, config.precision),
+    },
     warnings: splits.warnings ?? [],
   };
 }

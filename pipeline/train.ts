@@ -8,6 +8,8 @@
 
 import { deriveSeed } from "../core/prng.ts";
 import type { Gpu } from "../shaders/gpu.ts";
+import type { Precision } from "../shaders/precision.ts";
+import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
 import { batchStream } from "../stages/data/loader.ts";
 import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
@@ -53,10 +55,33 @@ export interface Trained {
 /** |cos(grad, w)| over S above which the group is reported as not scale-invariant. */
 export const GRAD_COS_WARNING = 1e-3;
 
+/**
+ * Checks that the adapter can compute in `precision`: df64 runs the double-float self-test
+ * (TwoSum, TwoProduct, division, square root, exp, log against float64), f64 needs the
+ * `shader-f64` feature. Returns the line to log; throws one line naming what failed.
+ */
+export async function checkPrecision(gpu: Gpu, precision: Precision): Promise<string> {
+  const adapter = gpu.adapterDescription;
+  if (precision === "f64" && !gpu.f64) {
+    throw new Error(
+      `--precision f64: the adapter ${adapter} lacks the WebGPU feature shader-f64 (native ` +
+        `float64 in shaders); use --precision df64`,
+    );
+  }
+  if (precision !== "df64") return `precision: ${precision}`;
+  const result = await df64SelfTest(gpu);
+  if (!result.ok) throw new Error(df64SelfTestMessage(adapter, result));
+  const worst = Math.max(...Object.values(result.worst));
+  return `precision: df64, self-test passed on ${adapter} (worst relative error ${
+    worst.toExponential(1)
+  })`;
+}
+
 /** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */
 export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
   const { config, train } = p;
   const options: TrainerOptions = {
+    precision: config.precision,
     layout: p.layout,
     runs: config.runs.length,
     batchRows: config["batch-size"],
@@ -130,6 +155,7 @@ function stepObserver(p: Prepared, io: PipelineIO, started: number, startStep: n
 export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trained> {
   const { config } = p;
   const control = io.control ?? new RunControl();
+  io.log(await checkPrecision(gpu, config.precision));
   const trainer = await createTrainer(p, gpu);
   const startStep = p.resume ? p.resume.file.meta.step + 1 : 0;
   if (p.resume) p.plan.restore(p.resume.file.meta.plan);

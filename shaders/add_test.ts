@@ -2,22 +2,33 @@ import {
   type Gpu,
   poison,
   readFloats,
+  readReals,
+  realBuffer,
   runDispatches,
-  storageBuffer,
   type TensorView,
   uploadBuffer,
+  uploadReals,
 } from "./gpu.ts";
 import { add } from "../reference/pool.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, assertThrows, freshRng, stackedFloats } from "../core/test_util.ts";
 import { addKernel } from "./add.ts";
-import { gpuTest } from "./test_gpu.ts";
+import type { Reals } from "./precision.ts";
+import { gpuTest, stackedReals } from "./test_gpu.ts";
 
-/** One float32 addition is correctly rounded: within half an ulp of the float64 sum. */
-const RTOL = 2 ** -24;
+/** The precisions tested here. */
+type Tested = "f32" | "df64";
+
+/**
+ * Relative tolerance of one addition against the float64 sum. float32 adds are correctly
+ * rounded: half an ulp. df64's df_add keeps both error terms, so it stays within ~2^-47
+ * relative even where the sum cancels (df64.ts: worst measured 6.7e-15): 1e-13 leaves a margin
+ * of ~15 and still fails any float32 rounding (~6e-8) of hi or lo.
+ */
+const RTOL: Record<Tested, number> = { f32: 2 ** -24, df64: 1e-13 };
 
 /** Run r of a run-stacked host array laid out like view `v` with `count` elements. */
-function run(a: Float32Array, v: { offset: number; runStride: number }, r: number, count: number) {
+function run(a: Reals, v: { offset: number; runStride: number }, r: number, count: number) {
   return a.subarray(v.offset + r * v.runStride, v.offset + r * v.runStride + count);
 }
 
@@ -30,7 +41,7 @@ function inside(i: number, v: { offset: number; runStride: number }, runs: numbe
 
 /** Checks that every element outside `v`'s R runs of `count` is still NaN. */
 function assertUntouched(
-  a: Float32Array,
+  a: Reals,
   v: TensorView,
   runs: number,
   count: number,
@@ -47,35 +58,42 @@ function assertUntouched(
  * In one submit: out = a + b into a poisoned buffer, then a += b in place (out = a's view), then
  * b = a + b in place (out = b's view). Inputs at offsets with padded run strides, NaN between.
  */
-async function check(gpu: Gpu, rng: Rng, runs: number, count: number): Promise<void> {
-  const tag = `add R${runs} count ${count}`;
+async function check(
+  gpu: Gpu,
+  rng: Rng,
+  precision: Tested,
+  runs: number,
+  count: number,
+): Promise<void> {
+  const tag = `add ${precision} R${runs} count ${count}`;
   const aView = { offset: 5, runStride: count + 7 }, bView = { offset: 3, runStride: count + 2 };
   const outView = { offset: 2, runStride: count + 3 };
-  const a0 = stackedFloats(rng, runs, count, aView.runStride, aView.offset);
-  const b0 = stackedFloats(rng, runs, count, bView.runStride, bView.offset, -4, 4);
-  const aBuf = uploadBuffer(gpu, a0), bBuf = uploadBuffer(gpu, b0);
-  const outBuf = storageBuffer(gpu, outView.offset + runs * outView.runStride);
+  const a0 = stackedReals(rng, precision, runs, count, aView.runStride, aView.offset);
+  const b0 = stackedReals(rng, precision, runs, count, bView.runStride, bView.offset, -4, 4);
+  const aBuf = uploadReals(gpu, precision, a0), bBuf = uploadReals(gpu, precision, b0);
+  const outBuf = realBuffer(gpu, precision, outView.offset + runs * outView.runStride);
   poison(gpu, outBuf);
   const a = { buffer: aBuf, ...aView }, b = { buffer: bBuf, ...bView };
   const out = { buffer: outBuf, ...outView };
   runDispatches(gpu, [
-    addKernel(gpu, { runs, count, a, b, out }),
-    addKernel(gpu, { runs, count, a, b, out: a }),
-    addKernel(gpu, { runs, count, a, b, out: b }),
+    addKernel(gpu, { precision, runs, count, a, b, out }),
+    addKernel(gpu, { precision, runs, count, a, b, out: a }),
+    addKernel(gpu, { precision, runs, count, a, b, out: b }),
   ]);
   const [o, a1, b1] = await Promise.all([
-    readFloats(gpu, outBuf, outView.offset + runs * outView.runStride),
-    readFloats(gpu, aBuf, a0.length),
-    readFloats(gpu, bBuf, b0.length),
+    readReals(gpu, precision, outBuf, outView.offset + runs * outView.runStride),
+    readReals(gpu, precision, aBuf, a0.length),
+    readReals(gpu, precision, bBuf, b0.length),
   ]);
+  const rtol = RTOL[precision];
   for (let r = 0; r < runs; r++) {
     const ar = run(a0, aView, r, count), br = run(b0, bView, r, count);
     const sum = add(ar, br);
-    assertClose(run(o, outView, r, count), sum, RTOL, 0, `${tag} run ${r} out`);
-    assertClose(run(a1, aView, r, count), sum, RTOL, 0, `${tag} run ${r} a += b`);
-    // b = (a + b, as float32) + b.
-    const expect = add(Float32Array.from(sum), br);
-    assertClose(run(b1, bView, r, count), expect, RTOL, 0, `${tag} run ${r} b = a + b`);
+    assertClose(run(o, outView, r, count), sum, rtol, 0, `${tag} run ${r} out`);
+    assertClose(run(a1, aView, r, count), sum, rtol, 0, `${tag} run ${r} a += b`);
+    // b = (a + b, as the GPU stored it in a) + b: one more rounding of the same size.
+    const expect = add(run(a1, aView, r, count), br);
+    assertClose(run(b1, bView, r, count), expect, rtol, 0, `${tag} run ${r} b = a + b`);
   }
   assertUntouched(o, out, runs, count, `${tag} out`);
   assertUntouched(a1, a, runs, count, `${tag} a`);
@@ -87,7 +105,7 @@ for (const runs of [1, 3]) {
     const rng = freshRng(`add R=${runs}`);
     // The largest needs more than the 64 capped workgroups: the grid-stride loop wraps.
     for (const count of [1, 7 * 5 * 3, 9 * 9 * 17, 4 * 32 * 32 * 16 + 13]) {
-      await check(gpu, rng, runs, count);
+      await check(gpu, rng, "f32", runs, count);
     }
   });
 }
@@ -111,7 +129,7 @@ gpuTest(
     let got = await readFloats(gpu, buffer, all.length);
     for (let r = 0; r < runs; r++) {
       const ar = run(all, aV, r, count);
-      assertClose(run(got, outV, r, count), add(ar, b), RTOL, 0, `run ${r} a + shared b`);
+      assertClose(run(got, outV, r, count), add(ar, b), RTOL.f32, 0, `run ${r} a + shared b`);
       assertClose(run(got, aV, r, count), ar, 0, 0, `run ${r} a unchanged`);
     }
     assertClose(got.subarray(bOff, bOff + count), b, 0, 0, "b unchanged");
@@ -132,3 +150,9 @@ gpuTest(
     );
   },
 );
+
+gpuTest("add in df64: out = a + b, in place over a and over b, R=3", async (gpu) => {
+  const rng = freshRng("add df64");
+  // The largest needs more than the 64 capped workgroups: the grid-stride loop wraps.
+  for (const count of [1, 7 * 5 * 3, 2 * 64 * 256 + 13]) await check(gpu, rng, "df64", 3, count);
+});

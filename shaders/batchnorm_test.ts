@@ -1,14 +1,18 @@
 import {
   type Gpu,
+  packRunScalars,
   poison,
   readFloats,
-  RUN_SCALARS,
+  readReals,
+  realBuffer,
   runDispatches,
   storageBuffer,
   type TensorView,
   uploadBuffer,
+  uploadReals,
 } from "./gpu.ts";
-import { gpuTest } from "./test_gpu.ts";
+import { decodeReals, encodeReals, type Precision } from "./precision.ts";
+import { gpuTest, randomReals } from "./test_gpu.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -33,7 +37,7 @@ type Slot = ReturnType<Arena["alloc"]>;
 
 /** Fills the slots of `data` with `fill(run, slot)`; everything else stays as `data` was. */
 function place(
-  data: Float32Array,
+  data: Float64Array,
   runs: number,
   slot: Slot,
   values: (r: number) => ArrayLike<number>,
@@ -42,12 +46,13 @@ function place(
 }
 
 /** Run r's elements of `slot` in `data`. */
-function take(data: Float32Array, slot: Slot, r: number): Float32Array {
-  return data.subarray(slot.offset + r * slot.runStride, slot.offset + r * slot.runStride + slot.n);
+function take<T extends Float32Array | Float64Array>(data: T, slot: Slot, r: number): T {
+  const start = slot.offset + r * slot.runStride;
+  return data.subarray(start, start + slot.n) as T;
 }
 
 /** Throws unless every element of `data` outside `slots` is still NaN (nothing written out of range). */
-function assertUntouched(data: Float32Array, runs: number, slots: Slot[], what: string) {
+function assertUntouched(data: ArrayLike<number>, runs: number, slots: Slot[], what: string) {
   const written = new Uint8Array(data.length);
   for (const s of slots) {
     for (let r = 0; r < runs; r++) {
@@ -71,44 +76,71 @@ function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** Compares with rtol 1e-4 and an atol of 1e-5 of the data's largest magnitude (its scale). */
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, rtol = 1e-4) {
-  assertClose(actual, expected, rtol, 1e-5 * maxAbs(expected) + 1e-30, what);
+/**
+ * Tolerances of a precision: rtol, and atol as a fraction of a scale of the data (largest
+ * magnitude). Elements near zero (x near the mean, g·h near -b) keep only an absolute accuracy,
+ * a few roundings of the terms that formed them, hence the atol. float32 (u = 6e-8): 1e-4 and
+ * 1e-5, as always. df64 (df64.ts: each operation within ~1e-14 relative, ~2^-47): 1e-12 and
+ * 1e-12, i.e. about 100 such roundings, the depth of the blocked sums (rows/SUM_BLOCK + SUM_BLOCK
+ * + log2(lanes) additions) with margin.
+ */
+const TOL = {
+  f32: { rtol: 1e-4, atol: 1e-5 },
+  df64: { rtol: 1e-12, atol: 1e-12 },
+} as const;
+type Tested = keyof typeof TOL;
+
+/** Compares with the precision's rtol and its atol times the data's largest magnitude. */
+function close(p: Tested, actual: ArrayLike<number>, expected: ArrayLike<number>, what: string) {
+  assertClose(actual, expected, TOL[p].rtol, TOL[p].atol * maxAbs(expected) + 1e-30, what);
 }
 
 /**
  * dx = gamma*invStd/rows * (rows*dy - sum(dy) - xhat*sum(dy*xhat)) cancels: with few rows the
  * bracket is far smaller than its terms (rows = 2: it is (dy0 - dy1)(1 - xhat^2), and
- * 1 - xhat^2 = eps/(var+eps)), so float32 inputs and arithmetic carry an error of ~1e-7 of the
- * terms, not of the result. The atol is therefore 1e-5 of the terms' scale,
- * max|gamma*invStd| * max|dy|, which is about max|dx| whenever the rows do not cancel.
+ * 1 - xhat^2 = eps/(var+eps), 4e-5 of the terms for eps = 1e-5), so the arithmetic carries an
+ * error of a few roundings (float32 ~1e-7, df64 ~1e-14) of the terms, not of the result. The
+ * atol is therefore the precision's atol fraction of the terms' scale, max|gamma*invStd| *
+ * max|dy|, which is about max|dx| whenever the rows do not cancel.
  */
 function closeDx(
+  p: Tested,
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
   gammaInvStd: ArrayLike<number>,
   dy: ArrayLike<number>,
   what: string,
 ) {
-  const atol = 1e-5 * Math.max(maxAbs(expected), maxAbs(gammaInvStd) * maxAbs(dy));
-  assertClose(actual, expected, 1e-4, atol, what);
+  const atol = TOL[p].atol * Math.max(maxAbs(expected), maxAbs(gammaInvStd) * maxAbs(dy));
+  assertClose(actual, expected, TOL[p].rtol, atol, what);
 }
 
-/** A RunScalars buffer with a distinct eps and eps_next per run; returns the float32 values. */
-function scalarsBuffer(gpu: Gpu, eps: number[], epsNext: number[]) {
-  const words = new Float32Array(RUN_SCALARS.words * eps.length);
-  eps.forEach((e, r) => {
-    words[r * RUN_SCALARS.words + RUN_SCALARS.eps] = e;
-    words[r * RUN_SCALARS.words + RUN_SCALARS.epsNext] = epsNext[r];
-  });
-  const buffer = uploadBuffer(gpu, words, "run scalars");
-  return { buffer, eps: eps.map(Math.fround), epsNext: epsNext.map(Math.fround) };
+/** `values` as the precision holds them (float32: rounded; df64: the joined pairs). */
+function held(p: Precision, values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(decodeReals(p, encodeReals(p, values).buffer));
+}
+
+/** A RunScalars buffer with a distinct eps and eps_next per run; returns the values it holds. */
+function scalarsBuffer(gpu: Gpu, p: Precision, eps: number[], epsNext: number[]) {
+  const zero = { lrS: 0, wdS: 0, shrinkS: 0, lrO: 0, wdO: 0, shrinkO: 0, momentum: 0 };
+  const records = eps.map((e, r) => ({
+    ...zero,
+    eps: e,
+    rescale: 1,
+    perturb: 0,
+    epsNext: epsNext[r],
+    seed: 0,
+    step: 0,
+  }));
+  const buffer = uploadBuffer(gpu, packRunScalars(p, records), "run scalars");
+  return { buffer, eps: [...held(p, eps)], epsNext: [...held(p, epsNext)] };
 }
 
 const EPS = [1e-5, 1e-2, 0.3];
 const EPS_NEXT = [0.5, 2e-3, 1e-4];
 
 interface ForwardCase {
+  precision: Tested;
   runs: number;
   rows: number;
   features: number;
@@ -121,9 +153,9 @@ interface ForwardCase {
 }
 
 async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
-  const { runs: R, rows, features: F } = c;
+  const { precision: p, runs: R, rows, features: F } = c;
   const N = rows * F;
-  const tag = `R${R} ${rows}x${F} ${c.mode} affine=${c.affine} save=${c.save} ` +
+  const tag = `${p} R${R} ${rows}x${F} ${c.mode} affine=${c.affine} save=${c.save} ` +
     `running=${JSON.stringify(c.running)} ${c.epsField}`;
   // Inputs: x (own buffer); gamma, beta, unit in one "parameter" buffer; running mean and
   // var in one "statistics" buffer; y, xhat, invStd in one poisoned "activation" buffer.
@@ -132,33 +164,35 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const gS = parA.alloc(R, F), bS = parA.alloc(R, F), uS = parA.alloc(R, 1);
   const mS = statA.alloc(R, F), vS = statA.alloc(R, F);
   const yS = outA.alloc(R, N), hS = outA.alloc(R, N), iS = outA.alloc(R, F);
+  const draw = (n: number, lo: number, hi: number) => randomReals(rng, p, n, lo, hi);
   const xs = Array.from({ length: R }, () => {
     const scale = rng.uniform(0.5, 4), shift = rng.uniform(-1, 1);
-    return randomFloats(rng, N).map((v) => v * scale + shift);
+    return draw(N, shift - scale, shift + scale);
   });
-  const gammas = Array.from({ length: R }, () => randomFloats(rng, F, 0.5, 2));
-  const betas = Array.from({ length: R }, () => randomFloats(rng, F));
-  const unitSq = Array.from({ length: R }, () => Math.fround(rng.uniform(0.2, 50)));
-  const rms = Array.from({ length: R }, () => randomFloats(rng, F, -0.5, 0.5));
-  const rvs = Array.from({ length: R }, () => randomFloats(rng, F, 0.05, 2));
+  const gammas = Array.from({ length: R }, () => draw(F, 0.5, 2));
+  const betas = Array.from({ length: R }, () => draw(F, -1, 1));
+  const unitSq = Array.from({ length: R }, () => draw(1, 0.2, 50)[0]);
+  const rms = Array.from({ length: R }, () => draw(F, -0.5, 0.5));
+  const rvs = Array.from({ length: R }, () => draw(F, 0.05, 2));
 
-  const inData = new Float32Array(inA.size).fill(NaN);
+  const inData = new Float64Array(inA.size).fill(NaN);
   place(inData, R, xS, (r) => xs[r]);
-  const parData = new Float32Array(parA.size).fill(NaN);
+  const parData = new Float64Array(parA.size).fill(NaN);
   place(parData, R, gS, (r) => gammas[r]);
   place(parData, R, bS, (r) => betas[r]);
   place(parData, R, uS, (r) => [unitSq[r]]);
-  const statData = new Float32Array(statA.size).fill(NaN);
+  const statData = new Float64Array(statA.size).fill(NaN);
   place(statData, R, mS, (r) => rms[r]);
   place(statData, R, vS, (r) => rvs[r]);
-  const inBuf = uploadBuffer(gpu, inData), parBuf = uploadBuffer(gpu, parData);
-  const statBuf = uploadBuffer(gpu, statData);
-  const outBuf = storageBuffer(gpu, outA.size);
+  const inBuf = uploadReals(gpu, p, inData), parBuf = uploadReals(gpu, p, parData);
+  const statBuf = uploadReals(gpu, p, statData);
+  const outBuf = realBuffer(gpu, p, outA.size);
   poison(gpu, outBuf);
-  const sc = scalarsBuffer(gpu, EPS.slice(0, R), EPS_NEXT.slice(0, R));
+  const sc = scalarsBuffer(gpu, p, EPS.slice(0, R), EPS_NEXT.slice(0, R));
   const epsOf = c.epsField === "eps" ? sc.eps : sc.epsNext;
 
   const dispatch = batchNormForwardKernel(gpu, {
+    precision: p,
     runs: R,
     rows,
     features: F,
@@ -180,8 +214,8 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     },
   });
   runDispatches(gpu, [dispatch]);
-  const out = await readFloats(gpu, outBuf);
-  const stats = await readFloats(gpu, statBuf);
+  const out = await readReals(gpu, p, outBuf);
+  const stats = await readReals(gpu, p, statBuf);
 
   for (let r = 0; r < R; r++) {
     const g = c.affine ? gammas[r] : undefined, b = c.affine ? betas[r] : undefined;
@@ -189,23 +223,23 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     const what = `${tag} run ${r}`;
     if (c.mode === "eval") {
       const y = batchNormEval(xs[r], rows, F, epsOf[r], rms[r], rvs[r], unit, g, b);
-      close(take(out, yS, r), y, `${what} y`);
-      close(take(stats, mS, r), rms[r], `${what} running mean unchanged`, 0);
-      close(take(stats, vS, r), rvs[r], `${what} running var unchanged`, 0);
+      close(p, take(out, yS, r), y, `${what} y`);
+      assertClose(take(stats, mS, r), rms[r], 0, 0, `${what} running mean unchanged`);
+      assertClose(take(stats, vS, r), rvs[r], 0, 0, `${what} running var unchanged`);
       continue;
     }
     const ref = batchNormForward(xs[r], rows, F, epsOf[r], g, b);
-    close(take(out, yS, r), ref.y, `${what} y`);
+    close(p, take(out, yS, r), ref.y, `${what} y`);
     if (c.save) {
-      close(take(out, hS, r), ref.xhat, `${what} xhat`);
-      close(take(out, iS, r), ref.invStd, `${what} invStd`);
+      close(p, take(out, hS, r), ref.xhat, `${what} xhat`);
+      close(p, take(out, iS, r), ref.invStd, `${what} invStd`);
     }
     const rm = Float64Array.from(rms[r]), rv = Float64Array.from(rvs[r]);
     if (c.running?.update) {
-      updateRunningStats(rm, rv, ref, rows, Math.fround(c.running.momentum), unit);
+      updateRunningStats(rm, rv, ref, rows, held(p, [c.running.momentum])[0], unit);
     }
-    close(take(stats, mS, r), rm, `${what} running mean`);
-    close(take(stats, vS, r), rv, `${what} running var`);
+    close(p, take(stats, mS, r), rm, `${what} running mean`);
+    close(p, take(stats, vS, r), rv, `${what} running var`);
   }
   assertUntouched(out, R, [yS, ...(c.save ? [hS, iS] : [])], `${tag} activation buffer`);
 }
@@ -219,7 +253,7 @@ for (const runs of [1, 3]) {
     async (gpu) => {
       const rng = freshRng(`batchnorm forward train R=${runs}`);
       for (const [rows, features] of SHAPES) {
-        const base = { runs, rows, features, mode: "train" as const };
+        const base = { precision: "f32" as const, runs, rows, features, mode: "train" as const };
         await checkForward(gpu, rng, {
           ...base,
           affine: true,
@@ -252,7 +286,14 @@ for (const runs of [1, 3]) {
     async (gpu) => {
       const rng = freshRng(`batchnorm forward eval R=${runs}`);
       for (const [rows, features] of SHAPES) {
-        const base = { runs, rows, features, mode: "eval" as const, save: false };
+        const base = {
+          precision: "f32" as const,
+          runs,
+          rows,
+          features,
+          mode: "eval" as const,
+          save: false,
+        };
         await checkForward(gpu, rng, {
           ...base,
           affine: true,
@@ -273,7 +314,7 @@ for (const runs of [1, 3]) {
     const rng = freshRng(`batchnorm backward R=${runs}`);
     for (const [rows, features] of SHAPES) {
       for (const affine of [true, false]) {
-        await checkBackward(gpu, rng, runs, rows, features, affine);
+        await checkBackward(gpu, rng, "f32", runs, rows, features, affine);
       }
     }
   });
@@ -282,38 +323,36 @@ for (const runs of [1, 3]) {
 async function checkBackward(
   gpu: Gpu,
   rng: Rng,
+  p: Tested,
   R: number,
   rows: number,
   F: number,
   affine: boolean,
 ): Promise<void> {
   const N = rows * F;
-  const tag = `backward R${R} ${rows}x${F} affine=${affine}`;
+  const tag = `backward ${p} R${R} ${rows}x${F} affine=${affine}`;
   const inA = new Arena(), outA = new Arena();
   const dyS = inA.alloc(R, N), hS = inA.alloc(R, N), iS = inA.alloc(R, F), gS = inA.alloc(R, F);
   const dxS = outA.alloc(R, N), dgS = outA.alloc(R, F), dbS = outA.alloc(R, F);
-  // xhat and invStd as a forward would leave them (float32), from random inputs.
+  // xhat and invStd as a forward would leave them (held in the precision), from random inputs.
   const caches: BatchNormCache[] = [];
-  const dys: Float32Array[] = [], gammas: Float32Array[] = [];
+  const dys: Float64Array[] = [], gammas: Float64Array[] = [];
   for (let r = 0; r < R; r++) {
-    const ref = batchNormForward(randomFloats(rng, N, -2, 2), rows, F, EPS[r]);
-    caches.push({
-      ...ref,
-      xhat: Float64Array.from(new Float32Array(ref.xhat)),
-      invStd: Float64Array.from(new Float32Array(ref.invStd)),
-    });
-    dys.push(randomFloats(rng, N));
-    gammas.push(randomFloats(rng, F, 0.5, 2));
+    const ref = batchNormForward(randomReals(rng, p, N, -2, 2), rows, F, EPS[r]);
+    caches.push({ ...ref, xhat: held(p, ref.xhat), invStd: held(p, ref.invStd) });
+    dys.push(randomReals(rng, p, N));
+    gammas.push(randomReals(rng, p, F, 0.5, 2));
   }
-  const inData = new Float32Array(inA.size).fill(NaN);
+  const inData = new Float64Array(inA.size).fill(NaN);
   place(inData, R, dyS, (r) => dys[r]);
   place(inData, R, hS, (r) => caches[r].xhat);
   place(inData, R, iS, (r) => caches[r].invStd);
   place(inData, R, gS, (r) => gammas[r]);
-  const inBuf = uploadBuffer(gpu, inData);
-  const outBuf = storageBuffer(gpu, outA.size);
+  const inBuf = uploadReals(gpu, p, inData);
+  const outBuf = realBuffer(gpu, p, outA.size);
   poison(gpu, outBuf);
   runDispatches(gpu, [batchNormBackwardKernel(gpu, {
+    precision: p,
     runs: R,
     rows,
     features: F,
@@ -325,14 +364,14 @@ async function checkBackward(
     dgamma: affine ? viewOf(outBuf, dgS) : undefined,
     dbeta: affine ? viewOf(outBuf, dbS) : undefined,
   })]);
-  const out = await readFloats(gpu, outBuf);
+  const out = await readReals(gpu, p, outBuf);
   for (let r = 0; r < R; r++) {
     const ref = batchNormBackward(dys[r], caches[r], rows, F, affine ? gammas[r] : undefined);
     const gi = caches[r].invStd.map((v, j) => v * (affine ? gammas[r][j] : 1));
-    closeDx(take(out, dxS, r), ref.dx, gi, dys[r], `${tag} run ${r} dx`);
+    closeDx(p, take(out, dxS, r), ref.dx, gi, dys[r], `${tag} run ${r} dx`);
     if (affine) {
-      close(take(out, dgS, r), ref.dgamma, `${tag} run ${r} dgamma`);
-      close(take(out, dbS, r), ref.dbeta, `${tag} run ${r} dbeta`);
+      close(p, take(out, dgS, r), ref.dgamma, `${tag} run ${r} dgamma`);
+      close(p, take(out, dbS, r), ref.dbeta, `${tag} run ${r} dbeta`);
     }
   }
   assertUntouched(out, R, [dxS, ...(affine ? [dgS, dbS] : [])], `${tag} output buffer`);
@@ -355,7 +394,7 @@ gpuTest(
       const dy = Float32Array.from(randomFloats(rng, N));
       const gamma = Float32Array.from(randomFloats(rng, F, 0.5, 2));
       const beta = Float32Array.from(randomFloats(rng, F));
-      const sc = scalarsBuffer(gpu, scales.map((c) => 1e-5 * c * c), [0, 0, 0]);
+      const sc = scalarsBuffer(gpu, "f32", scales.map((c) => 1e-5 * c * c), [0, 0, 0]);
       const xBuf = uploadBuffer(gpu, Float32Array.from(xs.flatMap((x) => [...x])));
       const dyBuf = uploadBuffer(gpu, dy),
         gBuf = uploadBuffer(gpu, gamma),
@@ -400,19 +439,79 @@ gpuTest(
         const what = `${tag} c=${scales[r]}`;
         const fwd = batchNormForward(xs[r], rows, F, sc.eps[r], gamma, beta);
         const bwd = batchNormBackward(dy, fwd, rows, F, gamma);
-        close(at(y, r, N), fwd.y, `${what} y`);
-        close(at(h, r, N), fwd.xhat, `${what} xhat`);
-        close(at(inv, r, F), fwd.invStd, `${what} invStd`);
+        close("f32", at(y, r, N), fwd.y, `${what} y`);
+        close("f32", at(h, r, N), fwd.xhat, `${what} xhat`);
+        close("f32", at(inv, r, F), fwd.invStd, `${what} invStd`);
         const gi = fwd.invStd.map((v, j) => v * gamma[j]);
-        closeDx(at(dx, r, N), bwd.dx, gi, dy, `${what} dx`);
-        close(at(dg, r, F), bwd.dgamma, `${what} dgamma`);
-        close(at(db, r, F), bwd.dbeta, `${what} dbeta`);
+        closeDx("f32", at(dx, r, N), bwd.dx, gi, dy, `${what} dx`);
+        close("f32", at(dg, r, F), bwd.dgamma, `${what} dgamma`);
+        close("f32", at(db, r, F), bwd.dbeta, `${what} dbeta`);
         // Scale invariance of the GPU result itself: c * dx(c x) = dx(x).
         const dx0 = at(dx, 0, N);
         const gi0 = at(inv, 0, F).map((v, j) => v * gamma[j]);
-        closeDx(at(dx, r, N).map((d) => d * scales[r]), dx0, gi0, dy, `${what} c*dx vs run c=1`);
-        close(at(dg, r, F), at(dg, 0, F), `${what} dgamma vs run c=1`);
+        const cdx = at(dx, r, N).map((d) => d * scales[r]);
+        closeDx("f32", cdx, dx0, gi0, dy, `${what} c*dx vs run c=1`);
+        close("f32", at(dg, r, F), at(dg, 0, F), `${what} dgamma vs run c=1`);
       }
     }
   },
 );
+
+/**
+ * The df64 variants: those of the catalog (catalog.ts's BATCHNORM), each at one lane (2 and 37
+ * rows), 4 lanes (5000 rows) and 64 lanes (66000 rows: the lanes' workgroup tree sums in R).
+ */
+const DF64_SHAPES: [number, number][] = [[2, 1], [37, 13], [5000, 3], [66000, 3]];
+const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features">[] = [
+  {
+    mode: "train",
+    affine: true,
+    save: true,
+    running: { update: true, unit: true, momentum: 0.1 },
+    epsField: "eps",
+  },
+  {
+    mode: "train",
+    affine: true,
+    save: true,
+    running: { update: true, unit: false, momentum: 0.3 },
+    epsField: "eps",
+  },
+  { mode: "train", affine: false, save: true, epsField: "eps" },
+  { mode: "train", affine: false, save: false, epsField: "eps_next" },
+  {
+    mode: "eval",
+    affine: true,
+    save: false,
+    running: { update: false, unit: true, momentum: 0.1 },
+    epsField: "eps_next",
+  },
+  {
+    mode: "eval",
+    affine: false,
+    save: false,
+    running: { update: false, unit: false, momentum: 0.1 },
+    epsField: "eps",
+  },
+];
+
+gpuTest(
+  "batchNormForwardKernel in df64: the catalog's variants at 1, 4, 64 lanes, R=3",
+  async (gpu) => {
+    const rng = freshRng("batchnorm forward df64");
+    for (const [rows, features] of DF64_SHAPES) {
+      for (const c of DF64_FORWARD) {
+        await checkForward(gpu, rng, { ...c, precision: "df64", runs: 3, rows, features });
+      }
+    }
+  },
+);
+
+gpuTest("batchNormBackwardKernel in df64: affine and plain at 1, 4, 64 lanes, R=3", async (gpu) => {
+  const rng = freshRng("batchnorm backward df64");
+  for (const [rows, features] of DF64_SHAPES) {
+    for (const affine of [true, false]) {
+      await checkBackward(gpu, rng, "df64", 3, rows, features, affine);
+    }
+  }
+});

@@ -5,10 +5,13 @@
  * words in the same order and builds the bind group. Adding a kernel is writing its WGSL body.
  *
  * The emitted convention, identical in every kernel:
- * - binding 0: `var<uniform> u: Shape` with the u32 `dims`, then the f32 `floats`, then
+ * - the interface's precision (`precision.ts`): `alias R` and the `r_*` functions the body
+ *   computes with;
+ * - binding 0: `var<uniform> u: Shape` with the R `reals` first (8-byte aligned in df64 and
+ *   f64), then the u32 `dims`, the f32 `floats`, df64's runtime zero `df_zero`, then
  *   `<slot>_off, <slot>_rs` (offset and run stride, in elements of the slot's type) per slot;
  * - binding 1 (when `runScalars`): `var<storage, read> scalars: array<RunScalars>`;
- * - then one `array<elem>` storage binding per slot, in slot order, and for each slot
+ * - then one `array<elem>` storage binding per slot (elem R unless the slot says otherwise), in slot order, and for each slot
  *   `fn at_<slot>(r: u32, i: u32) -> u32` = `u.<slot>_off + r * u.<slot>_rs + i`.
  *
  * Aliasing (WebGPU usage scopes): within one dispatch a buffer is either read-only or written,
@@ -27,20 +30,24 @@ import {
   type TensorView,
   uniformBuffer,
 } from "./gpu.ts";
+import { DF64_ZERO_FIELD, encodeReals, type Precision, realBytes, realWgsl } from "./precision.ts";
 
 /** One tensor binding of a kernel. */
 export interface Slot {
   name: string;
   /** "read" (default) or "read_write" (written, or sharing a buffer with a written slot). */
   access?: "read" | "read_write";
-  /** WGSL element type (default f32); vec4 slots take offsets and strides divisible by 4. */
-  elem?: "f32" | "u32" | "vec4<f32>";
+  /**
+   * WGSL element type: "real" (default) is the interface's `R`; "f32" stays float32 in every
+   * precision; vec4 slots (float32 only) take offsets and strides divisible by 4.
+   */
+  elem?: "real" | "f32" | "u32" | "vec4<f32>";
 }
 
 /** A view bound to a slot with the number of elements each run reads or writes from it. */
 export interface BoundView {
   view: TensorView;
-  /** Elements (f32 units) per run that the kernel may touch. */
+  /** Elements (of the slot's type; scalar f32 units for vec4 slots) per run it may touch. */
   length: number;
 }
 
@@ -50,6 +57,8 @@ export interface DispatchArgs {
   code: string;
   dims: Record<string, number>;
   floats?: Record<string, number>;
+  /** Values of the interface's `reals` (float64 numbers, sent in the kernel's precision). */
+  reals?: Record<string, number>;
   /** One entry per slot (absent optional slots are simply not declared by the variant). */
   views: Record<string, BoundView>;
   /** Runs (the checks of every view cover runs 0..runs-1). */
@@ -90,14 +99,23 @@ export function foldedGrid(count: number, runs: number, wg: number): [number, nu
   return [x, ceilDiv(groups, x), runs];
 }
 
-/** Throws unless `runs` run-stacked tensors of `length` elements fit inside `v.buffer`. */
-export function assertViewFits(what: string, v: TensorView, runs: number, length: number): void {
+/**
+ * Throws unless `runs` run-stacked tensors of `length` elements of `bytes` each fit inside
+ * `v.buffer`.
+ */
+export function assertViewFits(
+  what: string,
+  v: TensorView,
+  runs: number,
+  length: number,
+  bytes = 4,
+): void {
   const ok = [v.offset, v.runStride, length, runs].every((x) => Number.isInteger(x) && x >= 0);
   const end = v.offset + (runs - 1) * v.runStride + length;
-  if (!ok || runs < 1 || end * 4 > v.buffer.size) {
+  if (!ok || runs < 1 || end * bytes > v.buffer.size) {
     throw new Error(
-      `${what}: ${runs} runs of ${length} elements at offset ${v.offset}, stride ${v.runStride} ` +
-        `do not fit in a buffer of ${v.buffer.size} bytes`,
+      `${what}: ${runs} runs of ${length} ${bytes}-byte elements at offset ${v.offset}, stride ` +
+        `${v.runStride} do not fit in a buffer of ${v.buffer.size} bytes`,
     );
   }
 }
@@ -111,79 +129,108 @@ export function assertCounts(kernel: string, values: Record<string, number>, min
   }
 }
 
+/** What a kernel declares: its precision, uniform fields, tensor slots and RunScalars use. */
+export interface KernelSpec {
+  /** The arithmetic of R (default f32). */
+  precision?: Precision;
+  dims: string[];
+  /** Uniform reals (type R). */
+  reals?: string[];
+  /** Uniform float32s. */
+  floats?: string[];
+  slots: Slot[];
+  runScalars?: boolean;
+}
+
 /** A kernel's declared interface: the WGSL it implies and the dispatches that bind it. */
 export class KernelInterface {
   readonly #name: string;
-  readonly #dims: readonly string[];
-  readonly #floats: readonly string[];
-  readonly #slots: readonly Slot[];
-  readonly #runScalars: boolean;
+  readonly #spec: Required<KernelSpec>;
   /** The declarations every variant of this kernel starts with (see the module doc). */
   readonly wgsl: string;
 
-  constructor(
-    name: string,
-    spec: { dims: string[]; floats?: string[]; slots: Slot[]; runScalars?: boolean },
-  ) {
+  constructor(name: string, spec: KernelSpec) {
     this.#name = name;
-    this.#dims = spec.dims;
-    this.#floats = spec.floats ?? [];
-    this.#slots = spec.slots;
-    this.#runScalars = spec.runScalars ?? false;
+    this.#spec = { precision: "f32", reals: [], floats: [], runScalars: false, ...spec };
+    const { precision, dims, reals, floats, slots, runScalars } = this.#spec;
+    if (precision !== "f32" && slots.some((s) => s.elem === "vec4<f32>")) {
+      throw new Error(`${name}: vec4 slots are float32 only, not ${precision}`);
+    }
     const fields = [
-      ...this.#dims.map((d) => `${d}: u32`),
-      ...this.#floats.map((f) => `${f}: f32`),
-      ...this.#slots.map((s) => `${s.name}_off: u32, ${s.name}_rs: u32`),
+      ...reals.map((f) => `${f}: R`),
+      ...dims.map((d) => `${d}: u32`),
+      ...floats.map((f) => `${f}: f32`),
+      ...(precision === "df64" ? [`${DF64_ZERO_FIELD}: u32`] : []),
+      ...slots.map((s) => `${s.name}_off: u32, ${s.name}_rs: u32`),
     ];
     if (fields.length === 0) fields.push("pad: u32");
-    const first = this.#runScalars ? 2 : 1;
+    const first = runScalars ? 2 : 1;
+    const elem = (s: Slot) => (s.elem ?? "real") === "real" ? "R" : s.elem;
     this.wgsl = [
-      this.#runScalars ? RUN_SCALARS_WGSL : "",
+      realWgsl(precision),
+      runScalars ? RUN_SCALARS_WGSL : "",
       `struct Shape {\n  ${fields.join(",\n  ")},\n}`,
       "@group(0) @binding(0) var<uniform> u: Shape;",
-      this.#runScalars
-        ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;"
-        : "",
-      ...this.#slots.map((s, i) =>
+      runScalars ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;" : "",
+      ...slots.map((s, i) =>
         `@group(0) @binding(${first + i}) var<storage, ${s.access ?? "read"}> ${s.name}: ` +
-        `array<${s.elem ?? "f32"}>;`
+        `array<${elem(s)}>;`
       ),
-      ...this.#slots.map((s) =>
+      ...slots.map((s) =>
         `fn at_${s.name}(r: u32, i: u32) -> u32 { return u.${s.name}_off + r * u.${s.name}_rs + i; }`
       ),
     ].filter((l) => l !== "").join("\n");
   }
 
+  /** The arithmetic of this interface's R. */
+  get precision(): Precision {
+    return this.#spec.precision;
+  }
+
   /** Checks the views, packs the uniform and builds the bind group of one dispatch of `code`. */
   dispatch(gpu: Gpu, args: DispatchArgs): Dispatch {
     const name = this.#name;
-    if (this.#runScalars !== (args.scalars !== undefined)) {
-      throw new Error(`${name}: RunScalars ${this.#runScalars ? "missing" : "not declared"}`);
+    const { precision, dims, reals, floats, slots, runScalars } = this.#spec;
+    if (runScalars !== (args.scalars !== undefined)) {
+      throw new Error(`${name}: RunScalars ${runScalars ? "missing" : "not declared"}`);
     }
+    const realWords = realBytes(precision) / 4;
     const words = new Uint32Array(
-      Math.max(1, this.#dims.length + this.#floats.length + 2 * this.#slots.length),
+      Math.max(
+        1,
+        reals.length * realWords + dims.length + floats.length + 1 + 2 * slots.length,
+      ),
     );
-    const floats = new Float32Array(words.buffer);
-    let w = 0;
-    for (const d of this.#dims) {
+    const asFloats = new Float32Array(words.buffer);
+    const realValues = reals.map((f) => {
+      const v = args.reals?.[f];
+      if (typeof v !== "number") throw new Error(`${name}: missing real ${f}`);
+      return v;
+    });
+    words.set(new Uint32Array(encodeReals(precision, realValues).buffer));
+    let w = reals.length * realWords;
+    for (const d of dims) {
       const v = args.dims[d];
       if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
         throw new Error(`${name}: ${d} must be a u32, got ${v}`);
       }
       words[w++] = v;
     }
-    for (const f of this.#floats) {
+    for (const f of floats) {
       const v = args.floats?.[f];
       if (typeof v !== "number") throw new Error(`${name}: missing f32 ${f}`);
-      floats[w++] = v;
+      asFloats[w++] = v;
     }
+    if (precision === "df64") words[w++] = 0; // df_zero: the guard's runtime 0u
     const buffers: GPUBuffer[] = [];
-    for (const s of this.#slots) {
+    for (const s of slots) {
       const bound = args.views[s.name];
       if (!bound) throw new Error(`${name}: missing tensor ${s.name}`);
       const { view, length } = bound;
-      assertViewFits(`${name} ${s.name}`, view, args.runs, length);
-      const unit = s.elem === "vec4<f32>" ? 4 : 1;
+      const elem = s.elem ?? "real";
+      const bytes = elem === "real" ? realBytes(precision) : 4;
+      assertViewFits(`${name} ${s.name}`, view, args.runs, length, bytes);
+      const unit = elem === "vec4<f32>" ? 4 : 1;
       if (view.offset % unit || view.runStride % unit || view.buffer.size % 16) {
         throw new Error(`${name}: ${s.name} is a vec4 slot but its view is not 16-byte aligned`);
       }

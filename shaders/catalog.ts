@@ -3,8 +3,8 @@
  * every template: `shaders/catalog_test.ts` compiles them all on the adapter, and
  * `deno task wgsl [substring]` prints them (bench/wgsl.ts).
  *
- * Names are `<module>.<variant>`: e.g. "relu.forward",
- * "batchnorm.forward.train.affine.save.update.unit", "matmul.NT.bias.default".
+ * Names are `<module>.<variant>[.df64]`: e.g. "relu.forward",
+ * "batchnorm.forward.train.affine.save.update.unit", "matmul.NT.bias.default.df64".
  *
  * @module
  */
@@ -19,8 +19,9 @@ import { chunkSumsWgsl, totalSumsWgsl } from "./sums.ts";
 import { type ReluDirection, reluWgsl } from "./relu.ts";
 import { type ScaleSVariant, scaleSWgsl } from "./scale_s.ts";
 import { sgdWgsl } from "./sgd.ts";
-import { SOFTMAX_XENT_WGSL } from "./softmax_xent.ts";
-import { DF64_OPS, df64OpWgsl } from "./df64.ts";
+import { softmaxXentWgsl } from "./softmax_xent.ts";
+import type { Precision } from "./precision.ts";
+import { DF64_OPS, df64OpWgsl } from "./df64_op.ts";
 
 type Forward = Extract<BatchNormVariant, { pass: "forward" }>;
 type Backward = Extract<BatchNormVariant, { pass: "backward" }>;
@@ -78,48 +79,80 @@ const PRODUCTS: Record<string, [boolean, boolean]> = {
   TN: [true, false],
   TT: [true, true],
 };
-const TILINGS: Record<string, (transA: boolean) => MatmulTiling> = {
+const TILINGS: Record<string, (transA: boolean, precision: Precision) => MatmulTiling> = {
   default: defaultTiling,
   scalar: () => SCALAR_TILING,
-  // chooseTiling's shrunk block for small products (the head), vec4 A only.
-  small: (transA) => ({ ...defaultTiling(transA), tm: 8, tn: 4, vecB: false, vecC: false }),
+  // chooseTiling's shrunk block for small products (the head), vec4 A only in float32.
+  small: (transA, precision) => ({
+    ...defaultTiling(transA, precision),
+    tm: 8,
+    tn: 4,
+    vecB: false,
+    vecC: false,
+  }),
 };
 
-function matmulEntries(): [string, () => string][] {
-  const out: [string, () => string][] = [];
+/** A catalogued variant: its name and its WGSL in a given precision. */
+type Entry = [string, (precision: Precision) => string];
+
+function matmulEntries(): Entry[] {
+  const out: Entry[] = [];
   for (const [p, [transA, transB]] of Object.entries(PRODUCTS)) {
     for (const bias of [false, true]) {
       for (const [t, tiling] of Object.entries(TILINGS)) {
         const name = ["matmul", p, ...(bias ? ["bias"] : []), t].join(".");
-        out.push([name, () => matmulWgsl({ transA, transB, bias }, tiling(transA))]);
+        out.push([
+          name,
+          (precision) => matmulWgsl({ transA, transB, bias }, tiling(transA, precision), precision),
+        ]);
       }
     }
   }
   return out;
 }
 
-const each = <T extends string>(prefix: string, keys: T[], gen: (k: T) => string) =>
-  keys.map((k): [string, () => string] => [`${prefix}.${k}`, () => gen(k)]);
+const each = <T extends string>(
+  prefix: string,
+  keys: T[],
+  gen: (k: T, precision: Precision) => string,
+) => keys.map((k): Entry => [`${prefix}.${k}`, (precision) => gen(k, precision)]);
 
-/** Every catalogued kernel variant: name -> its WGSL generator. */
-export const WGSL_CATALOG: Record<string, () => string> = Object.fromEntries([
+/** The kernels of the trainer, each in every precision. */
+const KERNELS: Entry[] = [
   ...each<ReluDirection>("relu", ["forward", "backward"], reluWgsl),
-  ...BATCHNORM.map((v): [string, () => string] => [batchNormName(v), () => batchNormWgsl(v)]),
+  ...BATCHNORM.map((v): Entry => [batchNormName(v), (precision) => batchNormWgsl(v, precision)]),
   ...matmulEntries(),
-  ["softmax_xent", () => SOFTMAX_XENT_WGSL],
+  ["softmax_xent", softmaxXentWgsl],
   ["reduce.columnSum", columnSumWgsl],
-  ["sums.chunks.dot", () => chunkSumsWgsl([{ kind: "dot", a: "w", b: "g" }])],
+  [
+    "sums.chunks.dot",
+    (precision) => chunkSumsWgsl([{ kind: "dot", a: "w", b: "g" }], precision),
+  ],
   [
     "sums.chunks.distance",
-    () => chunkSumsWgsl([{ kind: "distance", a: "w", b: "wA", aNorm2: "w", bNorm2: "wA" }]),
+    (precision) =>
+      chunkSumsWgsl(
+        [{ kind: "distance", a: "w", b: "wA", aNorm2: "w", bNorm2: "wA" }],
+        precision,
+      ),
   ],
-  ["sums.totals", () => totalSumsWgsl(false)],
-  ["sums.totals.layers", () => totalSumsWgsl(true)],
-  ["sgd", () => sgdWgsl()],
-  ["sgd.previous", () => sgdWgsl(true)],
+  ["sums.totals", (precision) => totalSumsWgsl(false, precision)],
+  ["sums.totals.layers", (precision) => totalSumsWgsl(true, precision)],
+  ["sgd", (precision) => sgdWgsl(false, precision)],
+  ["sgd.previous", (precision) => sgdWgsl(true, precision)],
   ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats", "perturb"], scaleSWgsl),
   ["probe_distance", probeDistanceWgsl],
   ["add", addWgsl],
-  ...each("df64", [...DF64_OPS], (op) => df64OpWgsl(op)),
   ...each<PoolKind>("pool", ["avgForward", "avgBackward", "maxForward", "maxBackward"], poolWgsl),
+];
+
+/**
+ * Every catalogued kernel variant: name -> its WGSL generator. The trainer's kernels come in
+ * float32 (plain names) and df64 ("<name>.df64"; native f64 needs an adapter with shader-f64,
+ * so it is not listed); the df64 primitives ("df64.<op>") are the self-test's.
+ */
+export const WGSL_CATALOG: Record<string, () => string> = Object.fromEntries([
+  ...KERNELS.map(([name, gen]): [string, () => string] => [name, () => gen("f32")]),
+  ...KERNELS.map(([name, gen]): [string, () => string] => [`${name}.df64`, () => gen("df64")]),
+  ...DF64_OPS.map((op): [string, () => string] => [`df64.${op}`, () => df64OpWgsl(op)]),
 ]);

@@ -2,8 +2,8 @@
  * Double-float ("df64") arithmetic in WGSL: a value is the unevaluated sum hi + lo of two
  * float32 (`vec2<f32>`, x = hi, y = lo, |lo| <= ulp(hi)/2), about 48 bits of mantissa.
  * {@link df64Wgsl} is the library a kernel pastes in; the CPU side splits float64 values into
- * pairs ({@link splitDf64}) and joins them back ({@link joinDf64}). {@link df64OpKernel} applies
- * one primitive elementwise (tests, the adapter self-test, benchmarks).
+ * pairs ({@link splitDf64}) and joins them back ({@link joinDf64}). Kernels use it through
+ * `precision.ts`; `df64_op.ts` applies one primitive elementwise (tests, the adapter self-test).
  *
  * Kernel contract: declare {@link DF64_ONE_FIELD} among the interface's `floats`, pass
  * {@link DF64_ONE} in the dispatch, and call `df_init(u.df_one)` first in `main`; buffers hold
@@ -56,9 +56,6 @@
  *
  * @module
  */
-
-import { assertCounts, foldedGrid, KernelInterface } from "./binding.ts";
-import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
 /** Splits a float64 into float32 (hi, lo) with hi = fround(x), lo = fround(x - hi). */
 export function splitDf64(x: number): [number, number] {
@@ -117,6 +114,12 @@ export interface Df64Options {
   barrier?: Df64Barrier;
   /** TwoProduct by Dekker's split (default, exact wherever + and * round correctly) or by `fma`. */
   twoProd?: "dekker" | "fma";
+  /**
+   * The WGSL expression of the runtime 0u the "xor" guard uses: by default the module-scope
+   * `df_zero` that `df_init` sets; kernels built on `precision.ts` read a uniform field instead,
+   * so they need no init call.
+   */
+  zero?: string;
 }
 
 /** The uniform field (a KernelInterface `floats` entry) that carries the runtime 1.0. */
@@ -136,6 +139,9 @@ const EXP_HALVINGS = 8;
 /** Degree of exp's Taylor polynomial for expm1 (terms s^n / n!, n = 1..EXP_DEGREE). */
 const EXP_DEGREE = 5;
 
+/** log's atanh series runs to s^(2·LOG_TERMS + 1): s² <= 0.0295, so 0.0295^10 / 21 < 2^-55. */
+const LOG_TERMS = 10;
+
 /** n! as a float64 (exact for the small n used here). */
 function factorial(n: number): number {
   let f = 1;
@@ -150,11 +156,11 @@ function factorial(n: number): number {
  * - `two_sum(a, b)`, `quick_two_sum(a, b)` (|a| >= |b| or a = 0): s + e = a + b exactly;
  * - `two_prod(a, b)`: p + e = a * b exactly;
  * - `df_from_f32`, `df_add`, `df_sub`, `df_mul`, `df_mul_f` (df × f32), `df_div`, `df_sqrt`,
- *   `df_exp` on `vec2<f32>` pairs.
+ *   `df_exp`, `df_log` on `vec2<f32>` pairs.
  */
 export function df64Wgsl(options: Df64Options = {}): string {
   const keep: Record<Df64Barrier, string> = {
-    xor: "return bitcast<f32>(bitcast<u32>(x) ^ df_zero);",
+    xor: `return bitcast<f32>(bitcast<u32>(x) ^ ${options.zero ?? "df_zero"});`,
     mul: "return x * df_one;",
     none: "return x;",
   };
@@ -168,6 +174,9 @@ export function df64Wgsl(options: Df64Options = {}): string {
   // Horner from 1/EXP_DEGREE! down to 1/1!: p = 1/n! + s·p.
   const horner = Array.from({ length: EXP_DEGREE - 1 }, (_, j) => EXP_DEGREE - 1 - j)
     .map((n) => `  p = df_add(df_mul(p, s), ${dfLiteral(1 / factorial(n))});`).join("\n");
+  // Horner from 1/(2·LOG_TERMS - 1) down to 1/1: p = 1/(2j + 1) + s²·p.
+  const atanh = Array.from({ length: LOG_TERMS }, (_, i) => LOG_TERMS - 1 - i)
+    .map((j) => `  p = df_add(df_mul(p, s2), ${dfLiteral(1 / (2 * j + 1))});`).join("\n");
   return /* wgsl */ `
 /** The runtime 1.0, and 0u derived from it; set by df_init, so no compiler can fold them. */
 var<private> df_one: f32;
@@ -302,108 +311,32 @@ ${horner}
   }
   return df_ldexp(df_add(vec2<f32>(1.0, 0.0), p), i32(k));
 }
+
+/**
+ * log(a) for a > 0: a = m·2^e with m in [√½, √2) (a near 1 has e = 0: no cancellation), then
+ * log m = 2 atanh(s), s = (m - 1)/(m + 1), |s| <= 0.172, by its series to s^${2 * LOG_TERMS + 1}
+ * (m - 1 is exact, so the result stays relatively accurate near 1, where a Newton step on exp
+ * would leave an absolute error of one ulp of 1), plus e·ln 2 (ln 2 to 72 bits).
+ */
+fn df_log(a: vec2<f32>) -> vec2<f32> {
+  var e = i32((bitcast<u32>(a.x) >> 23u) & 0xffu) - 127;
+  var m = df_ldexp(a, -e);
+  if (m.x >= ${f32Literal(Math.SQRT2)}) {
+    m = m * 0.5;
+    e += 1;
+  }
+  let one = vec2<f32>(1.0, 0.0);
+  let s = df_div(df_sub(m, one), df_add(m, one));
+  let s2 = df_mul(s, s);
+  var p = ${dfLiteral(1 / (2 * LOG_TERMS + 1))};
+${atanh}
+  let lm = df_mul(s, p) * 2.0;
+  let k = f32(e);
+  let kln2 = df_add(two_prod(k, ${f32Literal(LN2_C0)}), two_prod(k, ${f32Literal(LN2_C1)}));
+  return df_add(df_add(kln2, vec2<f32>(k * ${f32Literal(LN2_C2)}, 0.0)), lm);
+}
 `;
 }
 
 /** The library with the default options. */
 export const DF64_WGSL: string = df64Wgsl();
-
-/** One primitive applied elementwise by {@link df64OpKernel}. */
-export type Df64Op =
-  | "two_sum"
-  | "quick_two_sum"
-  | "two_prod"
-  | "add"
-  | "sub"
-  | "mul"
-  | "mul_f"
-  | "div"
-  | "sqrt"
-  | "exp";
-
-/** Every {@link Df64Op}. */
-export const DF64_OPS: readonly Df64Op[] = [
-  "two_sum",
-  "quick_two_sum",
-  "two_prod",
-  "add",
-  "sub",
-  "mul",
-  "mul_f",
-  "div",
-  "sqrt",
-  "exp",
-];
-
-/** The WGSL expression of each op on pairs `x`, `y` (the float32 ops use their hi parts). */
-const OP_EXPR: Record<Df64Op, string> = {
-  two_sum: "two_sum(x.x, y.x)",
-  quick_two_sum: "quick_two_sum(x.x, y.x)",
-  two_prod: "two_prod(x.x, y.x)",
-  add: "df_add(x, y)",
-  sub: "df_sub(x, y)",
-  mul: "df_mul(x, y)",
-  mul_f: "df_mul_f(x, y.x)",
-  div: "df_div(x, y)",
-  sqrt: "df_sqrt(x)",
-  exp: "df_exp(x)",
-};
-
-const WORKGROUP = 256;
-
-const OP_INTERFACE = new KernelInterface("df64 op", {
-  dims: ["count"],
-  floats: [DF64_ONE_FIELD],
-  slots: [{ name: "a" }, { name: "b" }, { name: "out", access: "read_write" }],
-});
-
-/** WGSL of out[i] = op(a[i], b[i]) over `count` interleaved (hi, lo) pairs per run. */
-export function df64OpWgsl(op: Df64Op, options: Df64Options = {}): string {
-  return /* wgsl */ `${OP_INTERFACE.wgsl}
-${df64Wgsl(options)}
-@compute @workgroup_size(${WORKGROUP})
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  df_init(u.${DF64_ONE_FIELD});
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP}u + lid;
-  let r = wid.z;
-  if (i >= u.count) { return; }
-  let x = vec2<f32>(a[at_a(r, 2u * i)], a[at_a(r, 2u * i + 1u)]);
-  let y = vec2<f32>(b[at_b(r, 2u * i)], b[at_b(r, 2u * i + 1u)]);
-  let z = ${OP_EXPR[op]};
-  out[at_out(r, 2u * i)] = z.x;
-  out[at_out(r, 2u * i + 1u)] = z.y;
-}
-`;
-}
-
-/** out = op(a, b) over `count` (hi, lo) pairs per run; views count float32 elements. */
-export interface Df64OpSpec {
-  op: Df64Op;
-  runs: number;
-  /** Pairs per run (each view spans 2 * count float32). */
-  count: number;
-  a: TensorView;
-  /** Ignored by sqrt and exp, but bound all the same. */
-  b: TensorView;
-  out: TensorView;
-  options?: Df64Options;
-}
-
-/** One dispatch of {@link df64OpWgsl}. */
-export function df64OpKernel(gpu: Gpu, spec: Df64OpSpec): Dispatch {
-  const { runs, count } = spec;
-  assertCounts(`df64 ${spec.op}`, { runs, count });
-  const bound = (view: TensorView) => ({ view, length: 2 * count });
-  return OP_INTERFACE.dispatch(gpu, {
-    code: df64OpWgsl(spec.op, spec.options),
-    dims: { count },
-    floats: DF64_ONE,
-    views: { a: bound(spec.a), b: bound(spec.b), out: bound(spec.out) },
-    runs,
-    workgroups: foldedGrid(count, runs, WORKGROUP),
-  });
-}

@@ -10,10 +10,11 @@
  */
 
 import { createRng, type Rng } from "../core/prng.ts";
-import { type Df64Op, df64OpKernel, type Df64Options, joinDf64, splitDf64Array } from "./df64.ts";
+import { type Df64Options, joinDf64, splitDf64Array } from "./df64.ts";
+import { type Df64Op, df64OpKernel } from "./df64_op.ts";
 import { type Gpu, poison, readFloats, runDispatches, storageBuffer, uploadBuffer } from "./gpu.ts";
 
-/** The relative error df64 add, sub, mul, div, sqrt and exp must stay within. */
+/** The relative error df64 add, sub, mul, div, sqrt, exp and log must stay within. */
 export const DF64_RTOL = 1e-13;
 
 /** Applies `op` to interleaved (hi, lo) pairs `a`, `b` on the GPU; returns the output pairs. */
@@ -64,6 +65,7 @@ export const DF64_REFERENCE: Record<Df64Op, (x: number, y: number) => number> = 
   div: (x, y) => x / y,
   sqrt: (x) => Math.sqrt(x),
   exp: (x) => Math.exp(x),
+  log: (x) => Math.log(x),
 };
 
 /** The ops whose inputs are float32 (the hi of each pair) and whose result must be exact. */
@@ -148,6 +150,7 @@ const SELF_TEST: readonly SelfTestCase[] = [
   { op: "div", a: [-40, 40], b: [-40, 40] },
   { op: "sqrt", a: [-90, 120], b: [0, 1], positive: true },
   { op: "exp", a: [-6, 6], b: [0, 1] },
+  { op: "log", a: [-60, 60], b: [0, 1], positive: true },
 ];
 
 /** The self-test's verdict: ok, or the first primitive that failed and where. */
@@ -192,9 +195,7 @@ export async function df64SelfTest(
 export function df64SelfTestMessage(adapter: string, result: Df64SelfTestResult): string {
   if (result.ok) return "";
   const w = result.worst;
-  const inputs = result.primitive === "sqrt" || result.primitive === "exp"
-    ? `${w.x}`
-    : `${w.x}, ${w.y}`;
+  const inputs = ["sqrt", "exp", "log"].includes(result.primitive) ? `${w.x}` : `${w.x}, ${w.y}`;
   return `df64 self-test failed on ${adapter}: ${result.primitive} relative error ${w.error} ` +
     `(limit ${result.limit}) at (${inputs}): got ${w.got}, expected ${w.want}`;
 }

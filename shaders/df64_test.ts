@@ -4,14 +4,13 @@ import { freshRng } from "../core/test_util.ts";
 import type { Gpu } from "./gpu.ts";
 import {
   DF64_WGSL,
-  type Df64Op,
   type Df64Options,
-  df64OpWgsl,
   joinDf64,
   joinDf64Array,
   splitDf64,
   splitDf64Array,
 } from "./df64.ts";
+import { type Df64Op, df64OpWgsl } from "./df64_op.ts";
 import {
   applyDf64Op,
   DF64_RTOL,
@@ -203,6 +202,21 @@ gpuTest("df64 exp: 1e-13 of float64 over [-69, 88.72] (results >= 2^-100)", asyn
     new Float32Array(8),
   );
   if (out.join() !== "Infinity,0,Infinity,0,0,0,0,0") throw new Error(`exp limits: ${out}`);
+});
+
+gpuTest("df64 log: 1e-13 of float64 over [2^-100, 2^126), near 1, and at edges", async (gpu) => {
+  const rng = freshRng("df64 log");
+  const positive = (what: string, gen: () => number): Inputs => ({
+    what,
+    a: randomPairs(N, gen),
+    b: new Float32Array(2 * N),
+  });
+  // Near 1 the result is small and its relative error is what the Newton step must keep.
+  await check(gpu, "log", [
+    positive("2^[-100, 126)", () => Math.abs(randomMagnitude(rng, -100, 126))),
+    positive("1 ± 2^[-40, -1)", () => 1 + randomMagnitude(rng, -40, -1)),
+    cases("edges", [[1, 0], [2, 0], [Math.E, 0], [0.5, 0], [1e38, 0], [2 ** -100, 0]]),
+  ]);
 });
 
 gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) => {

@@ -14,7 +14,13 @@
  * @module
  */
 
-/** A run-stacked tensor inside a GPU buffer; offsets and strides count elements (4 bytes). */
+import type { RunStep } from "../core/runs.ts";
+import { decodeReals, encodeReals, type Precision, realBytes, type Reals } from "./precision.ts";
+
+/**
+ * A run-stacked tensor inside a GPU buffer; offsets and strides count elements of the slot's
+ * type (4 bytes for f32 and u32, 8 for a df64 or f64 `R`).
+ */
 export interface TensorView {
   buffer: GPUBuffer;
   /** Element offset of run 0's first element. */
@@ -43,6 +49,8 @@ export interface Gpu {
   adapterDescription: string;
   /** Whether compute passes can write timestamps (the adapter offers `timestamp-query`). */
   timestamps: boolean;
+  /** Whether shaders may use native f64 (the adapter offers `shader-f64`; `--precision f64`). */
+  f64: boolean;
   /** Compiles `code` once per distinct source and entry point and returns the cached pipeline. */
   pipeline(code: string, entryPoint?: string): GPUComputePipeline;
   /** Rejects with {@link GpuFailureError} on device loss or an uncaptured error; never resolves. */
@@ -70,8 +78,13 @@ async function createGpu(): Promise<Gpu> {
   if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter found; ${LAVAPIPE_HINT}`);
   const limits = adapter.limits;
   const timestamps = adapter.features.has("timestamp-query");
+  // Not in every WebGPU's feature list (a native extension), hence the cast.
+  const f64 = adapter.features.has("shader-f64");
   const device = await adapter.requestDevice({
-    requiredFeatures: timestamps ? ["timestamp-query"] : [],
+    requiredFeatures: [
+      ...(timestamps ? ["timestamp-query" as const] : []),
+      ...(f64 ? ["shader-f64" as GPUFeatureName] : []),
+    ],
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
@@ -98,6 +111,7 @@ async function createGpu(): Promise<Gpu> {
     device,
     adapterDescription: info.description || info.vendor || "unknown adapter",
     timestamps,
+    f64,
     failure,
     guard: <T>(p: Promise<T>) => Promise.race([p, failure]),
     pipeline(code, entryPoint = "main") {
@@ -117,11 +131,11 @@ async function createGpu(): Promise<Gpu> {
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 /**
- * Creates a storage buffer of `elements` 4-byte elements (rounded up to 16 bytes). Throws a
- * one-line error naming the buffer when it exceeds what the adapter can bind.
+ * Creates a storage buffer of `elements` elements of `bytes` each (default 4; rounded up to 16
+ * bytes). Throws a one-line error naming the buffer when it exceeds what the adapter can bind.
  */
-export function storageBuffer(gpu: Gpu, elements: number, label?: string): GPUBuffer {
-  const size = Math.max(16, Math.ceil((elements * 4) / 16) * 16);
+export function storageBuffer(gpu: Gpu, elements: number, label?: string, bytes = 4): GPUBuffer {
+  const size = Math.max(16, Math.ceil((elements * bytes) / 16) * 16);
   const limit = gpu.device.limits.maxStorageBufferBindingSize;
   if (size > limit) {
     throw new Error(
@@ -141,6 +155,28 @@ export function uploadBuffer(
 ): GPUBuffer {
   const buf = storageBuffer(gpu, data.length, label);
   gpu.device.queue.writeBuffer(buf, 0, hostBytes(data));
+  return buf;
+}
+
+/** Creates a storage buffer of `elements` reals of `precision`. */
+export function realBuffer(
+  gpu: Gpu,
+  precision: Precision,
+  elements: number,
+  label?: string,
+): GPUBuffer {
+  return storageBuffer(gpu, elements, label, realBytes(precision));
+}
+
+/** Creates a storage buffer holding `values` as reals of `precision` (df64: split pairs). */
+export function uploadReals(
+  gpu: Gpu,
+  precision: Precision,
+  values: ArrayLike<number>,
+  label?: string,
+): GPUBuffer {
+  const buf = realBuffer(gpu, precision, values.length, label);
+  gpu.device.queue.writeBuffer(buf, 0, encodeReals(precision, values));
   return buf;
 }
 
@@ -231,44 +267,89 @@ export async function readFloats(
   return out;
 }
 
-/** Fills `buffer` with NaN, so a kernel that leaves an output element unwritten is caught. */
+/**
+ * Copies `elements` reals of `precision` starting at element `offset` of `buffer` back to the
+ * CPU: a Float32Array for f32, float64 values (df64 pairs joined) otherwise.
+ */
+export async function readReals(
+  gpu: Gpu,
+  precision: Precision,
+  buffer: GPUBuffer,
+  elements = buffer.size / realBytes(precision),
+  offset = 0,
+): Promise<Reals> {
+  const words = realBytes(precision) / 4;
+  const raw = await readFloats(gpu, buffer, elements * words, offset * words);
+  return decodeReals(precision, raw.buffer as ArrayBuffer);
+}
+
+/**
+ * Fills `buffer` with NaN, so a kernel that leaves an output element unwritten is caught (in
+ * every precision: NaN float32 words are NaN pairs and NaN float64s too).
+ */
 export function poison(gpu: Gpu, buffer: GPUBuffer): void {
   gpu.device.queue.writeBuffer(buffer, 0, new Float32Array(buffer.size / 4).fill(NaN));
 }
 
+/** The real fields of RunScalars, in record order (camelCase keys, snake_case in WGSL). */
+const RUN_SCALAR_REALS = [
+  "lrS",
+  "wdS",
+  "shrinkS",
+  "lrO",
+  "wdO",
+  "shrinkO",
+  "momentum",
+  "eps",
+  "rescale",
+  "perturb",
+  "epsNext",
+] as const satisfies readonly (keyof RunStep)[];
+
+/** The per-run scalars of one step (see {@link RUN_SCALARS_WGSL}): the plan's reals, and A2's stream. */
+export type RunScalarValues = Pick<RunStep, typeof RUN_SCALAR_REALS[number]> & {
+  seed: number;
+  step: number;
+};
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 /**
  * WGSL for the per-run scalar record that changes every step (lr, weight decay, eps, ...),
- * shared by the kernels that read it. `eps` is BatchNorm's eps for the step's forward and
- * backward; `eps_next` is the eps for evaluating the weights after the step's update (the
- * monitor's probe): they differ for run B, whose eps follows c_t^2 (THEORY §5). `rescale` is the
- * Lemma-2 factor applied to S before the step (1 = none), `perturb` the relative amplitude of
- * the per-step random perturbation of S (run A2), `seed`/`step` its random stream.
- * The CPU writes one record per run with
- * `queue.writeBuffer` before each step's submit (writes are ordered with submits, so steps in
- * flight each see their own values).
+ * shared by the kernels that read it; its reals are `R`, so df64 kernels get the (hi, lo) pairs
+ * of the float64 values. `eps` is BatchNorm's eps for the step's forward and backward;
+ * `eps_next` is the eps for evaluating the weights after the step's update (the monitor's
+ * probe): they differ for run B, whose eps follows c_t^2 (THEORY §5). `rescale` is the Lemma-2
+ * factor applied to S before the step (1 = none), `perturb` the relative amplitude of the
+ * per-step random perturbation of S (run A2), `seed`/`step` its random stream. The CPU writes
+ * one record per run ({@link packRunScalars}) with `queue.writeBuffer` before each step's submit
+ * (writes are ordered with submits, so steps in flight each see their own values).
  */
 export const RUN_SCALARS_WGSL = /* wgsl */ `
 struct RunScalars {
-  lr_s: f32, wd_s: f32, shrink_s: f32, lr_o: f32,
-  wd_o: f32, shrink_o: f32, momentum: f32, eps: f32,
-  rescale: f32, perturb: f32, seed: u32, step: u32,
-  eps_next: f32, pad0: u32, pad1: u32, pad2: u32,
+  ${RUN_SCALAR_REALS.map((k) => `${snake(k)}: R`).join(", ")},
+  seed: u32, step: u32,
 }`;
 
-/** Field offsets (in 4-byte words) of {@link RUN_SCALARS_WGSL}; one record is 16 words. */
-export const RUN_SCALARS = {
-  words: 16,
-  lrS: 0,
-  wdS: 1,
-  shrinkS: 2,
-  lrO: 3,
-  wdO: 4,
-  shrinkO: 5,
-  momentum: 6,
-  eps: 7,
-  rescale: 8,
-  perturb: 9,
-  seed: 10,
-  step: 11,
-  epsNext: 12,
-} as const;
+/** Bytes of one RunScalars record: 11 reals then 2 u32 (f32: 52; df64 and f64: 96). */
+export function runScalarsBytes(precision: Precision): number {
+  return RUN_SCALAR_REALS.length * realBytes(precision) + 8;
+}
+
+/** The RunScalars records of `runs` (one per run) as the bytes of the scalars buffer. */
+export function packRunScalars(
+  precision: Precision,
+  runs: readonly RunScalarValues[],
+): Uint32Array<ArrayBuffer> {
+  const size = runScalarsBytes(precision), bytes = realBytes(precision);
+  const out = new Uint32Array((runs.length * size) / 4);
+  runs.forEach((values, r) => {
+    const base = r * size;
+    const reals = encodeReals(precision, RUN_SCALAR_REALS.map((k) => values[k]));
+    new Uint8Array(out.buffer, base, reals.byteLength).set(new Uint8Array(reals.buffer));
+    const end = (base + RUN_SCALAR_REALS.length * bytes) / 4;
+    out[end] = values.seed >>> 0;
+    out[end + 1] = values.step >>> 0;
+  });
+  return out;
+}

@@ -1,6 +1,7 @@
 /**
  * Register-blocked matmul for all three products of an MLP layer (forward X·W (+b), backward
- * dZ·Wᵀ and Xᵀ·dZ), R runs per dispatch, every variant generated from one WGSL template.
+ * dZ·Wᵀ and Xᵀ·dZ), R runs per dispatch, every variant and precision (`precision.ts`: f32, df64,
+ * f64) generated from one WGSL template that accumulates with `r_fma`.
  *
  * Design, from measurements on lavapipe (llvmpipe, LLVM 15, Mesa 22.3, 2 cores, AVX2 = 8
  * lanes). The host's speed drifts by up to 2x within seconds, so variants were timed
@@ -40,12 +41,19 @@
  *   tm 8) and the workgroup shrinks to the block grid and until there are 4 workgroups
  *   (lavapipe runs a workgroup on one thread): 128×10×256 0.63 -> 0.25–0.37 ms, 512×10×256
  *   1.3 -> 0.73 ms, TN 256×10×128 0.6 -> 0.38 ms.
+ * - Precision: float32 computes the same a·b + c as before (`r_fma` inlines; interleaved with
+ *   the previous kernel on the NN, NT, TN and head shapes above, best-of-5 times equal). df64
+ *   and f64 have no vec4 slots, so they get the all-scalar 16×12 tiling ({@link defaultTiling}).
+ *   df64 NN 256³ against f32 in the same round: 7–20x slower, ~10x in the fastest rounds
+ *   (16.4 ms, 2.0 GFLOP/s, against 1.7 ms); df64 blocks 8×8 and 16×16 were no faster, 8×4 and
+ *   4×4 slower (noisy, one round each).
  *
  * @module
  */
 
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
+import type { Precision } from "./precision.ts";
 
 /** Which product: C = op(A)·op(B) (+ bias row-broadcast). op(A) is m×k (A stored k×m when transA); op(B) is k×n (B stored n×k when transB). */
 export interface MatmulVariant {
@@ -83,12 +91,7 @@ export const DEFAULT_TILING: MatmulTiling = {
   vecC: true,
 };
 
-/** Default tiling of a variant: TN (both operands vec4 across the block, 1 depth a step) prefers 16×16. */
-export function defaultTiling(transA: boolean): MatmulTiling {
-  return transA ? { ...DEFAULT_TILING, tn: 16 } : { ...DEFAULT_TILING };
-}
-
-/** The all-scalar tiling, correct for every shape and offset. */
+/** The all-scalar tiling, correct for every shape, offset and precision. */
 export const SCALAR_TILING: MatmulTiling = {
   ...DEFAULT_TILING,
   vecA: false,
@@ -96,22 +99,37 @@ export const SCALAR_TILING: MatmulTiling = {
   vecC: false,
 };
 
+/**
+ * Default tiling of a variant: in float32, TN (both operands vec4 across the block, 1 depth a
+ * step) prefers 16×16; df64 and f64 have no vec4 slots, so they get {@link SCALAR_TILING}.
+ */
+export function defaultTiling(transA: boolean, precision: Precision = "f32"): MatmulTiling {
+  if (precision !== "f32") return { ...SCALAR_TILING };
+  return transA ? { ...DEFAULT_TILING, tn: 16 } : { ...DEFAULT_TILING };
+}
+
 /** Fewer invocations than this (8 SIMD batches of 8) and {@link chooseTiling} shrinks the block. */
 const MIN_BLOCKS = 64;
 
 const interfaces = new Map<string, KernelInterface>();
 
 /**
- * The (cached) interface of a variant and tiling: A, B and the bias are read-only, so C must
- * live in another buffer; A, B, C are `vec4<f32>` where the tiling loads or stores them so.
+ * The (cached) interface of a variant, tiling and precision: A, B and the bias are read-only,
+ * so C must live in another buffer; A, B, C are `vec4<f32>` where the tiling loads or stores
+ * them so (float32 only: the interface refuses vec4 slots in df64 and f64), R otherwise.
  */
-function matmulInterface(bias: boolean, tiling: MatmulTiling): KernelInterface {
+function matmulInterface(
+  bias: boolean,
+  tiling: MatmulTiling,
+  precision: Precision,
+): KernelInterface {
   const { vecA, vecB, vecC } = tiling;
-  const key = `${bias} ${vecA} ${vecB} ${vecC}`;
+  const key = `${bias} ${vecA} ${vecB} ${vecC} ${precision}`;
   let i = interfaces.get(key);
   if (!i) {
-    const elem = (v: boolean) => (v ? "vec4<f32>" as const : "f32" as const);
+    const elem = (v: boolean) => (v ? "vec4<f32>" as const : "real" as const);
     i = new KernelInterface("matmul", {
+      precision,
       dims: ["m", "n", "k"],
       slots: [
         { name: "a", elem: elem(vecA) },
@@ -128,10 +146,14 @@ function matmulInterface(bias: boolean, tiling: MatmulTiling): KernelInterface {
 const range = (n: number): number[] => [...Array(n).keys()];
 
 /**
- * WGSL for one variant and tiling. Every invocation computes a tm×tn block of C for run
- * `workgroup_id.z`. Offsets and run strides of vec4 operands arrive in vec4 units.
+ * WGSL for one variant, tiling and precision. Every invocation computes a tm×tn block of C for
+ * run `workgroup_id.z`. Offsets and run strides of vec4 operands arrive in vec4 units.
  */
-export function matmulWgsl(variant: MatmulVariant, tiling: MatmulTiling = SCALAR_TILING): string {
+export function matmulWgsl(
+  variant: MatmulVariant,
+  tiling: MatmulTiling = SCALAR_TILING,
+  precision: Precision = "f32",
+): string {
   const { transA, transB, bias } = variant;
   const { tm, tn, wgx, wgy, vecA, vecB, vecC } = tiling;
   if ((vecA && transA && tm % 4) || (vecB && !transB && tn % 4) || (vecC && tn % 4)) {
@@ -185,7 +207,9 @@ export function matmulWgsl(variant: MatmulVariant, tiling: MatmulTiling = SCALAR
   const bAt = (c: number, pp: number): string =>
     !vecB ? `b${c}_${pp}` : transB ? `b${c}[${pp}]` : `b${c >> 2}_${pp}[${c & 3}]`;
   for (const pp of PP) {
-    for (const r of R) for (const c of C) body.push(`c${r}_${c} += ${aAt(r, pp)} * ${bAt(c, pp)};`);
+    for (const r of R) {
+      for (const c of C) body.push(`c${r}_${c} = r_fma(${aAt(r, pp)}, ${bAt(c, pp)}, c${r}_${c});`);
+    }
   }
 
   // Stores: rows and columns past the edge are skipped.
@@ -210,11 +234,11 @@ export function matmulWgsl(variant: MatmulVariant, tiling: MatmulTiling = SCALAR
     stores.push(`}`);
   }
 
-  const init = (c: number) => (bias ? `bias[at_bias(run, min(j0 + ${c}u, u.n - 1u))]` : "0.0");
+  const init = (c: number) => (bias ? `bias[at_bias(run, min(j0 + ${c}u, u.n - 1u))]` : "R()");
   const ind = (lines: string[], n: number) => lines.map((l) => " ".repeat(n) + l).join("\n");
-  return `// matmul transA=${transA} transB=${transB} bias=${bias} ${tm}x${tn} wg ${wgx}x${wgy} ` +
-    `vec4 A=${vecA} B=${vecB} C=${vecC}
-${matmulInterface(bias, tiling).wgsl}
+  return `// matmul ${precision} transA=${transA} transB=${transB} bias=${bias} ${tm}x${tn} ` +
+    `wg ${wgx}x${wgy} vec4 A=${vecA} B=${vecB} C=${vecC}
+${matmulInterface(bias, tiling, precision).wgsl}
 
 @compute @workgroup_size(${wgx}, ${wgy}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -237,6 +261,8 @@ ${ind(stores, 2)}
 
 /** One product on R runs: C = op(A)·op(B) (+ bias), every operand a run-stacked view. */
 export interface MatmulSpec {
+  /** Arithmetic of the operands' elements (default f32). */
+  precision?: Precision;
   runs: number;
   m: number;
   n: number;
@@ -251,20 +277,22 @@ export interface MatmulSpec {
 
 /**
  * The tiling the builder uses for `spec`: {@link defaultTiling} with `override` applied, vec4
- * kept only for aligned operands, the block shrunk for small products (unless the override
- * sets it), and (unless the override fixes the workgroup) the workgroup shrunk to the block
- * grid and until a dispatch has at least 4 workgroups.
+ * kept only for aligned float32 operands (df64 and f64 are always scalar), the block shrunk for
+ * small products (unless the override sets it), and (unless the override fixes the workgroup)
+ * the workgroup shrunk to the block grid and until a dispatch has at least 4 workgroups.
  */
 export function chooseTiling(spec: MatmulSpec, override: Partial<MatmulTiling> = {}): MatmulTiling {
   const transA = spec.transA ?? false, transB = spec.transB ?? false;
-  const t: MatmulTiling = { ...defaultTiling(transA), ...override };
+  const precision = spec.precision ?? "f32";
+  const t: MatmulTiling = { ...defaultTiling(transA, precision), ...override };
   const { m, n, k, runs } = spec;
   // Small products (the head, n=10): smaller blocks, so both cores get SIMD batches to run.
   const blocks = () => ceilDiv(m, t.tm) * ceilDiv(n, t.tn) * runs;
   if (override.tn === undefined && blocks() < MIN_BLOCKS) t.tn = Math.min(t.tn, 4);
   if (override.tm === undefined && blocks() < MIN_BLOCKS) t.tm = Math.min(t.tm, 8);
   const ok4 = (v: TensorView, dim: number) =>
-    v.offset % 4 === 0 && v.runStride % 4 === 0 && dim % 4 === 0 && v.buffer.size % 16 === 0;
+    precision === "f32" && v.offset % 4 === 0 && v.runStride % 4 === 0 && dim % 4 === 0 &&
+    v.buffer.size % 16 === 0;
   t.vecA &&= ok4(spec.a, transA ? m : k) && (!transA || t.tm % 4 === 0);
   t.vecB &&= ok4(spec.b, transB ? k : n) && (transB || t.tn % 4 === 0);
   t.vecC &&= ok4(spec.c, n) && t.tn % 4 === 0;
@@ -291,7 +319,7 @@ export function matmulKernel(
   spec: MatmulSpec,
   tiling?: Partial<MatmulTiling>,
 ): Dispatch {
-  const { runs, m, n, k } = spec;
+  const { precision = "f32", runs, m, n, k } = spec;
   assertCounts("matmul", { runs, m, n, k });
   const reads = [spec.a.buffer, spec.b.buffer, spec.bias?.buffer];
   if (reads.includes(spec.c.buffer)) {
@@ -303,8 +331,8 @@ export function matmulKernel(
     bias: spec.bias !== undefined,
   };
   const t = chooseTiling(spec, tiling);
-  return matmulInterface(variant.bias, t).dispatch(gpu, {
-    code: matmulWgsl(variant, t),
+  return matmulInterface(variant.bias, t, precision).dispatch(gpu, {
+    code: matmulWgsl(variant, t, precision),
     dims: { m, n, k },
     views: {
       a: { view: spec.a, length: m * k },

@@ -1,7 +1,9 @@
 /**
- * Tests of the matmul kernel against the float64 reference `matmul`: every variant (NN,
- * NN+bias, NT, TN) at R = 1 and R = 3, on shapes that are not multiples of the block, with
- * aligned offsets (vec4 paths), odd offsets (scalar fallback) and a shared (runStride 0) A.
+ * Tests of the matmul kernel against the float64 reference `matmul`: in float32 every variant
+ * (NN, NN+bias, NT, TN) at R = 1 and R = 3, on shapes that are not multiples of the block, with
+ * aligned offsets (vec4 paths), odd offsets (scalar fallback) and a shared (runStride 0) A; in
+ * df64 every product (NN, NT, TN, TT) with and without bias, R = 2, on small ragged shapes with
+ * the shrunk block and the full 16×12 one.
  *
  * @module
  */
@@ -10,13 +12,16 @@ import {
   type Gpu,
   poison,
   readFloats,
+  readReals,
+  realBuffer,
   runDispatches,
   storageBuffer,
   type TensorView,
+  uploadReals,
 } from "./gpu.ts";
-import { gpuTest } from "./test_gpu.ts";
+import { gpuTest, randomReals } from "./test_gpu.ts";
 import { matmul } from "../reference/ops.ts";
-import { chooseTiling, matmulKernel, type MatmulSpec } from "./matmul.ts";
+import { chooseTiling, matmulKernel, type MatmulSpec, type MatmulTiling } from "./matmul.ts";
 import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";
 import type { Rng } from "../core/prng.ts";
 
@@ -141,5 +146,90 @@ for (const [name, transA, transB, bias] of VARIANTS) {
         }
       },
     );
+  }
+}
+
+/**
+ * One df64 product per run at odd offsets and padded run strides, C poisoned. Tolerance: each
+ * element is a sum of k products (+ bias) of values in [-1, 1). A df64 product is within
+ * 1.3e-14 of |a·b| and each add within ~7e-15 of the partial sum (df64.ts), so the error is at
+ * most ~k·2e-14 · (Σ|a·b| + |bias|), 7e-13 for k = 33, typically √k·1e-15 (measured: 8.5e-15).
+ * It scales with that magnitude, not with the result, which cancellation can make arbitrarily
+ * small. Hence |got - want| <= 1e-12 · (Σ|a·b| + |bias|); the float64 reference's own error
+ * (~k·1e-16) is far below, and a float32 step anywhere (~1e-7) fails.
+ */
+async function checkDf64(
+  gpu: Gpu,
+  rng: Rng,
+  [m, n, k]: Shape,
+  transA: boolean,
+  transB: boolean,
+  bias: boolean,
+  tiling: Partial<MatmulTiling>,
+): Promise<void> {
+  const precision = "df64", runs = 2;
+  const stacked = (size: number, offset: number) => {
+    const stride = size + 3;
+    const host = randomReals(rng, precision, offset + runs * stride);
+    const slices = Array.from(
+      { length: runs },
+      (_, r) => host.subarray(offset + r * stride, offset + r * stride + size),
+    );
+    const view = { buffer: uploadReals(gpu, precision, host), offset, runStride: stride };
+    return { view, slices };
+  };
+  const a = stacked(m * k, 1), b = stacked(k * n, 2), bi = bias ? stacked(n, 3) : undefined;
+  const cOff = 2, cStride = m * n + 1;
+  const c = realBuffer(gpu, precision, cOff + runs * cStride);
+  poison(gpu, c);
+  const spec: MatmulSpec = {
+    precision,
+    runs,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    a: a.view,
+    b: b.view,
+    c: { buffer: c, offset: cOff, runStride: cStride },
+    bias: bi?.view,
+  };
+  const t = chooseTiling(spec, tiling);
+  const what = `df64 ${transA ? "T" : "N"}${transB ? "T" : "N"}${bias ? "+bias" : ""} ` +
+    `${m}x${n}x${k} block ${t.tm}x${t.tn}`;
+  if (t.vecA || t.vecB || t.vecC) throw new Error(`${what}: df64 got a vec4 tiling`);
+  runDispatches(gpu, [matmulKernel(gpu, spec, tiling)]);
+  const got = await readReals(gpu, precision, c);
+  const abs = (v: Float64Array) => v.map(Math.abs);
+  for (let r = 0; r < runs; r++) {
+    const z = bi?.slices[r];
+    const want = matmul(a.slices[r], b.slices[r], m, n, k, transA, transB, z);
+    const mag = matmul(abs(a.slices[r]), abs(b.slices[r]), m, n, k, transA, transB, z && abs(z));
+    const start = cOff + r * cStride;
+    for (let i = 0; i < m * n; i++) {
+      assertClose([got[start + i]], [want[i]], 0, 1e-12 * mag[i], `${what} run ${r} [${i}]`);
+    }
+  }
+  // The gaps before, between and after the runs' C must stay poisoned.
+  for (const i of [0, 1, cOff + m * n, cOff + cStride + m * n]) {
+    if (!Number.isNaN(got[i])) throw new Error(`${what}: wrote outside C at ${i}`);
+  }
+  for (const buf of [a.view.buffer, b.view.buffer, bi?.view.buffer, c]) buf?.destroy();
+}
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    const name = `${transA ? "T" : "N"}${transB ? "T" : "N"}`;
+    gpuTest(`matmul df64 ${name} ±bias R=2 matches the float64 reference to 1e-12`, async (gpu) => {
+      const rng = freshRng(`matmul df64 ${name}`);
+      for (const bias of [false, true]) {
+        // The chooser's shrunk block (8×4) on 1×1×1 and a ragged shape, then the full 16×12
+        // block with ragged edges on both dimensions.
+        await checkDf64(gpu, rng, [1, 1, 1], transA, transB, bias, {});
+        await checkDf64(gpu, rng, [11, 7, 13], transA, transB, bias, {});
+        await checkDf64(gpu, rng, [19, 27, 33], transA, transB, bias, { tm: 16, tn: 12 });
+      }
+    });
   }
 }

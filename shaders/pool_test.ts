@@ -1,4 +1,4 @@
-import { type Gpu, readFloats, runDispatches, uploadBuffer } from "./gpu.ts";
+import { type Gpu, readReals, runDispatches, uploadBuffer, uploadReals } from "./gpu.ts";
 import {
   globalAvgPoolBackward,
   globalAvgPoolForward,
@@ -13,9 +13,25 @@ import {
   maxPool2BackwardKernel,
   maxPool2ForwardKernel,
 } from "./pool.ts";
-import { gpuTest } from "./test_gpu.ts";
+import type { Reals } from "./precision.ts";
+import { gpuTest, randomReals } from "./test_gpu.ts";
 
 type Shape = [n: number, h: number, w: number, c: number];
+
+/** The precisions tested here. */
+type Tested = "f32" | "df64";
+
+/**
+ * Unit roundoff of one rounded addition: float32's 2^-24; df64's df_add stays within ~2^-47
+ * relative (df64.ts: worst measured 6.7e-15 ≈ 2^-47.1), so 2^-46 bounds it with margin.
+ */
+const UNIT: Record<Tested, number> = { f32: 2 ** -24, df64: 2 ** -46 };
+
+/**
+ * Relative tolerance of the average backward's one division by H*W: float32 is within 1e-6
+ * (a few ulps of a division), df64's df_div within 7.6e-15 measured (df64.ts), so 1e-13.
+ */
+const DIV_RTOL: Record<Tested, number> = { f32: 1e-6, df64: 1e-13 };
 
 /** Where one run-stacked tensor lives: buffer index, offset, padded run stride, length. */
 interface Place {
@@ -47,7 +63,7 @@ function layout(
 }
 
 /** Run r of a placed tensor inside host array `a`. */
-function slice(a: Float32Array, p: Place, r: number): Float32Array {
+function slice(a: Reals, p: Place, r: number): Reals {
   return a.subarray(p.offset + r * p.runStride, p.offset + r * p.runStride + p.length);
 }
 
@@ -55,18 +71,23 @@ function slice(a: Float32Array, p: Place, r: number): Float32Array {
  * All four pooling kernels in one submit on R runs of one NHWC shape, inputs and (NaN-poisoned)
  * outputs at offsets with padded run strides, in separate buffers or all in one. With `ties`,
  * x takes values in {-2, ..., 2}, so most max-pool windows tie and the GPU must pick the
- * reference's first maximum. Checks every output run against the float64 reference and that
- * every element outside the outputs is exactly as uploaded (NaN gaps stay NaN).
+ * reference's first maximum; in df64 each value also gets 0, 1 or 2 × 2^-30, below the ulp of
+ * hi at ±1 and ±2, so there only the lo parts tell candidates apart (an r_gt that compared hi
+ * alone would pick the wrong one). Checks every output run against the float64 reference and
+ * that every element outside the outputs is exactly as uploaded (NaN gaps stay NaN).
  */
 async function check(
   gpu: Gpu,
   rng: Rng,
+  precision: Tested,
   runs: number,
   [n, h, w, c]: Shape,
   ties: boolean,
   shared: boolean,
 ): Promise<void> {
-  const tag = `pool R${runs} ${n}x${h}x${w}x${c}${ties ? " ties" : ""}${shared ? " shared" : ""}`;
+  const tag = `pool ${precision} R${runs} ${n}x${h}x${w}x${c}${ties ? " ties" : ""}${
+    shared ? " shared" : ""
+  }`;
   const input = n * h * w * c, pooled = n * Math.floor(h / 2) * Math.floor(w / 2) * c;
   const { places, sizes } = layout(
     {
@@ -81,52 +102,56 @@ async function check(
     runs,
     shared,
   );
-  const host = sizes.map((s) => new Float32Array(s).fill(NaN));
+  const host = sizes.map((s) => new Float64Array(s).fill(NaN));
   const fill = (name: string, value: () => number) => {
     for (let r = 0; r < runs; r++) {
       slice(host[places[name].buffer], places[name], r).forEach((_, i, a) => (a[i] = value()));
     }
   };
-  fill("x", ties ? () => rng.int(5) - 2 : () => rng.uniform(-1, 1));
-  fill("dyAvg", () => rng.uniform(-1, 1));
-  fill("dyMax", () => rng.uniform(-1, 1));
-  const buffers = host.map((a) => uploadBuffer(gpu, a));
+  // Every value is exact in the precision: the reference sees the GPU's very inputs.
+  const lo = precision === "f32" ? () => 0 : () => rng.int(3) * 2 ** -30;
+  const uniform = () => randomReals(rng, precision, 1)[0];
+  fill("x", ties ? () => rng.int(5) - 2 + lo() : uniform);
+  fill("dyAvg", uniform);
+  fill("dyMax", uniform);
+  const buffers = host.map((a) => uploadReals(gpu, precision, a));
   const v = (name: string) => {
     const p = places[name];
     return { buffer: buffers[p.buffer], offset: p.offset, runStride: p.runStride };
   };
-  const shape = { runs, n, h, w, c };
+  const shape = { precision, runs, n, h, w, c };
   runDispatches(gpu, [
     globalAvgPoolForwardKernel(gpu, { ...shape, x: v("x"), y: v("yAvg") }),
     globalAvgPoolBackwardKernel(gpu, { ...shape, dy: v("dyAvg"), dx: v("dxAvg") }),
     maxPool2ForwardKernel(gpu, { ...shape, x: v("x"), y: v("yMax") }),
     maxPool2BackwardKernel(gpu, { ...shape, dy: v("dyMax"), x: v("x"), dx: v("dxMax") }),
   ]);
-  const got = await Promise.all(buffers.map((b, i) => readFloats(gpu, b, sizes[i])));
-  const at = (name: string, a: Float32Array[], r: number) =>
+  const got = await Promise.all(buffers.map((b, i) => readReals(gpu, precision, b, sizes[i])));
+  const at = (name: string, a: Reals[], r: number) =>
     slice(a[places[name].buffer], places[name], r);
   for (let r = 0; r < runs; r++) {
     const x = at("x", host, r), hw = h * w;
-    // Blocked float32 sum (blocks of 32): error below (hw/32 + 32 + 1) ulps of sum |x|.
+    // Blocked sum (blocks of 32): error below (hw/32 + 32 + 1) roundings of sum |x|; the
+    // relative tolerance covers the division (as DIV_RTOL).
     let atol = 0;
     for (let b = 0; b < n; b++) {
       for (let j = 0; j < c; j++) {
         let abs = 0;
         for (let p = 0; p < hw; p++) abs += Math.abs(x[(b * hw + p) * c + j]);
-        atol = Math.max(atol, ((Math.ceil(hw / 32) + 33) * 2 ** -24 * abs) / hw);
+        atol = Math.max(atol, ((Math.ceil(hw / 32) + 33) * UNIT[precision] * abs) / hw);
       }
     }
     assertClose(
       at("yAvg", got, r),
       globalAvgPoolForward(x, n, h, w, c),
-      1e-6,
+      DIV_RTOL[precision],
       atol,
       `${tag} run ${r} avg y`,
     );
     assertClose(
       at("dxAvg", got, r),
       globalAvgPoolBackward(at("dyAvg", host, r), n, h, w, c),
-      1e-6,
+      DIV_RTOL[precision],
       0,
       `${tag} run ${r} avg dx`,
     );
@@ -162,11 +187,23 @@ for (const runs of [1, 3]) {
     const rng = freshRng(`pool R=${runs}`);
     for (const shape of SHAPES) {
       for (const ties of [false, true]) {
-        for (const shared of [false, true]) await check(gpu, rng, runs, shape, ties, shared);
+        for (const shared of [false, true]) {
+          await check(gpu, rng, "f32", runs, shape, ties, shared);
+        }
       }
     }
   });
 }
+
+gpuTest("pool in df64: avg/max forward/backward against the reference, R=2", async (gpu) => {
+  const rng = freshRng("pool df64");
+  // Small shapes (H*W = 81 spans three sum blocks); exact ties and lo-only differences.
+  for (const shape of [[1, 7, 5, 3], [2, 9, 9, 17], [3, 2, 2, 1]] as Shape[]) {
+    for (const ties of [false, true]) {
+      for (const shared of [false, true]) await check(gpu, rng, "df64", 2, shape, ties, shared);
+    }
+  }
+});
 
 gpuTest("pool: shapes and views are validated", (gpu) => {
   const buf = uploadBuffer(gpu, new Float32Array(64));

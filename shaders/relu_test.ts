@@ -1,5 +1,15 @@
-import { type Gpu, poison, readFloats, runDispatches, storageBuffer, uploadBuffer } from "./gpu.ts";
-import { gpuTest } from "./test_gpu.ts";
+import {
+  type Gpu,
+  poison,
+  readFloats,
+  readReals,
+  realBuffer,
+  runDispatches,
+  storageBuffer,
+  uploadBuffer,
+  uploadReals,
+} from "./gpu.ts";
+import { gpuTest, randomReals } from "./test_gpu.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
@@ -153,4 +163,30 @@ gpuTest("relu in place and with a shared input (runStride 0), R=3", async (gpu) 
   for (let r = 0; r < runs; r++) {
     assertClose(y2.subarray(r * count, (r + 1) * count), yRef, 0, 0, `run ${r} y in place`);
   }
+});
+
+gpuTest("relu forward/backward in df64: exact on (hi, lo) pairs, R=3", async (gpu) => {
+  const rng = freshRng("relu df64");
+  const runs = 3, count = 1000, precision = "df64";
+  const x = randomReals(rng, precision, runs * count).map((v, i) => (i % 8 ? v : 0));
+  const dy = randomReals(rng, precision, runs * count);
+  const xBuf = uploadReals(gpu, precision, x), dyBuf = uploadReals(gpu, precision, dy);
+  const yBuf = realBuffer(gpu, precision, runs * count);
+  const dxBuf = realBuffer(gpu, precision, runs * count);
+  poison(gpu, yBuf);
+  poison(gpu, dxBuf);
+  const v = (buffer: GPUBuffer) => ({ buffer, offset: 0, runStride: count });
+  runDispatches(gpu, [
+    reluForwardKernel(gpu, { precision, runs, count, x: v(xBuf), y: v(yBuf) }),
+    reluBackwardKernel(gpu, { precision, runs, count, dy: v(dyBuf), y: v(yBuf), dx: v(dxBuf) }),
+  ]);
+  const yRef = reluForward(x);
+  assertClose(await readReals(gpu, precision, yBuf, runs * count), yRef, 0, 0, "df64 y");
+  assertClose(
+    await readReals(gpu, precision, dxBuf, runs * count),
+    reluBackward(dy, yRef),
+    0,
+    0,
+    "df64 dx",
+  );
 });

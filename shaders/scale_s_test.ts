@@ -1,8 +1,19 @@
-import { type Gpu, readFloats, RUN_SCALARS, runDispatches, uploadBuffer, view } from "./gpu.ts";
-import { gpuTest } from "./test_gpu.ts";
+import {
+  type Gpu,
+  packRunScalars,
+  readFloats,
+  readReals,
+  runDispatches,
+  type RunScalarValues,
+  uploadBuffer,
+  uploadReals,
+  view,
+} from "./gpu.ts";
+import { gpuTest, randomReals, stackedReals } from "./test_gpu.ts";
 import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
 import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
 import { perturbSign } from "../reference/ops.ts";
+import type { Precision, Reals } from "./precision.ts";
 
 type Rng = ReturnType<typeof freshRng>;
 
@@ -22,11 +33,65 @@ function assertBits(got: Float32Array, want: Float32Array, what: string): void {
   }
 }
 
-/** RunScalars with `.rescale` = factors[r] for run r and every other field NaN (unread). */
-function rescaleScalars(gpu: Gpu, factors: number[]): GPUBuffer {
-  const scalars = new Float32Array(factors.length * RUN_SCALARS.words).fill(NaN);
-  factors.forEach((s, r) => (scalars[r * RUN_SCALARS.words + RUN_SCALARS.rescale] = s));
-  return uploadBuffer(gpu, scalars);
+/**
+ * Throws unless `got` is `want` within `rtols[j]` on the `sEnd` elements from `starts[j]`, and
+ * bit for bit everywhere else (O, gaps, untouched runs; NaN matches NaN).
+ */
+function assertOnS(
+  got: Reals,
+  want: Float64Array,
+  starts: number[],
+  sEnd: number,
+  rtols: number[],
+  what: string,
+): void {
+  const inS = new Uint8Array(want.length);
+  starts.forEach((k, j) => {
+    const s = (a: Reals) => a.subarray(k, k + sEnd);
+    assertClose(s(got), s(want), rtols[j], 0, `${what} from ${k}`);
+    inS.fill(1, k, k + sEnd);
+  });
+  for (let k = 0; k < want.length; k++) {
+    if (!inS[k] && !Object.is(got[k], want[k])) {
+      throw new Error(`${what}[${k}] = ${got[k]}, expected ${want[k]} untouched`);
+    }
+  }
+}
+
+// df64 products: p·s, buf·(1/s), var·(s·s), p·(1 + a·xi) are at most two df64 operations
+// without cancellation, each within 1.3e-14 of its result (df64.ts's measured worst), so
+// within ~3e-14: 1e-13 leaves a margin. Powers of two must stay exact.
+const DF64_RTOL = 1e-13;
+
+/** Every real field NaN (a kernel that reads one it should not shows it), seed and step 0. */
+const UNREAD: RunScalarValues = {
+  lrS: NaN,
+  wdS: NaN,
+  shrinkS: NaN,
+  lrO: NaN,
+  wdO: NaN,
+  shrinkO: NaN,
+  momentum: NaN,
+  eps: NaN,
+  rescale: NaN,
+  perturb: NaN,
+  epsNext: NaN,
+  seed: 0,
+  step: 0,
+};
+
+/** A RunScalars buffer with the given fields per run, every other one {@link UNREAD}. */
+function uploadScalars(
+  gpu: Gpu,
+  precision: Precision,
+  runs: Partial<RunScalarValues>[],
+): GPUBuffer {
+  return uploadBuffer(gpu, packRunScalars(precision, runs.map((v) => ({ ...UNREAD, ...v }))));
+}
+
+/** RunScalars with `.rescale` = factors[r] for run r and every other field unread. */
+function rescaleScalars(gpu: Gpu, factors: number[], precision: Precision = "f32"): GPUBuffer {
+  return uploadScalars(gpu, precision, factors.map((rescale) => ({ rescale })));
 }
 
 // [runs, sEnd, size]; the last exceeds 4096 workgroups (grid-stride loop).
@@ -144,21 +209,15 @@ gpuTest(
       const off = 1, stride = size + 3;
       const p = stacked(rng, runs, size, stride, off);
       const buf = uploadBuffer(gpu, p);
-      const scalars = new Float32Array(runs * RUN_SCALARS.words);
-      const words = new Uint32Array(scalars.buffer);
       const amp = runs === 1 ? [u] : [0, u, 0]; // run 1 is the control run A2
-      const seeds: number[] = [], steps: number[] = [];
-      for (let r = 0; r < runs; r++) {
-        scalars[r * RUN_SCALARS.words + RUN_SCALARS.perturb] = amp[r];
-        words[r * RUN_SCALARS.words + RUN_SCALARS.seed] = seeds[r] = rng.nextU32();
-        words[r * RUN_SCALARS.words + RUN_SCALARS.step] = steps[r] = rng.int(1 << 20);
-      }
+      const seeds = amp.map(() => rng.nextU32()), steps = amp.map(() => rng.int(1 << 20));
+      const scalars = amp.map((perturb, r) => ({ perturb, seed: seeds[r], step: steps[r] }));
       runDispatches(gpu, [
         perturbKernel(gpu, {
           runs,
           sEnd,
           params: view(buf, stride, off),
-          scalars: uploadBuffer(gpu, scalars),
+          scalars: uploadScalars(gpu, "f32", scalars),
         }),
       ]);
       const got = await readFloats(gpu, buf, p.length);
@@ -209,3 +268,127 @@ Deno.test("perturbSign: streams of different steps, runs and seeds are uncorrela
     if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
   }
 });
+
+gpuTest(
+  "rescaleKernel in df64: p*s, buf/s exact for powers of two, within 1e-13 otherwise",
+  async (gpu) => {
+    const rng = freshRng("rescale df64");
+    const precision = "df64";
+    // Three powers of two (exact), then three others; the last one's hi is a power of two but
+    // its lo is not 0: had it taken the exact path, buf would be off by 2^-40 (9e-13) relative.
+    const factors = [1, 2 ** -7, 2 ** 5, 3, randomReals(rng, precision, 1, 0.05, 0.2)[0]]
+      .concat(2 ** -7 * (1 + 2 ** -40));
+    const rtols = [0, 0, 0, DF64_RTOL, DF64_RTOL, DF64_RTOL];
+    const runs = factors.length;
+    for (const [sEnd, size] of [[1, 3], [777, 1000], [20000, 20003]]) {
+      const off = 3, stride = size + 2;
+      // params and bufs share one buffer at disjoint ranges, as in the trainer
+      const p = stackedReals(rng, "df64", runs, size, stride, off, -2, 2);
+      const bOff = p.length + 5;
+      const both = new Float64Array(bOff + runs * stride).fill(NaN);
+      both.set(p);
+      both.set(stackedReals(rng, "df64", runs, size, stride, 0, -2, 2), bOff);
+      const buf = uploadReals(gpu, precision, both);
+      const bufS = rescaleScalars(gpu, factors, precision);
+      runDispatches(gpu, [
+        rescaleKernel(gpu, {
+          precision,
+          runs,
+          sEnd,
+          params: view(buf, stride, off),
+          bufs: view(buf, stride, bOff),
+          scalars: bufS,
+        }),
+      ]);
+      const want = both.slice();
+      const starts = factors.flatMap((_, r) => [off + r * stride, bOff + r * stride]);
+      factors.forEach((s, r) => {
+        for (let i = 0; i < sEnd; i++) {
+          want[off + r * stride + i] *= s;
+          want[bOff + r * stride + i] /= s;
+        }
+      });
+      const got = await readReals(gpu, precision, buf, both.length);
+      assertOnS(got, want, starts, sEnd, rtols.flatMap((t) => [t, t]), `rescale sEnd=${sEnd}`);
+      buf.destroy();
+      bufS.destroy();
+    }
+  },
+);
+
+gpuTest("rescaleStatsKernel in df64: mean*s and var*s^2, exact for a power of two", async (gpu) => {
+  const rng = freshRng("rescale-stats df64");
+  const precision = "df64";
+  const factors = [2 ** 3, randomReals(rng, precision, 1, 0.05, 4)[0], 2 ** -16 * (1 + 2 ** -30)];
+  const rtols = [0, DF64_RTOL, DF64_RTOL];
+  const runs = factors.length;
+  for (const size of [1, 513]) {
+    const stride = size + 1;
+    const mean = stackedReals(rng, "df64", runs, size, stride, 0, -2, 2);
+    const variance = stackedReals(rng, "df64", runs, size, stride, 0, -2, 2).map(Math.abs);
+    const mBuf = uploadReals(gpu, precision, mean), vBuf = uploadReals(gpu, precision, variance);
+    const sBuf = rescaleScalars(gpu, factors, precision);
+    runDispatches(gpu, [
+      rescaleStatsKernel(gpu, {
+        precision,
+        runs,
+        size,
+        mean: view(mBuf, stride),
+        var: view(vBuf, stride),
+        scalars: sBuf,
+      }),
+    ]);
+    const wantM = mean.slice(), wantV = variance.slice();
+    factors.forEach((s, r) => {
+      for (let i = 0; i < size; i++) {
+        wantM[r * stride + i] *= s;
+        wantV[r * stride + i] *= s * s;
+      }
+    });
+    const starts = factors.map((_, r) => r * stride);
+    const read = (b: GPUBuffer) => readReals(gpu, precision, b, mean.length);
+    assertOnS(await read(mBuf), wantM, starts, size, rtols, `mean size=${size}`);
+    assertOnS(await read(vBuf), wantV, starts, size, rtols, `var size=${size}`);
+    for (const b of [mBuf, vBuf, sBuf]) b.destroy();
+  }
+});
+
+gpuTest(
+  "perturbKernel in df64: p*(1 + a*perturbSign) within 1e-13, amplitude 0 untouched",
+  async (gpu) => {
+    const rng = freshRng("perturb df64");
+    const precision = "df64";
+    // 2^-23 as in the trainer, and an amplitude with a lo part
+    const amp = [0, 2 ** -23, randomReals(rng, precision, 1, 1e-3, 0.1)[0]];
+    const runs = amp.length;
+    for (const [sEnd, size] of [[1, 3], [777, 1000], [20000, 20003]]) {
+      const off = 1, stride = size + 3;
+      const p = stackedReals(rng, "df64", runs, size, stride, off, -2, 2);
+      const buf = uploadReals(gpu, precision, p);
+      const seeds = amp.map(() => rng.nextU32()), steps = amp.map(() => rng.int(1 << 20));
+      const scalars = amp.map((perturb, r) => ({ perturb, seed: seeds[r], step: steps[r] }));
+      const bufS = uploadScalars(gpu, precision, scalars);
+      runDispatches(gpu, [
+        perturbKernel(gpu, {
+          precision,
+          runs,
+          sEnd,
+          params: view(buf, stride, off),
+          scalars: bufS,
+        }),
+      ]);
+      const want = p.slice();
+      for (let r = 1; r < runs; r++) {
+        for (let i = 0; i < sEnd; i++) {
+          want[off + r * stride + i] *= 1 + amp[r] * perturbSign(seeds[r], steps[r], r, i);
+        }
+      }
+      // a wrong sign is off by 2a >= 2^-22 relative: far outside the tolerance
+      const got = await readReals(gpu, precision, buf, p.length);
+      const starts = [1, 2].map((r) => off + r * stride);
+      assertOnS(got, want, starts, sEnd, [DF64_RTOL, DF64_RTOL], `perturb sEnd=${sEnd}`);
+      buf.destroy();
+      bufS.destroy();
+    }
+  },
+);

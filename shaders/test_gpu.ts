@@ -1,12 +1,15 @@
 /**
- * The one way GPU tests register: {@link gpuTest} runs `fn` with the process's GPU. The
+ * The one way GPU tests register: {@link gpuTest} runs `fn` with the process's GPU; and
+ * {@link randomReals}, inputs exact in a kernel's precision. The
  * sanitizers are off because the GPU (device, pipeline cache, pending maps) deliberately
  * outlives every test.
  *
  * @module
  */
 
+import type { Rng } from "../core/prng.ts";
 import { acquireGpu, type Gpu } from "./gpu.ts";
+import { decodeReals, encodeReals, type Precision } from "./precision.ts";
 
 /** Registers a Deno test that acquires the process-wide GPU and passes it to `fn`. */
 export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
@@ -18,4 +21,44 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): v
       await fn(await acquireGpu());
     },
   });
+}
+
+/**
+ * `n` fresh uniform values in [lo, hi), each rounded to what `precision` holds exactly (float32,
+ * a df64 (hi, lo) pair, float64), so a float64 reference sees the very inputs the GPU does.
+ */
+export function randomReals(
+  rng: Rng,
+  precision: Precision,
+  n: number,
+  lo = -1,
+  hi = 1,
+): Float64Array {
+  // Two draws: 53 random bits, so a df64 value's lo part is random too.
+  const values = Float64Array.from(
+    { length: n },
+    () => lo + (hi - lo) * (rng.next() + rng.next() * 2 ** -32),
+  );
+  return Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
+}
+
+/**
+ * `runs` blocks of `size` fresh {@link randomReals} in [lo, hi), `stride` apart from `offset`,
+ * NaN everywhere else (a kernel's stray read or write shows up).
+ */
+export function stackedReals(
+  rng: Rng,
+  precision: Precision,
+  runs: number,
+  size: number,
+  stride: number,
+  offset: number,
+  lo = -1,
+  hi = 1,
+): Float64Array {
+  const a = new Float64Array(offset + runs * stride).fill(NaN);
+  for (let r = 0; r < runs; r++) {
+    a.set(randomReals(rng, precision, size, lo, hi), offset + r * stride);
+  }
+  return a;
 }

@@ -31,6 +31,7 @@ import {
 import type { StepperState, TrainingSnapshot } from "./step.ts";
 import type { OutputRow, TrackerState } from "./monitor.ts";
 import type { TrainerState } from "./trainer.ts";
+import { newReals, type Precision, type Reals } from "../shaders/precision.ts";
 import { writeFileAtomic } from "./files.ts";
 
 /** The `format` metadata value of the files this version writes and reads. */
@@ -80,19 +81,26 @@ function torchOrder(layout: ModelLayout, t: ParamTensor): Int32Array {
   return index;
 }
 
-/** One run's tensor `t` (from its flat vector `flat`) in PyTorch's layout. */
-export function exportTensor(layout: ModelLayout, t: ParamTensor, flat: Float32Array): SafeTensor {
-  const order = torchOrder(layout, t), data = new Float32Array(t.size);
+/** Reals as a safetensors tensor: F32 from a float32 trainer, F64 from df64 and f64 ones. */
+function realTensor(shape: number[], data: Reals): SafeTensor {
+  return data instanceof Float32Array
+    ? { dtype: "F32", shape, data }
+    : { dtype: "F64", shape, data };
+}
+
+/** One run's tensor `t` (from its flat vector `flat`) in PyTorch's layout, in flat's dtype. */
+export function exportTensor(layout: ModelLayout, t: ParamTensor, flat: Reals): SafeTensor {
+  const order = torchOrder(layout, t), data = flat.slice(0, t.size);
   for (let i = 0; i < t.size; i++) data[i] = flat[t.offset + order[i]];
-  return { dtype: "F32", shape: torchShape(layout, t), data };
+  return realTensor(torchShape(layout, t), data);
 }
 
 /** Writes a tensor in PyTorch's layout into one run's flat vector `flat`. */
 export function importTensor(
   layout: ModelLayout,
   t: ParamTensor,
-  data: Float32Array,
-  flat: Float32Array,
+  data: ArrayLike<number>,
+  flat: Reals,
 ): void {
   const order = torchOrder(layout, t);
   for (let i = 0; i < t.size; i++) flat[t.offset + order[i]] = data[i];
@@ -148,11 +156,10 @@ export function encodeCheckpoint(
           snap.gpu.runningVar,
         ]] as const
       ) {
-        tensors.set(`${run}/${name}.${key}`, {
-          dtype: "F32",
-          shape: [bn.features],
-          data: all.slice(at, at + bn.features),
-        });
+        tensors.set(
+          `${run}/${name}.${key}`,
+          realTensor([bn.features], all.slice(at, at + bn.features)),
+        );
       }
     }
   });
@@ -294,25 +301,33 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointF
 }
 
 /**
- * The trainer state a checkpoint holds for `layout`: every tensor present, in float32, with
- * the model's shapes; one line naming the file and the first problem otherwise. Extra
- * tensors are refused too (a checkpoint of another model).
+ * The trainer state a checkpoint holds for `layout` and a trainer of `precision`: every tensor
+ * present, in the precision's dtype (F32 for f32, F64 for df64 and f64), with the model's
+ * shapes; one line naming the file and the first problem otherwise. Extra tensors are refused
+ * too (a checkpoint of another model).
  */
-export function checkpointState(file: CheckpointFile, layout: ModelLayout): TrainerState {
+export function checkpointState(
+  file: CheckpointFile,
+  layout: ModelLayout,
+  precision: Precision = "f32",
+): TrainerState {
   const { source, meta, tensors } = file;
   const R = meta.runs.length, P = layout.size, N = layout.statsSize;
   const state: TrainerState = {
-    params: new Float32Array(R * P),
-    bufs: new Float32Array(R * P),
-    runningMean: new Float32Array(R * N),
-    runningVar: new Float32Array(R * N),
+    params: newReals(precision, R * P),
+    bufs: newReals(precision, R * P),
+    runningMean: newReals(precision, R * N),
+    runningVar: newReals(precision, R * N),
   };
+  const dtype = precision === "f32" ? "F32" : "F64";
   const used = new Set<string>();
-  const take = (name: string, shape: number[]): Float32Array => {
+  const take = (name: string, shape: number[]): Reals => {
     const t = tensors.get(name);
     if (!t) throw new CheckpointError(`${source}: tensor ${name} is missing`);
-    if (t.dtype !== "F32") {
-      throw new CheckpointError(`${source}: tensor ${name} is ${t.dtype}, expected F32`);
+    if (t.dtype !== dtype) {
+      throw new CheckpointError(
+        `${source}: tensor ${name} is ${t.dtype}, expected ${dtype} (--precision ${precision})`,
+      );
     }
     if (t.shape.join(",") !== shape.join(",")) {
       throw new CheckpointError(

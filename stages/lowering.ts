@@ -9,7 +9,8 @@
 
 import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
 import { nodeParams, shapeSize } from "../core/graph.ts";
-import { type Dispatch, type Gpu, storageBuffer, type TensorView } from "../shaders/gpu.ts";
+import { type Dispatch, type Gpu, realBuffer, type TensorView } from "../shaders/gpu.ts";
+import type { Precision } from "../shaders/precision.ts";
 import { matmulKernel } from "../shaders/matmul.ts";
 import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
 import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
@@ -33,6 +34,8 @@ export type PassMode = "train" | "probe" | "eval";
 
 /** The buffers a pass reads and writes besides its own activations. */
 export interface PassBuffers {
+  /** The kernels' arithmetic; every activation of the pass is a real of it. */
+  precision: Precision;
   layout: ModelLayout;
   runs: number;
   /** Input batch [rows, inputSize], shared by all runs. */
@@ -131,6 +134,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
     forward(node, l) {
       const { weight, bias } = nodeParams(l.b.layout, node.id);
       return [matmulKernel(l.gpu, {
+        precision: l.b.precision,
         runs: l.b.runs,
         m: l.rows,
         n: weight!.shape[1],
@@ -146,6 +150,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const [k, n] = weight!.shape, runs = l.b.runs, input = node.inputs[0];
       return [
         matmulKernel(l.gpu, {
+          precision: l.b.precision,
           runs,
           m: k,
           n,
@@ -156,10 +161,18 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
           c: l.grad(weight!),
         }),
         ...(bias
-          ? [columnSumKernel(l.gpu, { runs, rows: l.rows, cols: n, a: dOut, out: l.grad(bias) })]
+          ? [columnSumKernel(l.gpu, {
+            precision: l.b.precision,
+            runs,
+            rows: l.rows,
+            cols: n,
+            a: dOut,
+            out: l.grad(bias),
+          })]
           : []),
         ...(l.needsGrad(input)
           ? [matmulKernel(l.gpu, {
+            precision: l.b.precision,
             runs,
             m: l.rows,
             n: k,
@@ -177,6 +190,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
     forward(node, l) {
       const { weight } = nodeParams(l.b.layout, node.id);
       return [conv2dForwardKernel(l.gpu, {
+        precision: l.b.precision,
         runs: l.b.runs,
         shape: convShape(node, l),
         x: l.act(node.inputs[0]),
@@ -189,6 +203,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const shape = convShape(node, l), input = node.inputs[0], runs = l.b.runs;
       return [
         conv2dBackwardWeightKernel(l.gpu, {
+          precision: l.b.precision,
           runs,
           shape,
           x: l.act(input),
@@ -197,6 +212,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
         }),
         ...(l.needsGrad(input)
           ? [conv2dBackwardInputKernel(l.gpu, {
+            precision: l.b.precision,
             runs,
             shape,
             dy: dOut,
@@ -222,6 +238,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
         : undefined;
       if (save) l.saved.set(node.id, save);
       return [batchNormForwardKernel(l.gpu, {
+        precision: l.b.precision,
         runs,
         rows,
         features,
@@ -248,6 +265,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const { rows, features } = matrix(node, l.rows);
       const save = l.saved.get(node.id)!;
       return [batchNormBackwardKernel(l.gpu, {
+        precision: l.b.precision,
         runs: l.b.runs,
         rows,
         features,
@@ -263,12 +281,14 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
   relu: {
     forward: (node, l) => [reluForwardKernel(l.gpu, {
+      precision: l.b.precision,
       runs: l.b.runs,
       count: l.rows * shapeSize(node.shape),
       x: l.act(node.inputs[0]),
       y: l.act(node.id),
     })],
     backward: (node, l, dOut, dx) => [reluBackwardKernel(l.gpu, {
+      precision: l.b.precision,
       runs: l.b.runs,
       count: l.rows * shapeSize(node.shape),
       dy: dOut,
@@ -278,11 +298,13 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
   maxpool2: {
     forward: (node, l) => [maxPool2ForwardKernel(l.gpu, {
+      precision: l.b.precision,
       ...poolShape(node, l),
       x: l.act(node.inputs[0]),
       y: l.act(node.id),
     })],
     backward: (node, l, dOut, dx) => [maxPool2BackwardKernel(l.gpu, {
+      precision: l.b.precision,
       ...poolShape(node, l),
       dy: dOut,
       x: l.act(node.inputs[0]),
@@ -291,11 +313,13 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
   avgpool: {
     forward: (node, l) => [globalAvgPoolForwardKernel(l.gpu, {
+      precision: l.b.precision,
       ...poolShape(node, l),
       x: l.act(node.inputs[0]),
       y: l.act(node.id),
     })],
     backward: (node, l, dOut, dx) => [globalAvgPoolBackwardKernel(l.gpu, {
+      precision: l.b.precision,
       ...poolShape(node, l),
       dy: dOut,
       dx: dx(0),
@@ -303,6 +327,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
   add: {
     forward: (node, l) => [addKernel(l.gpu, {
+      precision: l.b.precision,
       runs: l.b.runs,
       count: l.rows * shapeSize(node.shape),
       a: l.act(node.inputs[0]),
@@ -318,6 +343,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   softmax_xent: {
     // The forward writes dlogits, the loss's whole backward, as the logits' gradient.
     forward: (node, l) => [softmaxCrossEntropyKernel(l.gpu, {
+      precision: l.b.precision,
       runs: l.b.runs,
       rows: l.rows,
       classes: l.b.layout.classes,
@@ -344,8 +370,10 @@ function op(kind: OpKind): GpuOp {
 export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMode): Pass {
   const { layout, runs } = b;
   const nodes = layout.graph.nodes;
+  const buffer = (elements: number, label: string) =>
+    realBuffer(gpu, b.precision, elements, `${mode} ${label}`);
   const alloc = (elements: number, label: string) =>
-    runView(storageBuffer(gpu, runs * rows * elements, `${mode} ${label}`), rows * elements);
+    runView(buffer(runs * rows * elements, label), rows * elements);
   const acts = new Map<number, TensorView>();
   const l: Lowering = {
     gpu,
@@ -353,8 +381,7 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
     mode,
     rows,
     act: (id) => acts.get(id)!,
-    alloc: (elements, label) =>
-      runView(storageBuffer(gpu, runs * elements, `${mode} ${label}`), elements),
+    alloc: (elements, label) => runView(buffer(runs * elements, label), elements),
     param: (t) => runView(b.params, layout.size, t.offset),
     grad: (t) => runView(b.grads, layout.size, t.offset),
     needsGrad: (id) => nodes[id].op.kind !== "input",
@@ -391,6 +418,7 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
       const prev = grads.get(id)!;
       const sum = prev.owned ? prev.view : alloc(shapeSize(nodes[id].shape), `d${nodes[id].name}`);
       after.push(addKernel(gpu, {
+        precision: b.precision,
         runs,
         count: rows * shapeSize(nodes[id].shape),
         a: prev.view,

@@ -16,6 +16,7 @@
 import type { Batch } from "./data/loader.ts";
 import type { PlanState, RunName, RunPlan, RunStep } from "../core/runs.ts";
 import type { GpuTrainer, TrainerState } from "./trainer.ts";
+import type { Reals } from "../shaders/precision.ts";
 
 /** One metered step as the step stage hands it on. */
 export interface StepRecord {
@@ -26,8 +27,8 @@ export interface StepRecord {
   rows: number;
   /** The plan's values of every run at this step. */
   plan: RunStep[];
-  /** runs × layout.words floats read back from the GPU. */
-  metrics: Float32Array;
+  /** runs × layout.words reals read back from the GPU (float64 unless the trainer is f32). */
+  metrics: Reals;
   /** Whether the probe (training mode) was evaluated at this step. */
   probe: boolean;
   /** Whether the eval-mode probe was evaluated at this step. */
@@ -131,7 +132,7 @@ export function stepStage(
   opts: StepStageOptions,
 ): TransformStream<Batch, StepOutput> {
   const { control } = opts;
-  const metered: { record: Omit<StepRecord, "metrics">; metrics: Promise<Float32Array> }[] = [];
+  const metered: { record: Omit<StepRecord, "metrics">; metrics: Promise<Reals> }[] = [];
   const normsQueue: { step: number; norms: Promise<number[]> }[] = [];
   const scheduled = [...(opts.resume?.scheduled ?? [])];
   const rescaleAt = [...(opts.resume?.rescaleAt ?? opts.runs.map(() => -1))];

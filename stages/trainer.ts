@@ -14,13 +14,23 @@ import {
   type Dispatch,
   encodeDispatches,
   type Gpu,
-  hostBytes,
-  readFloats,
-  RUN_SCALARS,
+  packRunScalars,
+  readReals,
+  realBuffer,
+  runScalarsBytes,
   storageBuffer,
   type TensorView,
   uploadBuffer,
+  uploadReals,
 } from "../shaders/gpu.ts";
+import {
+  decodeReals,
+  encodeReals,
+  newReals,
+  type Precision,
+  realBytes,
+  type Reals,
+} from "../shaders/precision.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import type { RunStep } from "../core/runs.ts";
 import { fusedSums, type FusedSumsSpec } from "../shaders/sums.ts";
@@ -29,9 +39,12 @@ import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "../shaders/sca
 import { PROBE_STATS, probeDistanceKernel } from "../shaders/probe_distance.ts";
 import { type Pass, type PassBuffers, type PassMode, recordPass } from "./lowering.ts";
 
-/** Word offsets of one run's record in the per-step metrics buffer. */
+/**
+ * Element offsets of one run's record in the per-step metrics buffer (reals of the trainer's
+ * precision).
+ */
 export interface MetricsLayout {
-  /** Words per run (a multiple of 4). */
+  /** Elements per run (a multiple of 4). */
   words: number;
   loss: number;
   correct: number;
@@ -88,6 +101,8 @@ export function metricsLayout(layers: number): MetricsLayout {
 
 /** What the trainer is built for. */
 export interface TrainerOptions {
+  /** The kernels' arithmetic (default f32; `--precision`). */
+  precision?: Precision;
   layout: ModelLayout;
   runs: number;
   /** Largest training batch (buffers are sized for it). */
@@ -123,22 +138,24 @@ export const STEP_PHASES = [
 export type StepPhase = typeof STEP_PHASES[number];
 
 /**
- * The training state of every run, run-stacked float32: what a checkpoint holds of the GPU.
- * Running statistics are in the trainer's units (weight-norm or plain, `--running-stats`).
+ * The training state of every run, run-stacked: what a checkpoint holds of the GPU. Read back,
+ * it is float32 for an f32 trainer and float64 otherwise (df64 pairs joined); given to a
+ * trainer, any numbers, rounded to its precision. Running statistics are in the trainer's
+ * units (weight-norm or plain, `--running-stats`).
  */
 export interface TrainerState {
-  params: Float32Array;
-  bufs: Float32Array;
-  runningMean: Float32Array;
-  runningVar: Float32Array;
+  params: Reals;
+  bufs: Reals;
+  runningMean: Reals;
+  runningVar: Reals;
 }
 
 /** What one submitted step promises: its S weight norms always, its metrics when metered. */
 export interface SubmittedStep {
   /** Per run, ||w_{t+1}|| over S after the update (float64 sum of the per-tensor norms²). */
   norms: Promise<number[]>;
-  /** runs × {@link MetricsLayout.words} floats, on metered steps. */
-  metrics?: Promise<Float32Array>;
+  /** runs × {@link MetricsLayout.words} reals, on metered steps. */
+  metrics?: Promise<Reals>;
   /** GPU nanoseconds of each phase that ran (with `profile`). */
   phases?: Promise<Partial<Record<StepPhase, number>>>;
 }
@@ -153,15 +170,13 @@ export interface StepOptions {
   evalMode: boolean;
 }
 
-const F32 = 4;
-
 /**
  * Initial running variances, run-stacked: 1 in plain units, so 1/||W_l||² for a BatchNorm
  * whose statistics are kept in units of its S tensor's norm (`--running-stats weightnorm`).
  */
-export function initialRunningVar(opts: TrainerOptions, params: Float32Array): Float32Array {
+export function initialRunningVar(opts: TrainerOptions, params: ArrayLike<number>): Reals {
   const { layout, runs } = opts;
-  const rv = new Float32Array(runs * layout.statsSize);
+  const rv = newReals(opts.precision ?? "f32", runs * layout.statsSize);
   for (let r = 0; r < runs; r++) {
     for (const bn of layout.batchNorms) {
       let n2 = 1;
@@ -187,9 +202,7 @@ export class GpuTrainer {
   private readonly grads: GPUBuffer;
   private readonly prevS: GPUBuffer;
   private readonly scalars: GPUBuffer;
-  /** The per-run scalar records on the CPU, as floats and as u32 (the same bytes). */
-  private readonly scalarFloats: Float32Array<ArrayBuffer>;
-  private readonly scalarUints: Uint32Array<ArrayBuffer>;
+  private readonly precision: Precision;
   private readonly metricsBuf: GPUBuffer;
   private readonly x: GPUBuffer;
   private readonly labels: GPUBuffer;
@@ -208,7 +221,7 @@ export class GpuTrainer {
   private readonly probeStats: Dispatch;
   private readonly timer?: { queries: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
   private readonly evalStats: Dispatch;
-  private readonly ring: { buffer: GPUBuffer; metrics?: Promise<Float32Array> }[];
+  private readonly ring: { buffer: GPUBuffer; metrics?: Promise<Reals> }[];
   /** Unmetered steps read back only the per-tensor norms² of S (Lemma-2 rescale decisions). */
   private readonly normRing: { buffer: GPUBuffer; norms?: Promise<number[]> }[];
   /** Completion of the submitted steps not yet waited for, oldest first. */
@@ -217,24 +230,24 @@ export class GpuTrainer {
 
   private constructor(private readonly gpu: Gpu, private readonly opts: TrainerOptions) {
     const { layout, runs } = opts;
+    const precision = this.precision = opts.precision ?? "f32";
     const P = layout.size, S = layout.sEnd, dim = layout.inputSize;
     this.metrics = metricsLayout(layout.sTensors.length);
     const M = this.metrics.words;
-    this.params = storageBuffer(gpu, runs * P, "params");
-    this.grads = storageBuffer(gpu, runs * P, "grads");
-    this.bufs = storageBuffer(gpu, runs * P, "momentum");
-    this.prevS = storageBuffer(gpu, runs * S, "previous S weights");
-    this.runningMean = storageBuffer(gpu, runs * layout.statsSize, "running mean");
-    this.runningVar = storageBuffer(gpu, runs * layout.statsSize, "running var");
-    this.scalarFloats = new Float32Array(runs * RUN_SCALARS.words);
-    this.scalarUints = new Uint32Array(this.scalarFloats.buffer);
-    this.scalars = storageBuffer(gpu, runs * RUN_SCALARS.words, "run scalars");
-    this.metricsBuf = storageBuffer(gpu, runs * M, "metrics");
-    this.x = storageBuffer(gpu, opts.batchRows * dim, "batch x");
+    const reals = (n: number, label: string) => realBuffer(gpu, precision, n, label);
+    this.params = reals(runs * P, "params");
+    this.grads = reals(runs * P, "grads");
+    this.bufs = reals(runs * P, "momentum");
+    this.prevS = reals(runs * S, "previous S weights");
+    this.runningMean = reals(runs * layout.statsSize, "running mean");
+    this.runningVar = reals(runs * layout.statsSize, "running var");
+    this.scalars = storageBuffer(gpu, runs * runScalarsBytes(precision) / 4, "run scalars");
+    this.metricsBuf = reals(runs * M, "metrics");
+    this.x = reals(opts.batchRows * dim, "batch x");
     this.labels = storageBuffer(gpu, opts.batchRows, "batch labels");
-    const probeX = uploadBuffer(gpu, opts.probe.x, "probe x");
+    const probeX = uploadReals(gpu, precision, opts.probe.x, "probe x");
     const probeLabels = uploadBuffer(gpu, Uint32Array.from(opts.probe.y), "probe labels");
-    this.evalX = storageBuffer(gpu, opts.probe.rows * dim, "eval chunk x");
+    this.evalX = reals(opts.probe.rows * dim, "eval chunk x");
 
     const m = (field: number): TensorView => ({
       buffer: this.metricsBuf,
@@ -250,10 +263,11 @@ export class GpuTrainer {
     ) {
       throw new Error("group S is not contiguous from offset 0");
     }
-    const sums = (spec: Omit<FusedSumsSpec, "runs" | "segments">) =>
-      fusedSums(gpu, { runs, segments, ...spec });
+    const sums = (spec: Omit<FusedSumsSpec, "precision" | "runs" | "segments">) =>
+      fusedSums(gpu, { precision, runs, segments, ...spec });
     const distances = (pass: Pass, labels: GPUBuffer, out: number) =>
       probeDistanceKernel(gpu, {
+        precision,
         runs,
         rows: pass.rows,
         classes: layout.classes,
@@ -301,6 +315,7 @@ export class GpuTrainer {
     });
     const sgd = (previous?: TensorView) =>
       sgdKernel(gpu, {
+        precision,
         runs,
         size: P,
         sEnd: S,
@@ -349,6 +364,7 @@ export class GpuTrainer {
     });
     const plainStats = opts.runningStats === "plain"
       ? [rescaleStatsKernel(gpu, {
+        precision,
         runs,
         size: layout.statsSize,
         mean: stats(this.runningMean),
@@ -358,6 +374,7 @@ export class GpuTrainer {
       : [];
     this.rescale = [
       rescaleKernel(gpu, {
+        precision,
         runs,
         sEnd: S,
         params: sView,
@@ -367,11 +384,13 @@ export class GpuTrainer {
       ...plainStats,
       ...this.layerNorms,
     ];
-    this.perturb = [perturbKernel(gpu, { runs, sEnd: S, params: sView, scalars: this.scalars })];
-    const readback = (words: number, label: string) =>
+    this.perturb = [
+      perturbKernel(gpu, { precision, runs, sEnd: S, params: sView, scalars: this.scalars }),
+    ];
+    const readback = (elements: number, label: string) =>
       Array.from({ length: opts.inFlight + 1 }, () => ({
         buffer: gpu.device.createBuffer({
-          size: words * F32,
+          size: elements * realBytes(precision),
           usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
           label,
         }),
@@ -382,19 +401,19 @@ export class GpuTrainer {
 
   /**
    * Builds the trainer and uploads the initial state: `params` and `bufs` are run-stacked
-   * (runs × layout.size, float32). Running means start at 0 and running variances at 1 in
-   * plain units (so 1/||W_l||² in weight-norm units).
+   * (runs × layout.size), rounded to the trainer's precision. Running means start at 0 and
+   * running variances at 1 in plain units (so 1/||W_l||² in weight-norm units).
    */
   static async create(
     gpu: Gpu,
     opts: TrainerOptions,
-    params: Float32Array,
-    bufs: Float32Array,
+    params: Reals,
+    bufs: Reals,
   ): Promise<GpuTrainer> {
     return await GpuTrainer.restore(gpu, opts, {
       params,
       bufs,
-      runningMean: new Float32Array(opts.runs * opts.layout.statsSize),
+      runningMean: newReals(opts.precision ?? "f32", opts.runs * opts.layout.statsSize),
       runningVar: initialRunningVar(opts, params),
     }, 0);
   }
@@ -410,11 +429,11 @@ export class GpuTrainer {
     step: number,
   ): Promise<GpuTrainer> {
     const t = new GpuTrainer(gpu, opts);
-    const q = gpu.device.queue;
-    q.writeBuffer(t.params, 0, hostBytes(state.params));
-    q.writeBuffer(t.bufs, 0, hostBytes(state.bufs));
-    q.writeBuffer(t.runningMean, 0, hostBytes(state.runningMean));
-    q.writeBuffer(t.runningVar, 0, hostBytes(state.runningVar));
+    const q = gpu.device.queue, p = t.precision;
+    q.writeBuffer(t.params, 0, encodeReals(p, state.params));
+    q.writeBuffer(t.bufs, 0, encodeReals(p, state.bufs));
+    q.writeBuffer(t.runningMean, 0, encodeReals(p, state.runningMean));
+    q.writeBuffer(t.runningVar, 0, encodeReals(p, state.runningVar));
     t.submitted = step;
     // The first forward reads each layer's norm (weight-norm running statistics).
     const encoder = gpu.device.createCommandEncoder();
@@ -429,6 +448,7 @@ export class GpuTrainer {
     const { layout, runs } = this.opts;
     const M = this.metrics.words;
     const buffers: PassBuffers = {
+      precision: this.precision,
       layout,
       runs,
       input,
@@ -447,25 +467,10 @@ export class GpuTrainer {
     return recordPass(this.gpu, buffers, rows, mode);
   }
 
+  /** The plan's float64 per-run values, sent in the trainer's precision (df64: as pairs). */
   private writeScalars(steps: RunStep[], step: number): void {
-    const f = this.scalarFloats, u = this.scalarUints;
-    steps.forEach((s, r) => {
-      const o = r * RUN_SCALARS.words;
-      f[o + RUN_SCALARS.lrS] = s.lrS;
-      f[o + RUN_SCALARS.wdS] = s.wdS;
-      f[o + RUN_SCALARS.shrinkS] = s.shrinkS;
-      f[o + RUN_SCALARS.lrO] = s.lrO;
-      f[o + RUN_SCALARS.wdO] = s.wdO;
-      f[o + RUN_SCALARS.shrinkO] = s.shrinkO;
-      f[o + RUN_SCALARS.momentum] = s.momentum;
-      f[o + RUN_SCALARS.eps] = s.eps;
-      f[o + RUN_SCALARS.epsNext] = s.epsNext;
-      f[o + RUN_SCALARS.rescale] = s.rescale;
-      f[o + RUN_SCALARS.perturb] = s.perturb;
-      u[o + RUN_SCALARS.seed] = this.opts.seed >>> 0;
-      u[o + RUN_SCALARS.step] = step >>> 0;
-    });
-    this.gpu.device.queue.writeBuffer(this.scalars, 0, f);
+    const records = steps.map((s) => ({ ...s, seed: this.opts.seed, step }));
+    this.gpu.device.queue.writeBuffer(this.scalars, 0, packRunScalars(this.precision, records));
   }
 
   /**
@@ -496,13 +501,15 @@ export class GpuTrainer {
     if (slot?.metrics) await slot.metrics;
     if (normSlot?.norms) await normSlot.norms;
     const step = this.submitted++;
-    q.writeBuffer(this.x, 0, hostBytes(x), 0, rows * this.opts.layout.inputSize);
+    const dim = this.opts.layout.inputSize;
+    q.writeBuffer(this.x, 0, encodeReals(this.precision, x.subarray(0, rows * dim)));
     // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
     q.writeBuffer(this.labels, 0, y.buffer as ArrayBuffer, y.byteOffset, rows * 4);
     this.writeScalars(steps, step);
 
     const encoder = device.createCommandEncoder();
     const { runs, layout } = this.opts, M = this.metrics.words, L = layout.sTensors.length;
+    const bytes = realBytes(this.precision);
     const rescaling = steps.some((s) => s.rescale !== 1);
     const perturbing = steps.some((s) => s.perturb !== 0);
     const phases: [StepPhase, Dispatch[]][] = [
@@ -542,18 +549,24 @@ export class GpuTrainer {
     if (slot) encoder.copyBufferToBuffer(this.metricsBuf, 0, slot.buffer, 0, slot.buffer.size);
     else {
       for (let r = 0; r < runs; r++) {
-        const from = (r * M + this.metrics.layerNorm2) * F32;
-        encoder.copyBufferToBuffer(this.metricsBuf, from, normSlot!.buffer, r * L * F32, L * F32);
+        const from = (r * M + this.metrics.layerNorm2) * bytes;
+        encoder.copyBufferToBuffer(
+          this.metricsBuf,
+          from,
+          normSlot!.buffer,
+          r * L * bytes,
+          L * bytes,
+        );
       }
     }
     q.submit([encoder.finish()]);
     const read = (buffer: GPUBuffer) =>
       this.gpu.guard(buffer.mapAsync(GPUMapMode.READ)).then(() => {
-        const out = new Float32Array(buffer.getMappedRange().slice(0));
+        const out = decodeReals(this.precision, buffer.getMappedRange().slice(0));
         buffer.unmap();
         return out;
       });
-    const sNorms = (words: Float32Array, stride: number, first: number) =>
+    const sNorms = (words: Reals, stride: number, first: number) =>
       Array.from({ length: runs }, (_, r) => {
         let n2 = 0;
         for (let l = 0; l < L; l++) n2 += words[r * stride + first + l];
@@ -591,19 +604,19 @@ export class GpuTrainer {
    * Eval-mode logits of every run for up to `probe.rows` examples (final held-out accuracy in
    * chunks; BatchNorm in eval mode makes chunking exact). Waits for the GPU.
    */
-  async evalLogits(x: Float32Array, rows: number): Promise<Float32Array> {
+  async evalLogits(x: Float32Array, rows: number): Promise<Reals> {
     const { layout, runs, probe } = this.opts;
     if (rows > probe.rows) throw new Error(`eval chunk of ${rows} rows exceeds ${probe.rows}`);
     this.evalChunkPass ??= this.buildPass(probe.rows, this.evalX, "eval");
     const padded = new Float32Array(probe.rows * layout.inputSize);
     padded.set(x.subarray(0, rows * layout.inputSize));
-    this.gpu.device.queue.writeBuffer(this.evalX, 0, padded);
+    this.gpu.device.queue.writeBuffer(this.evalX, 0, encodeReals(this.precision, padded));
     const encoder = this.gpu.device.createCommandEncoder();
     encodeDispatches(encoder, this.evalChunkPass.forward);
     this.gpu.device.queue.submit([encoder.finish()]);
     const { buffer, runStride } = this.evalChunkPass.logits;
-    const all = await readFloats(this.gpu, buffer, runs * runStride);
-    const classes = layout.classes, out = new Float32Array(runs * rows * classes);
+    const all = await readReals(this.gpu, this.precision, buffer, runs * runStride);
+    const classes = layout.classes, out = newReals(this.precision, runs * rows * classes);
     for (let r = 0; r < runs; r++) {
       out.set(all.subarray(r * runStride, r * runStride + rows * classes), r * rows * classes);
     }
@@ -614,9 +627,9 @@ export class GpuTrainer {
    * Reads the whole training state back, with the last gradients (checkpoints and tests;
    * waits for the GPU). Run-stacked arrays.
    */
-  async readState(): Promise<TrainerState & { grads: Float32Array }> {
+  async readState(): Promise<TrainerState & { grads: Reals }> {
     const { layout, runs } = this.opts;
-    const read = (b: GPUBuffer, n: number) => readFloats(this.gpu, b, runs * n);
+    const read = (b: GPUBuffer, n: number) => readReals(this.gpu, this.precision, b, runs * n);
     return {
       params: await read(this.params, layout.size),
       bufs: await read(this.bufs, layout.size),

@@ -323,6 +323,42 @@ Deno.test({
 
 Deno.test({
   ...opts,
+  name:
+    "--precision df64: the self-test passes at startup and A–B stays below 1e-9 (float32: above)",
+  async fn() {
+    const args = ["--runs", "A,B", "--steps", "20", "--quiet", "--format", "jsonl"];
+    const df64 = await cli([...args, "--precision", "df64"]);
+    if (df64.code !== 0) throw new Error(`exit ${df64.code}: ${df64.stderr}`);
+    if (!/precision: df64, self-test passed on /.test(df64.stderr)) {
+      throw new Error(`no self-test line: ${df64.stderr}`);
+    }
+    const worst = (out: string, column: string) =>
+      Math.max(...out.trimEnd().split("\n").map((l) => JSON.parse(l)[column] ?? 0));
+    const batch = worst(df64.stdout, "B.batch_maxprob"),
+      probe = worst(df64.stdout, "B.dist_maxprob");
+    const f32 = worst((await cli(args)).stdout, "B.batch_maxprob");
+    console.error(
+      `A–B max |Δsoftmax| over 20 steps: df64 ${batch} (batch), ${probe} (probe); f32 ${f32}`,
+    );
+    if (!(batch < 1e-9 && probe < 1e-9)) throw new Error(`df64 A–B ${batch}, ${probe}`);
+    // The float32 run shows what df64 removes: its rounding alone is far above 1e-9.
+    if (!(f32 > 1e-8)) throw new Error(`float32 A–B ${f32}`);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "--precision f64 on an adapter without shader-f64: one line naming the feature",
+  async fn() {
+    const r = await cli(["--precision", "f64", "--steps", "2"]);
+    // An adapter with native float64 trains instead (not the lavapipe of CI).
+    if (r.code === 0) return console.error("this adapter has shader-f64");
+    assertOneLineError(r, 1, "--precision f64", "shader-f64");
+  },
+});
+
+Deno.test({
+  ...opts,
   name: "a group S that is not scale-invariant (large BatchNorm eps) gets a warning on stderr",
   async fn() {
     const quiet = await cli(["--runs", "A", "--steps", "3", "--quiet"]);

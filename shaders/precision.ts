@@ -1,0 +1,120 @@
+/**
+ * The arithmetic a kernel computes in, chosen once per trainer (`--precision`): every kernel
+ * template is written against the real type `R` and the `r_*` functions below, and
+ * {@link KernelInterface} pastes the matching definitions, so one template gives the float32,
+ * double-float and native float64 variants of a kernel.
+ *
+ * - "f32": `R = f32`, the functions are the plain operators (the compiler inlines them, so the
+ *   float32 kernels compile to what they were before).
+ * - "df64": `R = vec2<f32>`, a (hi, lo) pair of float32 (`df64.ts`, ~48-bit mantissa); buffers
+ *   hold interleaved pairs, 8 bytes per element.
+ * - "f64": `R = f64`, native doubles where the adapter has the `shader-f64` feature.
+ *
+ * The WGSL vocabulary (a, b, c: R; x: f32):
+ * - `R()` is zero in every precision; `r_f(x)` is the float32 x as an R (never `R(x)`: in df64
+ *   that would be the pair (x, x)); a float64 constant is `realLiteral(precision, x)`;
+ * - `r_add(a, b)`, `r_sub`, `r_mul`, `r_div`, `r_fma(a, b, c)` = a·b + c (not fused),
+ *   `r_sqrt(a)`, `r_exp(a)`, `r_log(a)`, `r_abs(a)`, `r_max(a, b)`, unary `-a`;
+ * - `r_gt(a, b)`, `r_lt(a, b)`: exact comparisons; `r_hi(a)`: the nearest float32 (for signs,
+ *   thresholds, and outputs that stay float32);
+ * - `select(a, b, cond)` works on R as on f32.
+ *
+ * @module
+ */
+
+import { df64Wgsl, joinDf64Array, splitDf64, splitDf64Array } from "./df64.ts";
+
+/** The kernels' arithmetic: float32, double-float pairs, or native float64. */
+export type Precision = "f32" | "df64" | "f64";
+
+/** Every {@link Precision}, in the order the CLI lists them. */
+export const PRECISIONS: readonly Precision[] = ["f32", "df64", "f64"];
+
+/** Host arrays of reals: float32 for "f32", float64 for the two others. */
+export type Reals = Float32Array | Float64Array;
+
+/** Bytes per element of an `R` buffer. */
+export function realBytes(precision: Precision): number {
+  return precision === "f32" ? 4 : 8;
+}
+
+/** The uniform u32 field that carries df64's runtime zero (see df64.ts's guard). */
+export const DF64_ZERO_FIELD = "df_zero";
+
+/** Definitions of `R` and the `r_*` functions; df64's read `u.df_zero` (declared by the interface). */
+export function realWgsl(precision: Precision): string {
+  if (precision === "df64") {
+    return /* wgsl */ `alias R = vec2<f32>;
+${df64Wgsl({ zero: `u.${DF64_ZERO_FIELD}` })}
+fn r_f(x: f32) -> R { return vec2<f32>(x, 0.0); }
+fn r_hi(a: R) -> f32 { return a.x; }
+fn r_add(a: R, b: R) -> R { return df_add(a, b); }
+fn r_sub(a: R, b: R) -> R { return df_sub(a, b); }
+fn r_mul(a: R, b: R) -> R { return df_mul(a, b); }
+fn r_div(a: R, b: R) -> R { return df_div(a, b); }
+fn r_fma(a: R, b: R, c: R) -> R { return df_add(df_mul(a, b), c); }
+fn r_sqrt(a: R) -> R { return df_sqrt(a); }
+fn r_exp(a: R) -> R { return df_exp(a); }
+fn r_log(a: R) -> R { return df_log(a); }
+fn r_gt(a: R, b: R) -> bool { return a.x > b.x || (a.x == b.x && a.y > b.y); }
+fn r_lt(a: R, b: R) -> bool { return r_gt(b, a); }
+fn r_abs(a: R) -> R { return select(a, -a, a.x < 0.0); }
+fn r_max(a: R, b: R) -> R { return select(a, b, r_gt(b, a)); }
+`;
+  }
+  const t = precision;
+  return /* wgsl */ `alias R = ${t};
+fn r_f(x: f32) -> R { return ${t}(x); }
+fn r_hi(a: R) -> f32 { return f32(a); }
+fn r_add(a: R, b: R) -> R { return a + b; }
+fn r_sub(a: R, b: R) -> R { return a - b; }
+fn r_mul(a: R, b: R) -> R { return a * b; }
+fn r_div(a: R, b: R) -> R { return a / b; }
+fn r_fma(a: R, b: R, c: R) -> R { return a * b + c; }
+fn r_sqrt(a: R) -> R { return sqrt(a); }
+fn r_exp(a: R) -> R { return exp(a); }
+fn r_log(a: R) -> R { return log(a); }
+fn r_gt(a: R, b: R) -> bool { return a > b; }
+fn r_lt(a: R, b: R) -> bool { return a < b; }
+fn r_abs(a: R) -> R { return abs(a); }
+fn r_max(a: R, b: R) -> R { return max(a, b); }
+`;
+}
+
+/**
+ * A float64 constant as a WGSL `R` expression to the precision's full accuracy (df64: its
+ * (hi, lo) pair; f32: rounded once, by the compiler).
+ */
+export function realLiteral(precision: Precision, x: number): string {
+  const lit = (c: number) => c.toPrecision(17);
+  if (precision !== "df64") return `R(${lit(x)})`;
+  const [hi, lo] = splitDf64(x);
+  return `R(${lit(hi)}, ${lit(lo)})`;
+}
+
+/**
+ * `values` as the bytes of an `R` buffer (df64: each float64 split into its (hi, lo) pair). A
+ * Float32Array given for f32 is returned as it is, without a copy (the per-step batch upload).
+ */
+export function encodeReals(
+  precision: Precision,
+  values: ArrayLike<number>,
+): Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer> {
+  if (precision === "df64") return splitDf64Array(values);
+  // The project never allocates SharedArrayBuffers: the cast only narrows ArrayBufferLike.
+  if (precision === "f32" && values instanceof Float32Array) {
+    return values as Float32Array<ArrayBuffer>;
+  }
+  return precision === "f32" ? Float32Array.from(values) : Float64Array.from(values);
+}
+
+/** The values of an `R` buffer's bytes (df64: each pair joined into one float64). */
+export function decodeReals(precision: Precision, bytes: ArrayBuffer): Reals {
+  if (precision === "df64") return joinDf64Array(new Float32Array(bytes));
+  return precision === "f32" ? new Float32Array(bytes) : new Float64Array(bytes);
+}
+
+/** A zeroed host array of `n` reals of the precision's host type. */
+export function newReals(precision: Precision, n: number): Reals {
+  return precision === "f32" ? new Float32Array(n) : new Float64Array(n);
+}
