@@ -10,6 +10,7 @@ import { deriveSeed } from "../core/prng.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
+import { realSelfTest, realSelfTestMessage } from "../shaders/precision_selftest.ts";
 import { batchStream } from "../stages/data/loader.ts";
 import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
@@ -56,24 +57,31 @@ export interface Trained {
 export const GRAD_COS_WARNING = 1e-3;
 
 /**
- * Checks that the adapter can compute in `precision`: df64 runs the double-float self-test
- * (TwoSum, TwoProduct, division, square root, exp, log against float64), f64 needs the
- * `shader-f64` feature. Returns the line to log; throws one line naming what failed.
+ * Checks that the adapter computes right in `precision`: df64 runs the double-float primitives'
+ * self-test (TwoSum, TwoProduct, division, square root, exp, log against float64), and df64 and
+ * f64 the kernels' `r_*` functions; f64 first needs the `shader-f64` feature. Returns the line
+ * to log; throws one line naming what failed.
  */
 export async function checkPrecision(gpu: Gpu, precision: Precision): Promise<string> {
   const adapter = gpu.adapterDescription;
+  if (precision === "f32") return "precision: f32";
   if (precision === "f64" && !gpu.f64) {
     throw new Error(
       `--precision f64: the adapter ${adapter} lacks the WebGPU feature shader-f64 (native ` +
         `float64 in shaders); use --precision df64`,
     );
   }
-  if (precision !== "df64") return `precision: ${precision}`;
-  const result = await df64SelfTest(gpu);
-  if (!result.ok) throw new Error(df64SelfTestMessage(adapter, result));
-  const worst = Math.max(...Object.values(result.worst));
-  return `precision: df64, self-test passed on ${adapter} (worst relative error ${
-    worst.toExponential(1)
+  const worst: number[] = [];
+  if (precision === "df64") {
+    const primitives = await df64SelfTest(gpu);
+    if (!primitives.ok) throw new Error(df64SelfTestMessage(adapter, primitives));
+    worst.push(...Object.values(primitives.worst));
+  }
+  const functions = await realSelfTest(gpu, precision);
+  if (!functions.ok) throw new Error(realSelfTestMessage(adapter, precision, functions));
+  worst.push(...Object.values(functions.worst));
+  return `precision: ${precision}, self-test passed on ${adapter} (worst relative error ${
+    Math.max(...worst).toExponential(1)
   })`;
 }
 

@@ -13,7 +13,13 @@ import {
   type SafeTensor,
   SafetensorsError,
 } from "../core/safetensors.ts";
-import { CheckpointError, exportTensor, importTensor, torchShape } from "../stages/checkpoint.ts";
+import {
+  CheckpointError,
+  DF64_LO,
+  exportTensor,
+  importTensor,
+  torchShape,
+} from "../stages/checkpoint.ts";
 import { writeFileAtomic } from "../stages/files.ts";
 
 /** The `format` metadata value of a `--save-init` file. */
@@ -39,7 +45,8 @@ export async function saveWeights(
 /**
  * Run A's initial weights for `layout` from a `.safetensors` file: every parameter as
  * `A/<name>` (as --save-init and checkpoints write it) or `<name>` (a PyTorch state_dict), in
- * PyTorch's shapes, F32 or F64 (rounded to float32); BatchNorm buffers are ignored. Missing,
+ * PyTorch's shapes, F32 or F64 (rounded to float32: every run starts from float32 weights, in
+ * every precision); BatchNorm buffers, momentum and df64 lo parts are ignored. Missing,
  * unknown or misshapen tensors are one error line naming the file.
  */
 export async function loadWeights(path: string, layout: ModelLayout): Promise<Float32Array> {
@@ -73,7 +80,8 @@ export async function loadWeights(path: string, layout: ModelLayout): Promise<Fl
     used.add(name);
   }
   const extra = [...tensors.keys()].find((k) =>
-    !used.has(k) && k.startsWith(prefix) && !BUFFERS.test(k) && !k.includes(".momentum")
+    !used.has(k) && k.startsWith(prefix) && !BUFFERS.test(k) && !k.includes(".momentum") &&
+    !k.endsWith(DF64_LO)
   );
   if (extra !== undefined) {
     throw new CheckpointError(

@@ -100,6 +100,26 @@ export function foldedGrid(count: number, runs: number, wg: number): [number, nu
 }
 
 /**
+ * The entry point of a one-invocation-per-element kernel over `u.count` elements per run,
+ * dispatched with {@link foldedGrid}(count, runs, `wg`): `body` sees the element `i` and the run
+ * `r` (invocations past the end have returned).
+ */
+export function foldedMain(wg: number, body: string): string {
+  return /* wgsl */ `@compute @workgroup_size(${wg})
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.y * groups.x + wid.x) * ${wg}u + lid;
+  let r = wid.z;
+  if (i >= u.count) { return; }
+${body}
+}
+`;
+}
+
+/**
  * Throws unless `runs` run-stacked tensors of `length` elements of `bytes` each fit inside
  * `v.buffer`.
  */

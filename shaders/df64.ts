@@ -51,8 +51,9 @@
  * (16 independent chains per invocation): 8.5–14x, 9.8–10.6x in the steadier run. One step
  * per element loaded and stored (pairs are 8 bytes; the shape of SGD or BatchNorm's apply):
  * 1.4–3.0x, 2.5–3.0x in the steadier run. The XOR guard is no slower than the product by 1.0
- * (1.9–2.1 ns against 2.1–2.3). The float32 matmul reaches ~0.1 ns per multiply-add, so a df64
- * matmul would be ~15–20x slower; elementwise kernels ~3x.
+ * (1.9–2.1 ns against 2.1–2.3). The float32 matmul reaches ~0.1 ns per multiply-add; the df64
+ * one measured 7–20x slower (~10x in quiet rounds, `matmul.ts`), a whole MLP training step
+ * 3.3–6.4x (`deno task bench --precision`).
  *
  * @module
  */

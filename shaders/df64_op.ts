@@ -6,7 +6,7 @@
  * @module
  */
 
-import { assertCounts, foldedGrid, KernelInterface } from "./binding.ts";
+import { assertCounts, foldedGrid, foldedMain, KernelInterface } from "./binding.ts";
 import { DF64_ONE, DF64_ONE_FIELD, type Df64Options, df64Wgsl } from "./df64.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 
@@ -66,23 +66,17 @@ const OP_INTERFACE = new KernelInterface("df64 op", {
 export function df64OpWgsl(op: Df64Op, options: Df64Options = {}): string {
   return /* wgsl */ `${OP_INTERFACE.wgsl}
 ${df64Wgsl(options)}
-@compute @workgroup_size(${WORKGROUP})
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  df_init(u.${DF64_ONE_FIELD});
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP}u + lid;
-  let r = wid.z;
-  if (i >= u.count) { return; }
+${
+    foldedMain(
+      WORKGROUP,
+      `  df_init(u.${DF64_ONE_FIELD});
   let x = vec2<f32>(a[at_a(r, 2u * i)], a[at_a(r, 2u * i + 1u)]);
   let y = vec2<f32>(b[at_b(r, 2u * i)], b[at_b(r, 2u * i + 1u)]);
   let z = ${OP_EXPR[op]};
   out[at_out(r, 2u * i)] = z.x;
-  out[at_out(r, 2u * i + 1u)] = z.y;
-}
-`;
+  out[at_out(r, 2u * i + 1u)] = z.y;`,
+    )
+  }`;
 }
 
 /** out = op(a, b) over `count` (hi, lo) pairs per run; views count float32 elements. */

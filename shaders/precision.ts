@@ -114,6 +114,39 @@ export function decodeReals(precision: Precision, bytes: ArrayBuffer): Reals {
   return precision === "f32" ? new Float32Array(bytes) : new Float64Array(bytes);
 }
 
+/**
+ * A buffer's reals without loss: the values ({@link decodeReals}) and, for df64, each pair's lo.
+ * A df64 pair can carry bits 48 places apart, past float64's 53, so its float64 value alone
+ * does not give the pair back; value and lo together do ({@link encodeRealsExact}).
+ */
+export function decodeRealsExact(
+  precision: Precision,
+  bytes: ArrayBuffer,
+): { values: Reals; lo?: Float32Array } {
+  const values = decodeReals(precision, bytes);
+  if (precision !== "df64") return { values };
+  const pairs = new Float32Array(bytes);
+  return { values, lo: Float32Array.from({ length: values.length }, (_, i) => pairs[2 * i + 1]) };
+}
+
+/**
+ * The bytes of an `R` buffer from {@link decodeRealsExact}'s values and lo: hi is the float32
+ * rounding of value − lo (within an ulp of float64 of hi, so it rounds to hi exactly).
+ */
+export function encodeRealsExact(
+  precision: Precision,
+  values: ArrayLike<number>,
+  lo?: ArrayLike<number>,
+): Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer> {
+  if (precision !== "df64" || lo === undefined) return encodeReals(precision, values);
+  const pairs = new Float32Array(2 * values.length);
+  for (let i = 0; i < values.length; i++) {
+    pairs[2 * i] = Math.fround(values[i] - lo[i]);
+    pairs[2 * i + 1] = lo[i];
+  }
+  return pairs;
+}
+
 /** A zeroed host array of `n` reals of the precision's host type. */
 export function newReals(precision: Precision, n: number): Reals {
   return precision === "f32" ? new Float32Array(n) : new Float64Array(n);

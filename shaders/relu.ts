@@ -8,7 +8,7 @@
  * @module
  */
 
-import { assertCounts, foldedGrid, KernelInterface } from "./binding.ts";
+import { assertCounts, foldedGrid, foldedMain, KernelInterface } from "./binding.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
 
@@ -57,20 +57,9 @@ export function reluWgsl(direction: ReluDirection, precision: Precision = "f32")
   y[at_y(r, i)] = select(R(), v, r_hi(v) > 0.0);`
     : `  let g = dy[at_dy(r, i)];
   dx[at_dx(r, i)] = select(R(), g, r_hi(y[at_y(r, i)]) > 0.0);`;
-  return /* wgsl */ `${reluInterface(direction, precision).wgsl}
+  return `${reluInterface(direction, precision).wgsl}
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = (wid.y * groups.x + wid.x) * ${WORKGROUP}u + lid;
-  let r = wid.z;
-  if (i >= u.count) { return; }
-${body}
-}
-`;
+${foldedMain(WORKGROUP, body)}`;
 }
 
 function build(

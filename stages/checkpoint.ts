@@ -30,7 +30,7 @@ import {
 } from "../core/safetensors.ts";
 import type { StepperState, TrainingSnapshot } from "./step.ts";
 import type { OutputRow, TrackerState } from "./monitor.ts";
-import type { TrainerState } from "./trainer.ts";
+import { STATE_ARRAYS, type StateArray, type TrainerState } from "./trainer.ts";
 import { newReals, type Precision, type Reals } from "../shaders/precision.ts";
 import { writeFileAtomic } from "./files.ts";
 
@@ -117,6 +117,54 @@ function scheduleState(step: RunStep, log2Scale: number) {
   };
 }
 
+/** The suffix of the tensor holding each df64 pair's lo beside its F64 value (exact resume). */
+export const DF64_LO = ".df64_lo";
+
+/** One tensor of a run in a checkpoint: its name, the state array it lives in, and its layout. */
+interface StateTensor {
+  /** The name after the run prefix, e.g. `fc0.weight.momentum`, `bn0.running_var`. */
+  name: string;
+  array: StateArray;
+  /** Elements per run of `array`. */
+  perRun: number;
+  /** PyTorch's shape. */
+  shape: number[];
+  /** The tensor from one run's slice of the array, in PyTorch's layout and the slice's dtype. */
+  export(run: Reals): SafeTensor;
+  /** Writes the tensor's PyTorch-layout `data` into one run's slice. */
+  import(data: ArrayLike<number>, run: Reals): void;
+}
+
+/** Every tensor of one run, in file order: weights, momentum buffers, running statistics. */
+function stateTensors(layout: ModelLayout): StateTensor[] {
+  const P = layout.size, N = layout.statsSize;
+  const param = (t: ParamTensor, array: StateArray, suffix: string): StateTensor => ({
+    name: t.name + suffix,
+    array,
+    perRun: P,
+    shape: torchShape(layout, t),
+    export: (run) => exportTensor(layout, t, run),
+    import: (data, run) => importTensor(layout, t, data, run),
+  });
+  const stats = layout.batchNorms.flatMap((bn) =>
+    (["runningMean", "runningVar"] as const).map((array): StateTensor => ({
+      name: `${layout.graph.nodes[bn.node].name}.${
+        array === "runningMean" ? "running_mean" : "running_var"
+      }`,
+      array,
+      perRun: N,
+      shape: [bn.features],
+      export: (run) => realTensor([bn.features], run.slice(bn.offset, bn.offset + bn.features)),
+      import: (data, run) => run.set(data, bn.offset),
+    }))
+  );
+  return [
+    ...layout.tensors.map((t) => param(t, "params", "")),
+    ...layout.tensors.map((t) => param(t, "bufs", ".momentum")),
+    ...stats,
+  ];
+}
+
 /** What the pipeline adds to every checkpoint's metadata. */
 export interface CheckpointContext {
   layout: ModelLayout;
@@ -137,30 +185,13 @@ export function encodeCheckpoint(
   snap: TrainingSnapshot,
   tracker: TrackerState,
 ): Uint8Array {
-  const { layout } = ctx, P = layout.size, N = layout.statsSize;
-  const tensors = new Map<string, SafeTensor>();
+  const { layout } = ctx, tensors = new Map<string, SafeTensor>();
   ctx.runs.forEach((run, r) => {
-    const params = snap.gpu.params.subarray(r * P, (r + 1) * P);
-    const bufs = snap.gpu.bufs.subarray(r * P, (r + 1) * P);
-    for (const t of layout.tensors) {
-      tensors.set(`${run}/${t.name}`, exportTensor(layout, t, params));
-    }
-    for (const t of layout.tensors) {
-      tensors.set(`${run}/${t.name}.momentum`, exportTensor(layout, t, bufs));
-    }
-    for (const bn of layout.batchNorms) {
-      const name = layout.graph.nodes[bn.node].name, at = r * N + bn.offset;
-      for (
-        const [key, all] of [["running_mean", snap.gpu.runningMean], [
-          "running_var",
-          snap.gpu.runningVar,
-        ]] as const
-      ) {
-        tensors.set(
-          `${run}/${name}.${key}`,
-          realTensor([bn.features], all.slice(at, at + bn.features)),
-        );
-      }
+    for (const st of stateTensors(layout)) {
+      const put = (name: string, all: Reals) =>
+        tensors.set(name, st.export(all.subarray(r * st.perRun, (r + 1) * st.perRun)));
+      put(`${run}/${st.name}`, snap.gpu[st.array]);
+      if (snap.gpu.lo) put(`${run}/${st.name}${DF64_LO}`, snap.gpu.lo[st.array]);
     }
   });
   const metadata: Record<string, string> = {
@@ -302,9 +333,9 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointF
 
 /**
  * The trainer state a checkpoint holds for `layout` and a trainer of `precision`: every tensor
- * present, in the precision's dtype (F32 for f32, F64 for df64 and f64), with the model's
- * shapes; one line naming the file and the first problem otherwise. Extra tensors are refused
- * too (a checkpoint of another model).
+ * present, in the precision's dtype (F32 for f32, F64 for df64 and f64; df64 also each pair's
+ * lo, F32), with the model's shapes; one line naming the file and the first problem otherwise.
+ * Extra tensors are refused too (a checkpoint of another model).
  */
 export function checkpointState(
   file: CheckpointFile,
@@ -313,20 +344,22 @@ export function checkpointState(
 ): TrainerState {
   const { source, meta, tensors } = file;
   const R = meta.runs.length, P = layout.size, N = layout.statsSize;
-  const state: TrainerState = {
-    params: newReals(precision, R * P),
-    bufs: newReals(precision, R * P),
-    runningMean: newReals(precision, R * N),
-    runningVar: newReals(precision, R * N),
-  };
+  const sizes: Record<StateArray, number> = { params: P, bufs: P, runningMean: N, runningVar: N };
+  const arrays = (make: (n: number) => Reals) =>
+    Object.fromEntries(STATE_ARRAYS.map((k) => [k, make(R * sizes[k])])) as Record<
+      StateArray,
+      Reals
+    >;
+  const state: TrainerState = arrays((n) => newReals(precision, n));
+  if (precision === "df64") state.lo = arrays((n) => new Float32Array(n)) as TrainerState["lo"];
   const dtype = precision === "f32" ? "F32" : "F64";
   const used = new Set<string>();
-  const take = (name: string, shape: number[]): Reals => {
+  const take = (name: string, shape: number[], expected: "F32" | "F64"): Reals => {
     const t = tensors.get(name);
     if (!t) throw new CheckpointError(`${source}: tensor ${name} is missing`);
-    if (t.dtype !== dtype) {
+    if (t.dtype !== expected) {
       throw new CheckpointError(
-        `${source}: tensor ${name} is ${t.dtype}, expected ${dtype} (--precision ${precision})`,
+        `${source}: tensor ${name} is ${t.dtype}, expected ${expected} (--precision ${precision})`,
       );
     }
     if (t.shape.join(",") !== shape.join(",")) {
@@ -335,20 +368,14 @@ export function checkpointState(
       );
     }
     used.add(name);
-    return t.data;
+    return t.data as Reals;
   };
   meta.runs.forEach((run, r) => {
-    const params = state.params.subarray(r * P, (r + 1) * P);
-    const bufs = state.bufs.subarray(r * P, (r + 1) * P);
-    for (const t of layout.tensors) {
-      const shape = torchShape(layout, t);
-      importTensor(layout, t, take(`${run}/${t.name}`, shape), params);
-      importTensor(layout, t, take(`${run}/${t.name}.momentum`, shape), bufs);
-    }
-    for (const bn of layout.batchNorms) {
-      const name = layout.graph.nodes[bn.node].name, at = r * N + bn.offset;
-      state.runningMean.set(take(`${run}/${name}.running_mean`, [bn.features]), at);
-      state.runningVar.set(take(`${run}/${name}.running_var`, [bn.features]), at);
+    for (const st of stateTensors(layout)) {
+      const get = (name: string, all: Reals, expected: "F32" | "F64") =>
+        st.import(take(name, st.shape, expected), all.subarray(r * st.perRun, (r + 1) * st.perRun));
+      get(`${run}/${st.name}`, state[st.array], dtype);
+      if (state.lo) get(`${run}/${st.name}${DF64_LO}`, state.lo[st.array], "F32");
     }
   });
   const extra = [...tensors.keys()].find((k) => !used.has(k));

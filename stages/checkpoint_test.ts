@@ -77,6 +77,49 @@ Deno.test("checkpoint: every tensor, the plan, the stepper and the summary come 
   if (file.tensors.get("A/stem.weight")!.shape.join() !== "4,3,3,3") throw new Error("stem shape");
 });
 
+Deno.test("checkpoint: df64 state (F64 values and each pair's lo) comes back bit for bit", () => {
+  const rng = freshRng("checkpoint df64");
+  const f32 = snapshot(3);
+  // Pairs whose lo lies far below hi's last bit: hi + lo is then not a float64, and only the
+  // stored lo gives the pair back.
+  const pairs = (n: number) => {
+    const hi = randomFloats(rng, n), lo = randomFloats(rng, n).map((v, i) => v * 2 ** -40 * hi[i]);
+    return { values: Float64Array.from(hi, (h, i) => h + lo[i]), lo };
+  };
+  const arrays = ["params", "bufs", "runningMean", "runningVar"] as const;
+  const [p, b, m, v] = arrays.map((k) => pairs(f32.gpu[k].length));
+  const snap: TrainingSnapshot = {
+    ...f32,
+    gpu: {
+      params: p.values,
+      bufs: b.values,
+      runningMean: m.values,
+      runningVar: v.values,
+      lo: { params: p.lo, bufs: b.lo, runningMean: m.lo, runningVar: v.lo },
+    },
+  };
+  const bytes = encodeCheckpoint(context, snap, new SummaryTracker([...runs]).state);
+  const file = decodeCheckpoint(bytes, "ck.safetensors");
+  const state = checkpointState(file, layout, "df64");
+  for (const key of arrays) {
+    if (!state[key].every((v, i) => Object.is(v, snap.gpu[key][i]))) throw new Error(`${key}`);
+    if (!state.lo![key].every((v, i) => Object.is(v, snap.gpu.lo![key][i]))) {
+      throw new Error(`${key} lo`);
+    }
+  }
+  if (file.tensors.get("B/stem.weight")!.dtype !== "F64") throw new Error("values are not F64");
+  // A float32 trainer refuses it with one line naming the tensor and the dtype.
+  let message = "";
+  try {
+    checkpointState(file, layout, "f32");
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  if (!/tensor A\/\S+ is F64, expected F32 \(--precision f32\)/.test(message)) {
+    throw new Error(`f32: ${message}`);
+  }
+});
+
 Deno.test("checkpoint: NaN and infinities survive the metadata's JSON", () => {
   const value = { a: NaN, b: [Infinity, -Infinity, 1e-300], c: "x" };
   if (toJson(fromJson(toJson(value))) !== toJson(value)) throw new Error(toJson(value));

@@ -15,6 +15,7 @@ import {
   encodeDispatches,
   type Gpu,
   packRunScalars,
+  readFloats,
   readReals,
   realBuffer,
   runScalarsBytes,
@@ -25,7 +26,9 @@ import {
 } from "../shaders/gpu.ts";
 import {
   decodeReals,
+  decodeRealsExact,
   encodeReals,
+  encodeRealsExact,
   newReals,
   type Precision,
   realBytes,
@@ -139,16 +142,25 @@ export type StepPhase = typeof STEP_PHASES[number];
 
 /**
  * The training state of every run, run-stacked: what a checkpoint holds of the GPU. Read back,
- * it is float32 for an f32 trainer and float64 otherwise (df64 pairs joined); given to a
- * trainer, any numbers, rounded to its precision. Running statistics are in the trainer's
- * units (weight-norm or plain, `--running-stats`).
+ * it is float32 for an f32 trainer and float64 otherwise (df64 pairs joined), with each df64
+ * pair's lo in `lo` so that it goes back bit for bit; given to a trainer, any numbers, rounded
+ * to its precision (exactly restored with `lo`). Running statistics are in the trainer's units
+ * (weight-norm or plain, `--running-stats`).
  */
 export interface TrainerState {
   params: Reals;
   bufs: Reals;
   runningMean: Reals;
   runningVar: Reals;
+  /** df64: the lo of every pair of each array (see `decodeRealsExact`). */
+  lo?: Record<StateArray, Float32Array>;
 }
+
+/** The arrays of a {@link TrainerState}. */
+export const STATE_ARRAYS = ["params", "bufs", "runningMean", "runningVar"] as const;
+
+/** One of {@link STATE_ARRAYS}. */
+export type StateArray = typeof STATE_ARRAYS[number];
 
 /** What one submitted step promises: its S weight norms always, its metrics when metered. */
 export interface SubmittedStep {
@@ -429,11 +441,10 @@ export class GpuTrainer {
     step: number,
   ): Promise<GpuTrainer> {
     const t = new GpuTrainer(gpu, opts);
-    const q = gpu.device.queue, p = t.precision;
-    q.writeBuffer(t.params, 0, encodeReals(p, state.params));
-    q.writeBuffer(t.bufs, 0, encodeReals(p, state.bufs));
-    q.writeBuffer(t.runningMean, 0, encodeReals(p, state.runningMean));
-    q.writeBuffer(t.runningVar, 0, encodeReals(p, state.runningVar));
+    const q = gpu.device.queue;
+    for (const key of STATE_ARRAYS) {
+      q.writeBuffer(t[key], 0, encodeRealsExact(t.precision, state[key], state.lo?.[key]));
+    }
     t.submitted = step;
     // The first forward reads each layer's norm (weight-norm running statistics).
     const encoder = gpu.device.createCommandEncoder();
@@ -629,14 +640,27 @@ export class GpuTrainer {
    */
   async readState(): Promise<TrainerState & { grads: Reals }> {
     const { layout, runs } = this.opts;
-    const read = (b: GPUBuffer, n: number) => readReals(this.gpu, this.precision, b, runs * n);
-    return {
-      params: await read(this.params, layout.size),
-      bufs: await read(this.bufs, layout.size),
-      grads: await read(this.grads, layout.size),
-      runningMean: await read(this.runningMean, layout.statsSize),
-      runningVar: await read(this.runningVar, layout.statsSize),
+    const words = realBytes(this.precision) / 4;
+    const length: Record<StateArray | "grads", number> = {
+      params: layout.size,
+      bufs: layout.size,
+      grads: layout.size,
+      runningMean: layout.statsSize,
+      runningVar: layout.statsSize,
     };
+    const read = async (key: StateArray | "grads") => {
+      const raw = await readFloats(this.gpu, this[key], runs * length[key] * words);
+      return decodeRealsExact(this.precision, raw.buffer as ArrayBuffer);
+    };
+    const state = { grads: (await read("grads")).values } as TrainerState & { grads: Reals };
+    const lo = {} as Record<StateArray, Float32Array>;
+    for (const key of STATE_ARRAYS) {
+      const { values, lo: pairsLo } = await read(key);
+      state[key] = values;
+      if (pairsLo) lo[key] = pairsLo;
+    }
+    if (this.precision === "df64") state.lo = lo;
+    return state;
   }
 
   /** Waits for all submitted work (tests and the final summary). */

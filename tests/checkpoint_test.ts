@@ -194,28 +194,36 @@ Deno.test({
   },
 });
 
-/** A safetensors reader written from the format's specification, for this test only. */
-function readSafetensors(bytes: Uint8Array) {
+/**
+ * A safetensors reader written from the format's specification, for this test only; every
+ * tensor must have `dtype` (F32 from a float32 trainer, F64 from a df64 one), except a df64
+ * pair's lo parts (`….df64_lo`, F32).
+ */
+function readSafetensors(bytes: Uint8Array, dtype: "F32" | "F64" = "F32") {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
   check(8 + n <= bytes.length, "header length past the end");
   const header = JSON.parse(decoder.decode(bytes.subarray(8, 8 + n)));
   const data = 8 + n;
   check(data % 8 === 0, `data starts at ${data}, not 8-byte aligned`);
-  const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
+  const tensors = new Map<string, { shape: number[]; values: Float64Array }>();
   const spans: [number, number][] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    const { dtype, shape, data_offsets: [begin, end] } = info as {
+    const { dtype: found, shape, data_offsets: [begin, end] } = info as {
       dtype: string;
       shape: number[];
       data_offsets: [number, number];
     };
-    check(dtype === "F32", `${name}: dtype ${dtype}`);
-    check(end - begin === 4 * shape.reduce((a, b) => a * b, 1), `${name}: size`);
+    const want = name.endsWith(".df64_lo") ? "F32" : dtype, size = want === "F32" ? 4 : 8;
+    check(found === want, `${name}: dtype ${found}, expected ${want}`);
+    check(end - begin === size * shape.reduce((a, b) => a * b, 1), `${name}: size`);
     check(data + end <= bytes.length, `${name}: past the end`);
-    const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(data + begin + 4 * i, true);
+    const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < values.length; i++) {
+      const at = data + begin + size * i;
+      values[i] = want === "F32" ? view.getFloat32(at, true) : view.getFloat64(at, true);
+    }
     tensors.set(name, { shape, values });
     spans.push([begin, end]);
   }
@@ -267,7 +275,7 @@ Deno.test({
     check(schedule.B.c_t > 1 && schedule.A.c_t === 1, `schedule ${metadata.schedule}`);
     // B's weights are c_t times A's (THEORY §3), read straight from the file.
     const a = tensors.get("A/fc0.weight")!.values, b = tensors.get("B/fc0.weight")!.values;
-    const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    const norm = (v: Float64Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
     const ratio = norm(b) / norm(a);
     check(
       Math.abs(ratio / schedule.B.c_t - 1) < 1e-5,
@@ -293,6 +301,36 @@ Deno.test({
     const wrong = await cli(["--hidden", "48", "--steps", "3", "--init-from", init]);
     const line = errorLine(wrong);
     check(line.includes(init) && line.includes("fc0.weight") && line.includes("shape"), line);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "df64 checkpoints: F64 tensors with each pair's lo (‖w_B‖/‖w_A‖ = c_t to 1e-12 in the file), resume byte for byte, f32 refused",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const args = ["--precision", "df64", "--hidden", "32", "--runs", "A,B", "--steps", "8"];
+    const whole = await cli(args);
+    check(whole.code === 0, "the uninterrupted run failed", whole);
+    const first = await cli([...args, "--steps", "4", "--checkpoint-dir", dir]);
+    check(first.code === 0, "the first half failed", first);
+    const [file] = await checkpointsIn(dir);
+    const { tensors, metadata } = readSafetensors(await Deno.readFile(file), "F64");
+    check(tensors.has("B/fc0.weight.momentum.df64_lo"), "no lo parts in the file");
+    const norm = (v: Float64Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+    const ratio = norm(tensors.get("B/fc0.weight")!.values) /
+      norm(tensors.get("A/fc0.weight")!.values);
+    const c = JSON.parse(metadata.schedule).B.c_t;
+    // float32 weights give the ratio to ~1e-7 (the resolution test above); df64 to ~1e-15.
+    check(Math.abs(ratio / c - 1) < 1e-12, `norm ratio ${ratio} vs c_t ${c}`);
+    const r = await assertResumes(args, rows(whole.stdout), file);
+    check(rows(r.stdout).length === 4, `resumed run printed ${rows(r.stdout).length} rows`);
+    // Another precision is another training setting: one line naming it.
+    const f32 = await cli([...args.slice(2), "--resume", file]);
+    const line = errorLine(f32);
+    check(line.includes("precision") && line.includes("df64"), line);
     await Deno.remove(dir, { recursive: true });
   },
 });
