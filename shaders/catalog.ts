@@ -93,7 +93,7 @@ const TILINGS: Record<string, (transA: boolean, precision: Precision) => MatmulT
 };
 
 /** A catalogued variant: its name and its WGSL in a given precision. */
-type Entry = [string, (precision: Precision) => string];
+export type Entry = [string, (precision: Precision) => string];
 
 function matmulEntries(): Entry[] {
   const out: Entry[] = [];
@@ -117,8 +117,8 @@ const each = <T extends string>(
   gen: (k: T, precision: Precision) => string,
 ) => keys.map((k): Entry => [`${prefix}.${k}`, (precision) => gen(k, precision)]);
 
-/** The kernels of the trainer, each in every precision. */
-const KERNELS: Entry[] = [
+/** The kernels of the trainer by name, each a generator of its WGSL in any precision. */
+export const KERNELS: readonly Entry[] = [
   ...each<ReluDirection>("relu", ["forward", "backward"], reluWgsl),
   ...BATCHNORM.map((v): Entry => [batchNormName(v), (precision) => batchNormWgsl(v, precision)]),
   ...matmulEntries(),
