@@ -118,7 +118,7 @@ export interface Df64Options {
   /**
    * The WGSL expression of the runtime 0u the "xor" guard uses: by default the module-scope
    * `df_zero` that `df_init` sets; kernels built on `precision.ts` read a uniform field instead,
-   * so they need no init call.
+   * so they need no init call (and the library then has no df_init).
    */
   zero?: string;
 }
@@ -178,7 +178,8 @@ export function df64Wgsl(options: Df64Options = {}): string {
   // Horner from 1/(2·LOG_TERMS - 1) down to 1/1: p = 1/(2j + 1) + s²·p.
   const atanh = Array.from({ length: LOG_TERMS }, (_, i) => LOG_TERMS - 1 - i)
     .map((j) => `  p = df_add(df_mul(p, s2), ${dfLiteral(1 / (2 * j + 1))});`).join("\n");
-  return /* wgsl */ `
+  // With `zero` the guard reads it; otherwise df_init sets module-scope constants.
+  const init = options.zero !== undefined ? "" : /* wgsl */ `
 /** The runtime 1.0, and 0u derived from it; set by df_init, so no compiler can fold them. */
 var<private> df_one: f32;
 var<private> df_zero: u32;
@@ -188,7 +189,11 @@ fn df_init(one: f32) {
   df_one = one;
   df_zero = bitcast<u32>(one) ^ 0x3f800000u;
 }
-
+`;
+  if (options.zero !== undefined && (options.barrier ?? "xor") !== "xor") {
+    throw new Error("df64Wgsl: a given zero serves the xor barrier only");
+  }
+  return /* wgsl */ `${init}
 /**
  * x, as a value the compiler cannot reason about, so it cannot rewrite (a + b) - a as b and
  * drop the rounding error the algorithms recover.
