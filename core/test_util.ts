@@ -49,9 +49,22 @@ export function assertClose(
 }
 
 /**
- * A run-stacked array: `runs` blocks of `size` random values in [lo, hi), `stride` apart from
+ * A run-stacked array: `runs` blocks from `block()` (each `size` long), `stride` apart from
  * `offset`, with NaN everywhere else, so a kernel's stray read or write shows up.
  */
+export function stacked<T extends Float32Array | Float64Array>(
+  make: (length: number) => T,
+  block: () => ArrayLike<number>,
+  runs: number,
+  stride: number,
+  offset: number,
+): T {
+  const a = make(offset + runs * stride).fill(NaN) as T;
+  for (let r = 0; r < runs; r++) a.set(block(), offset + r * stride);
+  return a;
+}
+
+/** {@link stacked} blocks of `size` random float32 values in [lo, hi). */
 export function stackedFloats(
   rng: Rng,
   runs: number,
@@ -61,11 +74,8 @@ export function stackedFloats(
   lo = -1,
   hi = 1,
 ): Float32Array {
-  const a = new Float32Array(offset + runs * stride).fill(NaN);
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < size; i++) a[offset + r * stride + i] = rng.uniform(lo, hi);
-  }
-  return a;
+  const make = (n: number) => new Float32Array(n);
+  return stacked(make, () => randomFloats(rng, size, lo, hi), runs, stride, offset);
 }
 
 /** Element `i` of run `r` of a run-stacked array. */

@@ -8,6 +8,7 @@
  */
 
 import type { Rng } from "../core/prng.ts";
+import { stacked } from "../core/test_util.ts";
 import { acquireGpu, type Gpu } from "./gpu.ts";
 import { decodeReals, encodeReals, type Precision } from "./precision.ts";
 
@@ -42,10 +43,7 @@ export function randomReals(
   return Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
 }
 
-/**
- * `runs` blocks of `size` fresh {@link randomReals} in [lo, hi), `stride` apart from `offset`,
- * NaN everywhere else (a kernel's stray read or write shows up).
- */
+/** `stacked` blocks of `size` fresh {@link randomReals} in [lo, hi) (core/test_util.ts). */
 export function stackedReals(
   rng: Rng,
   precision: Precision,
@@ -56,9 +54,6 @@ export function stackedReals(
   lo = -1,
   hi = 1,
 ): Float64Array {
-  const a = new Float64Array(offset + runs * stride).fill(NaN);
-  for (let r = 0; r < runs; r++) {
-    a.set(randomReals(rng, precision, size, lo, hi), offset + r * stride);
-  }
-  return a;
+  const make = (n: number) => new Float64Array(n);
+  return stacked(make, () => randomReals(rng, precision, size, lo, hi), runs, stride, offset);
 }

@@ -3,51 +3,21 @@
  * same batches, same plan, for 50 steps on a small MLP, CNN and PreResNet-8 with runs A, B and
  * A2 (per-step perturbation: the rescale-free paths of every kernel plus the perturb pass).
  * Losses every metered step and at the end every weight, momentum buffer and running statistic
- * (each tensor's error relative to its own largest element) must agree to 1e-10: double-float carries ~48 bits, and 50 steps of a
- * BatchNorm network amplify rounding by far less than the 2^-48 → 1e-10 margin (float32 misses
- * it by five orders of magnitude; see trainer_test.ts's tolerances).
+ * (each tensor's error relative to its own largest element) must agree to 1e-10: double-float
+ * carries ~48 bits, and 50 steps of a BatchNorm network amplify rounding by far less than the
+ * 2^-48 → 1e-10 margin (float32 misses it by five orders of magnitude; see trainer_test.ts's
+ * tolerances).
  */
 
 import { gpuTest } from "../shaders/test_gpu.ts";
-import { GpuTrainer } from "./trainer.ts";
-import type { ModelLayout } from "../core/graph.ts";
-import { RunPlan, type RunsSpec } from "../core/runs.ts";
-import { initialState } from "../core/init.ts";
-import { cnnLayout, mlpLayout, preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
-import { ReferenceTrainer } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
-import { freshRng, randomFloats } from "../core/test_util.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 import type { Reals } from "../shaders/precision.ts";
+import { CONV_MODELS, MLP, setupTrainers } from "./test_trainers.ts";
 
 const STEPS = 50;
 /** Relative agreement required of df64 against float64 (the issue's bar). */
 const RTOL = 1e-10;
-
-const MODELS: { name: string; layout: ModelLayout; rows: number; probe: number }[] = [
-  { name: "mlp", layout: mlpLayout([37, 24, 19, 7]), rows: 32, probe: 40 },
-  { name: "cnn", layout: cnnLayout(9, 2, 7), rows: 6, probe: 7 },
-  { name: "preresnet-8 width 4", layout: preresnetLayout(8, 4, 8, 3, 7), rows: 6, probe: 7 },
-];
-
-function spec(): RunsSpec {
-  return testRunsSpec({
-    runs: ["A", "B", "A2"],
-    schedule: {
-      base: 0.05,
-      kind: "step",
-      milestones: [25],
-      factor: 0.5,
-      minFactor: 0,
-      warmupSteps: 3,
-      warmupStartFactor: 0.2,
-      totalSteps: STEPS,
-    },
-    wd: 5e-3,
-    lrO: 0.05,
-    wdO: 5e-4,
-  });
-}
 
 /** |a - b| / |b|, the loss's relative error (NaN counts as infinite). */
 function relErr(a: number, b: number): number {
@@ -74,47 +44,22 @@ function tensorErr(a: ArrayLike<number>, b: ArrayLike<number>, ranges: [number, 
   return worst;
 }
 
-for (const model of MODELS) {
+for (const model of [MLP, ...CONV_MODELS]) {
   gpuTest(
     `df64 GPU trainer agrees with the float64 reference to 1e-10 over ${STEPS} steps (${model.name}; A, B, A2)`,
     async (gpu) => {
-      const rng = freshRng(`df64 trainer ${model.name}`);
-      const { layout, rows, probe: probeRows } = model;
-      const dim = layout.inputSize, classes = layout.classes, runs = 3;
-      const gpuPlan = new RunPlan(spec()), refPlan = new RunPlan(spec());
-      const init = initialState(layout, gpuPlan, rng.nextU32(), 1);
-      const probe = {
-        x: randomFloats(rng, probeRows * dim, -2, 2),
-        y: Int32Array.from({ length: probeRows }, () => rng.int(classes)),
-        rows: probeRows,
-      };
-      const trainer = await GpuTrainer.create(
-        gpu,
-        {
-          precision: "df64",
-          layout,
-          runs,
-          batchRows: rows,
-          probe,
-          bnMomentum: 0.1,
-          runningStats: "weightnorm",
-          seed: 5,
-          inFlight: 2,
-        },
-        init.params,
-        init.bufs,
-      );
-      const ref = new ReferenceTrainer(
-        layout,
-        refPlan,
-        Float64Array.from(init.params.subarray(0, layout.size)),
-        { bnMomentum: 0.1, runningStats: "weightnorm", seed: 5 },
-      );
+      const { layout, gpuPlan, trainer, ref, batch, probe } = await setupTrainers(gpu, {
+        runs: ["A", "B", "A2"],
+        steps: STEPS,
+        runningStats: "weightnorm",
+        model,
+        precision: "df64",
+      });
+      const classes = layout.classes, runs = 3, probeRows = probe.rows, rows = model.rows;
       const L = trainer.metrics;
       let worstLoss = 0, worstProb = 0, worstAB = 0;
       for (let t = 0; t < STEPS; t++) {
-        const x = randomFloats(rng, rows * dim, -2, 2);
-        const y = Int32Array.from({ length: rows }, () => rng.int(classes));
+        const { x, y } = batch();
         const metered = t % 5 === 4 || t === STEPS - 1;
         const { metrics } = await trainer.submitStep(x, y, rows, gpuPlan.next(), {
           meter: metered,

@@ -9,64 +9,27 @@ import type { Gpu } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { gpuTest } from "../shaders/test_gpu.ts";
 import { GpuTrainer } from "./trainer.ts";
-import type { ModelLayout } from "../core/graph.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
-import { initialState } from "../core/init.ts";
-import { cnnLayout, mlpLayout, preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
-import { forwardBackward, ReferenceTrainer } from "../reference/trainer.ts";
+import { forwardBackward } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import { dot } from "../reference/ops.ts";
-import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
+import { assertClose } from "../core/test_util.ts";
+import { CONV_MODELS, MLP, type Model, setupTrainers, trainerSpec } from "./test_trainers.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
 const STEPS = 20;
 
-/** A model under test with its batch, short-batch and probe rows. */
-interface Model {
-  name: string;
-  layout: ModelLayout;
-  rows: number;
-  short: number;
-  probe: number;
-}
+/** {@link setupTrainers} over the test's {@link STEPS}. */
+const setup = (
+  gpu: Gpu,
+  runs: RunsSpec["runs"],
+  runningStats: "weightnorm" | "plain",
+  model: Model = MLP,
+  precision: Precision = "f32",
+) => setupTrainers(gpu, { runs, steps: STEPS, runningStats, model, precision });
 
-/** A small BatchNorm MLP with widths that are not multiples of any tile. */
-const MLP: Model = {
-  name: "mlp",
-  layout: mlpLayout([37, 24, 19, 7]),
-  rows: 32,
-  short: 13,
-  probe: 40,
-};
-const CONV_MODELS: Model[] = [
-  { name: "cnn", layout: cnnLayout(9, 2, 7), rows: 6, short: 5, probe: 7 },
-  {
-    name: "preresnet-8 width 4",
-    layout: preresnetLayout(8, 4, 8, 3, 7),
-    rows: 6,
-    short: 5,
-    probe: 7,
-  },
-];
-
-function spec(runs: RunsSpec["runs"]): RunsSpec {
-  return testRunsSpec({
-    runs,
-    schedule: {
-      base: 0.05,
-      kind: "step",
-      milestones: [10],
-      factor: 0.5,
-      minFactor: 0,
-      warmupSteps: 3,
-      warmupStartFactor: 0.2,
-      totalSteps: STEPS,
-    },
-    wd: 5e-3,
-    lrO: 0.05,
-    wdO: 5e-4,
-  });
-}
+/** The plan of the test's runs (a twin of the one {@link setup} gives each trainer). */
+const spec = (runs: RunsSpec["runs"]) => trainerSpec(runs, STEPS);
 
 /** Largest |a - b| / (atol + |b|) over the arrays, as a single relative-error figure. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): number {
@@ -75,58 +38,6 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): numbe
     worst = Math.max(worst, Math.abs(a[i] - b[i]) / (atol + Math.abs(b[i])));
   }
   return worst;
-}
-
-async function setup(
-  gpu: Gpu,
-  runs: RunsSpec["runs"],
-  runningStats: "weightnorm" | "plain",
-  model: Model = MLP,
-  precision: Precision = "f32",
-) {
-  const rng = freshRng(`gpu vs reference ${model.name} ${runningStats}`);
-  const { layout, rows: ROWS, probe: PROBE } = model;
-  const dim = layout.inputSize, classes = layout.classes;
-  const gpuPlan = new RunPlan(spec(runs)), refPlan = new RunPlan(spec(runs));
-  const init = initialState(layout, gpuPlan, rng.nextU32(), 1);
-  const probe = {
-    x: randomFloats(rng, PROBE * dim, -2, 2),
-    y: Int32Array.from({ length: PROBE }, () => rng.int(classes)),
-    rows: PROBE,
-  };
-  const trainer = await GpuTrainer.create(
-    gpu,
-    {
-      precision,
-      layout,
-      runs: runs.length,
-      batchRows: ROWS,
-      shortBatchRows: model.short,
-      probe,
-      bnMomentum: 0.1,
-      runningStats,
-      seed: 5,
-      inFlight: 2,
-    },
-    init.params,
-    init.bufs,
-  );
-  // The reference starts from run A's float32 weights (A1's ulp is re-applied in float64).
-  const ref = new ReferenceTrainer(
-    layout,
-    refPlan,
-    Float64Array.from(init.params.subarray(0, layout.size)),
-    {
-      bnMomentum: 0.1,
-      runningStats,
-      seed: 5,
-    },
-  );
-  const batch = () => ({
-    x: randomFloats(rng, ROWS * dim, -2, 2),
-    y: Int32Array.from({ length: ROWS }, () => rng.int(classes)),
-  });
-  return { layout, gpuPlan, trainer, ref, batch, init, probe, rows: ROWS, short: model.short };
 }
 
 gpuTest(
