@@ -70,10 +70,17 @@ export function joinDf64(hi: number, lo: number): number {
   return hi + lo;
 }
 
-/** Float64 values as interleaved (hi, lo) float32 pairs, the layout of df64 buffers. */
-export function splitDf64Array(xs: ArrayLike<number>): Float32Array<ArrayBuffer> {
-  const out = new Float32Array(2 * xs.length);
-  for (let i = 0; i < xs.length; i++) [out[2 * i], out[2 * i + 1]] = splitDf64(xs[i]);
+/** Float64 values as interleaved (hi, lo) float32 pairs (into `out`), the layout of df64 buffers. */
+export function splitDf64Array(
+  xs: ArrayLike<number>,
+  out: Float32Array<ArrayBuffer> = new Float32Array(2 * xs.length),
+): Float32Array<ArrayBuffer> {
+  // splitDf64's steps inline: no pair array per element (the per-step batch upload).
+  for (let i = 0; i < xs.length; i++) {
+    const hi = Math.fround(xs[i]);
+    out[2 * i] = hi;
+    out[2 * i + 1] = Number.isFinite(hi) ? Math.fround(xs[i] - hi) : 0;
+  }
   return out;
 }
 

@@ -336,20 +336,26 @@ export function runScalarsBytes(precision: Precision): number {
   return RUN_SCALAR_REALS.length * realBytes(precision) + 8;
 }
 
-/** The RunScalars records of `runs` (one per run) as the bytes of the scalars buffer. */
+/**
+ * The RunScalars records of `runs` (one per run) as the bytes of the scalars buffer, written
+ * into `out` when given (the trainer's, reused every step).
+ */
 export function packRunScalars(
   precision: Precision,
   runs: readonly RunScalarValues[],
+  out = new Uint32Array((runs.length * runScalarsBytes(precision)) / 4),
 ): Uint32Array<ArrayBuffer> {
   const size = runScalarsBytes(precision), bytes = realBytes(precision);
-  const out = new Uint32Array((runs.length * size) / 4);
+  const reals = RUN_SCALAR_REALS.length, words = bytes / 4;
   runs.forEach((values, r) => {
-    const base = r * size;
-    const reals = encodeReals(precision, RUN_SCALAR_REALS.map((k) => values[k]));
-    new Uint8Array(out.buffer, base, reals.byteLength).set(new Uint8Array(reals.buffer));
-    const end = (base + RUN_SCALAR_REALS.length * bytes) / 4;
-    out[end] = values.seed >>> 0;
-    out[end + 1] = values.step >>> 0;
+    const base = (r * size) / 4;
+    // The record's reals as the precision's host type (records are 8-byte aligned).
+    const at = precision === "f64"
+      ? new Float64Array(out.buffer, base * 4, reals)
+      : new Float32Array(out.buffer, base * 4, reals * words);
+    encodeReals(precision, RUN_SCALAR_REALS.map((k) => values[k]), at);
+    out[base + reals * words] = values.seed >>> 0;
+    out[base + reals * words + 1] = values.step >>> 0;
   });
   return out;
 }

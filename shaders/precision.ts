@@ -93,19 +93,35 @@ export function realLiteral(precision: Precision, x: number): string {
 }
 
 /**
- * `values` as the bytes of an `R` buffer (df64: each float64 split into its (hi, lo) pair). A
+ * `values` as the bytes of an `R` buffer (df64: each float64 split into its (hi, lo) pair),
+ * written into `out` when given (its length: `values.length` reals). Without `out`, a
  * Float32Array given for f32 is returned as it is, without a copy (the per-step batch upload).
  */
 export function encodeReals(
   precision: Precision,
   values: ArrayLike<number>,
+  out?: Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer>,
 ): Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer> {
-  if (precision === "df64") return splitDf64Array(values);
+  if (precision === "df64") return splitDf64Array(values, out as Float32Array<ArrayBuffer>);
+  if (out) {
+    out.set(values);
+    return out;
+  }
   // The project never allocates SharedArrayBuffers: the cast only narrows ArrayBufferLike.
   if (precision === "f32" && values instanceof Float32Array) {
     return values as Float32Array<ArrayBuffer>;
   }
   return precision === "f32" ? Float32Array.from(values) : Float64Array.from(values);
+}
+
+/** A host array that {@link encodeReals} fills with `n` reals of `precision`. */
+export function realsBytes(
+  precision: Precision,
+  n: number,
+): Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer> {
+  return precision === "f64"
+    ? new Float64Array(n)
+    : new Float32Array(precision === "df64" ? 2 * n : n);
 }
 
 /** The values of an `R` buffer's bytes (df64: each pair joined into one float64). */

@@ -33,6 +33,7 @@ import {
   type Precision,
   realBytes,
   type Reals,
+  realsBytes,
 } from "../shaders/precision.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import type { RunStep } from "../core/runs.ts";
@@ -215,6 +216,10 @@ export class GpuTrainer {
   private readonly prevS: GPUBuffer;
   private readonly scalars: GPUBuffer;
   private readonly precision: Precision;
+  /** The bytes of the per-run scalar records, rewritten every step. */
+  private readonly scalarWords: Uint32Array<ArrayBuffer>;
+  /** df64 and f64: the batch as the buffer's reals, rewritten every step (f32 uploads x itself). */
+  private readonly xReals?: Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
   private readonly metricsBuf: GPUBuffer;
   private readonly x: GPUBuffer;
   private readonly labels: GPUBuffer;
@@ -253,9 +258,11 @@ export class GpuTrainer {
     this.prevS = reals(runs * S, "previous S weights");
     this.runningMean = reals(runs * layout.statsSize, "running mean");
     this.runningVar = reals(runs * layout.statsSize, "running var");
-    this.scalars = storageBuffer(gpu, runs * runScalarsBytes(precision) / 4, "run scalars");
+    this.scalarWords = new Uint32Array(runs * runScalarsBytes(precision) / 4);
+    this.scalars = storageBuffer(gpu, this.scalarWords.length, "run scalars");
     this.metricsBuf = reals(runs * M, "metrics");
     this.x = reals(opts.batchRows * dim, "batch x");
+    if (precision !== "f32") this.xReals = realsBytes(precision, opts.batchRows * dim);
     this.labels = storageBuffer(gpu, opts.batchRows, "batch labels");
     const probeX = uploadReals(gpu, precision, opts.probe.x, "probe x");
     const probeLabels = uploadBuffer(gpu, Uint32Array.from(opts.probe.y), "probe labels");
@@ -481,7 +488,8 @@ export class GpuTrainer {
   /** The plan's float64 per-run values, sent in the trainer's precision (df64: as pairs). */
   private writeScalars(steps: RunStep[], step: number): void {
     const records = steps.map((s) => ({ ...s, seed: this.opts.seed, step }));
-    this.gpu.device.queue.writeBuffer(this.scalars, 0, packRunScalars(this.precision, records));
+    packRunScalars(this.precision, records, this.scalarWords);
+    this.gpu.device.queue.writeBuffer(this.scalars, 0, this.scalarWords);
   }
 
   /**
@@ -513,7 +521,10 @@ export class GpuTrainer {
     if (normSlot?.norms) await normSlot.norms;
     const step = this.submitted++;
     const dim = this.opts.layout.inputSize;
-    q.writeBuffer(this.x, 0, encodeReals(this.precision, x.subarray(0, rows * dim)));
+    const batch = x.subarray(0, rows * dim);
+    // The host reals of `rows` examples (a df64 element is two float32).
+    const host = this.xReals?.subarray(0, (this.xReals.length / this.opts.batchRows) * rows);
+    q.writeBuffer(this.x, 0, encodeReals(this.precision, batch, host));
     // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
     q.writeBuffer(this.labels, 0, y.buffer as ArrayBuffer, y.byteOffset, rows * 4);
     this.writeScalars(steps, step);
