@@ -10,7 +10,7 @@
  * @module
  */
 
-import { helpText, parseCommandLine } from "./pipeline/config.ts";
+import { gpuChoiceOf, helpText, parseCommandLine } from "./pipeline/config.ts";
 import { checkOutputPath } from "./pipeline/paths.ts";
 import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
 import { RunControl } from "./stages/step.ts";
@@ -42,8 +42,8 @@ export async function main(args: string[]): Promise<number> {
       await Deno.mkdir(dir, { recursive: true }).catch(() => {}); // checked just below
       await checkOutputPath("--checkpoint-dir", `${dir}/step-0.safetensors`);
     }
-    const gpu = await acquireGpu();
-    log(`adapter: ${gpu.adapterDescription}`);
+    const gpu = await acquireGpu(gpuChoiceOf(config));
+    log(`adapter: ${gpu.adapterDescription} (${gpu.implementation})`);
     const live = !config.quiet && Deno.stderr.isTerminal();
     let progressShown = false;
     const control = new RunControl();

@@ -18,7 +18,7 @@ async function timeRep(gpu: Gpu, d: Dispatch, count: number): Promise<number> {
   encodeDispatches(encoder, Array(count).fill(d));
   const commands = encoder.finish();
   const t0 = performance.now();
-  gpu.device.queue.submit([commands]);
+  gpu.submit([commands]);
   await gpu.guard(gpu.device.queue.onSubmittedWorkDone());
   return performance.now() - t0;
 }

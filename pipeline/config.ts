@@ -9,6 +9,13 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { type Precision, PRECISIONS } from "../shaders/precision.ts";
+import {
+  ADAPTER_ENV,
+  type GpuChoice,
+  gpuChoiceFromEnv,
+  WEBGPU_ENV,
+  WEBGPU_IMPLEMENTATIONS,
+} from "../shaders/webgpu.ts";
 
 /** Thrown for a bad flag, a bad config file or a value that fails validation; one line. */
 export class ConfigError extends Error {}
@@ -171,6 +178,19 @@ const SETTINGS = {
   quiet: [bool.default(false), "no progress line on stderr"],
   summary: [z.string().min(1).optional(), "also write the final summary as JSON to this file"],
   "in-flight": [int(1).default(2), "training steps kept in flight on the GPU"],
+  // GPU
+  webgpu: [
+    z.enum(WEBGPU_IMPLEMENTATIONS).optional(),
+    `WebGPU implementation: deno (built-in, wgpu) or dawn (npm webgpu, Chrome's) (default: $${WEBGPU_ENV}, else deno)`,
+  ],
+  adapter: [
+    z.preprocess(
+      (v) => (typeof v === "number" && Number.isInteger(v) && v >= 0 ? String(v) : v),
+      z.string({ error: "expected an adapter's index or name" }).trim()
+        .min(1, "expected an adapter's index or name"),
+    ).optional(),
+    `adapter, by index or part of its name as deno task gpus lists them (default: $${ADAPTER_ENV}, else the implementation's choice)`,
+  ],
   // checkpoints and weights
   "checkpoint-dir": [
     z.string().min(1).optional(),
@@ -251,6 +271,22 @@ export function validateConfig(raw: Record<string, unknown>, source: string): Co
     throw new ConfigError(`${name}: ${what}`);
   }
   return result.data as Config;
+}
+
+/**
+ * The implementation and adapter a configuration asks for: its `webgpu` and `adapter`, each
+ * else the environment's ({@link gpuChoiceFromEnv}; a bad value there is a one-line error).
+ */
+export function gpuChoiceOf(config: Partial<Pick<Config, "webgpu" | "adapter">>): GpuChoice {
+  let webgpu = config.webgpu;
+  if (webgpu === undefined) {
+    try {
+      webgpu = gpuChoiceFromEnv().webgpu;
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
+  return { webgpu, adapter: config.adapter ?? (Deno.env.get(ADAPTER_ENV)?.trim() || undefined) };
 }
 
 /** The defaults, as `--help` prints them. */

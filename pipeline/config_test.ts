@@ -4,7 +4,7 @@
  * files whose JSON error would span lines.
  */
 
-import { ConfigError, parseCommandLine, validateConfig } from "./config.ts";
+import { ConfigError, gpuChoiceOf, parseCommandLine, validateConfig } from "./config.ts";
 import { assertThrows } from "../core/test_util.ts";
 import { assert, assertEquals } from "../stages/data/test_fixtures.ts";
 
@@ -100,4 +100,64 @@ Deno.test("parseCommandLine: invalid JSON over several lines gives one whole lin
   await Deno.writeTextFile(file, '{\n  "lr": 0.1\n  "wd": 1\n}\n');
   await assertConfigError(() => parseCommandLine(["--config", file]), file, "line 3 column 3");
   await Deno.remove(dir, { recursive: true });
+});
+
+/** Runs `fn` with the environment variables `vars` set (undefined: unset), then restores them. */
+function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
+  const set = (k: string, v: string | undefined) =>
+    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
+  for (const [k, v] of Object.entries(vars)) set(k, v);
+  try {
+    return fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) set(k, v);
+  }
+}
+
+Deno.test("--webgpu and --adapter: validated, one line each; unset unless given", async () => {
+  const c = (await parseCommandLine(["--webgpu", "dawn", "--adapter", " SwiftShader "])) as {
+    config: { webgpu?: string; adapter?: string };
+  };
+  assertEquals([c.config.webgpu, c.config.adapter], ["dawn", "SwiftShader"]);
+  const plain = validateConfig({}, "test");
+  assertEquals([plain.webgpu, plain.adapter], [undefined, undefined], "defaults stay unset");
+  await assertConfigError(
+    () => parseCommandLine(["--webgpu", "wgpu"]),
+    "--webgpu:",
+    '"deno"|"dawn"',
+  );
+  await assertConfigError(() => parseCommandLine(["--adapter", " "]), "--adapter: expected an");
+  await assertConfigError(() => parseCommandLine(["--adapter"]), "--adapter");
+  // A config file may give the index as a number.
+  assertEquals(validateConfig({ adapter: 1 }, "c.json").adapter, "1");
+  assertThrows(
+    () => validateConfig({ adapter: -1 }, "c.json"),
+    "c.json: adapter: expected an adapter's index or name",
+  );
+});
+
+Deno.test("gpuChoiceOf: flags over WD_WEBGPU / WD_ADAPTER over deno and the default adapter", () => {
+  withEnv({ WD_WEBGPU: undefined, WD_ADAPTER: undefined }, () => {
+    assertEquals(gpuChoiceOf({}), { webgpu: "deno", adapter: undefined });
+    assertEquals(gpuChoiceOf({ webgpu: "dawn", adapter: "0" }), { webgpu: "dawn", adapter: "0" });
+  });
+  withEnv({ WD_WEBGPU: "dawn", WD_ADAPTER: "swiftshader" }, () => {
+    assertEquals(gpuChoiceOf({}), { webgpu: "dawn", adapter: "swiftshader" });
+    assertEquals(gpuChoiceOf({ webgpu: "deno", adapter: "1" }), { webgpu: "deno", adapter: "1" });
+  });
+  withEnv({ WD_WEBGPU: "wgpu" }, () => {
+    let error: unknown;
+    try {
+      gpuChoiceOf({});
+    } catch (e) {
+      error = e;
+    }
+    assert(error instanceof ConfigError, "a bad WD_WEBGPU is a ConfigError (exit 1)");
+    assert(
+      error.message === "WD_WEBGPU=wgpu: not a WebGPU implementation (allowed: deno, dawn)",
+      `message: ${error.message}`,
+    );
+    assertEquals(gpuChoiceOf({ webgpu: "deno" }).webgpu, "deno", "the flag wins");
+  });
 });

@@ -15,7 +15,10 @@ import {
   listCheckpoints,
 } from "../stages/checkpoint.ts";
 
-/** Settings a resumed run may change: they do not change the trajectory of any run. */
+/**
+ * Settings a resumed run may change: they do not change the trajectory of any run (another
+ * implementation or adapter may round differently, as a resumed run on another machine does).
+ */
 export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
   "format",
   "every",
@@ -33,6 +36,8 @@ export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
   "save-init",
   "steps",
   "epochs",
+  "webgpu",
+  "adapter",
 ]);
 
 /** Reads the checkpoint `--resume` names: a file, or the newest checkpoint in a folder. */

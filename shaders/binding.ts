@@ -14,16 +14,22 @@
  * - then one `array<elem>` storage binding per slot (elem R unless the slot says otherwise), in slot order, and for each slot
  *   `fn at_<slot>(r: u32, i: u32) -> u32` = `u.<slot>_off + r * u.<slot>_rs + i`.
  *
- * Aliasing (WebGPU usage scopes): within one dispatch a buffer is either read-only or written,
- * never both. A slot declared "read" may share its buffer only with other "read" slots;
- * "read_write" slots (declared so, even if only read, where views may share a buffer with an
- * output) may share one another's buffers.
+ * Each binding covers only the bytes its runs touch; the uniform's offsets count from the
+ * binding's start.
+ *
+ * Aliasing (WebGPU): within one dispatch no buffer is bound both read-only and writable, and no
+ * two writable bindings overlap. A slot declared "read" may share its buffer only with other
+ * "read" slots. "read_write" slots (declared so, even if only read, where views may share a
+ * buffer with an output) that view one buffer are bound once, together: the dispatch's
+ * variant declares the first and reads the others through it ({@link groupSlots}). Every bind
+ * group is checked once more where it is built (`bindBuffers`), on every implementation.
  *
  * @module
  */
 
 import {
   bindBuffers,
+  type BufferBinding,
   type Dispatch,
   type Gpu,
   RUN_SCALARS_WGSL,
@@ -149,6 +155,91 @@ export function assertCounts(kernel: string, values: Record<string, number>, min
   }
 }
 
+/** A slot's view as bound in one dispatch: its byte span and element sizes. */
+interface SlotUse {
+  slot: Slot;
+  index: number;
+  view: TensorView;
+  /** Bytes per element of the view's offsets (4, or 8 for a df64/f64 R). */
+  bytes: number;
+  /** Elements per WGSL array element (4 for vec4 slots). */
+  unit: number;
+  /** Bytes [start, end) the runs touch. */
+  start: number;
+  end: number;
+}
+
+/**
+ * The slots of one dispatch grouped into bindings. Read-only slots get a binding each. Slots
+ * declared `read_write` that view one buffer share one binding (the union of their spans):
+ * WebGPU forbids two writable bindings with overlapping ranges, and a buffer bound writable may
+ * not be bound read-only too (usage scope), so an in-place kernel binds its buffer once. A
+ * read-only slot on a buffer that a `read_write` slot also views is refused: the kernel did not
+ * declare that it may alias.
+ */
+function groupSlots(kernel: string, uses: SlotUse[]): SlotUse[][] {
+  const groups: SlotUse[][] = [];
+  const byBuffer = new Map<GPUBuffer, SlotUse[]>();
+  for (const use of uses) {
+    const writable = use.slot.access === "read_write";
+    const shared = writable ? byBuffer.get(use.view.buffer) : undefined;
+    const other = uses.find((o) =>
+      o !== use && o.view.buffer === use.view.buffer &&
+      (o.slot.access === "read_write") !== writable
+    );
+    if (other) {
+      const [r, w] = writable ? [other, use] : [use, other];
+      const label = use.view.buffer.label ? ` "${use.view.buffer.label}"` : "";
+      throw new Error(
+        `${kernel}: read-only slot ${r.slot.name} and written slot ${w.slot.name} view one ` +
+          `buffer${label}; WebGPU forbids binding a buffer read-only and writable in one ` +
+          `dispatch (declare ${r.slot.name} read_write if the kernel may alias it)`,
+      );
+    }
+    if (shared) {
+      if ((shared[0].slot.elem ?? "real") !== (use.slot.elem ?? "real")) {
+        throw new Error(
+          `${kernel}: slots ${shared[0].slot.name} and ${use.slot.name} share a buffer but ` +
+            `not an element type`,
+        );
+      }
+      shared.push(use);
+      continue;
+    }
+    const group = [use];
+    if (writable) byBuffer.set(use.view.buffer, group);
+    groups.push(group);
+  }
+  return groups;
+}
+
+/** The WGSL declaration of `slot` at `binding`. */
+function slotDeclaration(binding: number, slot: Slot): string {
+  const elem = (slot.elem ?? "real") === "real" ? "R" : slot.elem;
+  return `@group(0) @binding(${binding}) var<storage, ${slot.access ?? "read"}> ${slot.name}: ` +
+    `array<${elem}>;`;
+}
+
+/**
+ * `code` with the slots merged into another's binding (each group's first) declared no more and
+ * read through the first slot's array: `name[` becomes `first[` (slot names are the kernel
+ * body's storage identifiers, by convention never shadowed).
+ */
+function mergeSlots(code: string, groups: SlotUse[][], first: number): string {
+  for (const [head, ...rest] of groups) {
+    for (const use of rest) {
+      const name = use.slot.name;
+      const decl = `${slotDeclaration(first + use.index, use.slot)}\n`;
+      if (!code.includes(decl)) throw new Error(`slot ${name}: declaration not found`);
+      code = code.replace(decl, "").replace(
+        new RegExp(`(?<![\\w.])${name}(\\s*)\\[`, "g"),
+        `${head.slot.name}$1[`,
+      );
+    }
+  }
+  return code;
+}
+
 /** What a kernel declares: its precision, uniform fields, tensor slots and RunScalars use. */
 export interface KernelSpec {
   /** The arithmetic of R (default f32). */
@@ -185,17 +276,13 @@ export class KernelInterface {
     ];
     if (fields.length === 0) fields.push("pad: u32");
     const first = runScalars ? 2 : 1;
-    const elem = (s: Slot) => (s.elem ?? "real") === "real" ? "R" : s.elem;
     this.wgsl = [
       realWgsl(precision),
       runScalars ? RUN_SCALARS_WGSL : "",
       `struct Shape {\n  ${fields.join(",\n  ")},\n}`,
       "@group(0) @binding(0) var<uniform> u: Shape;",
       runScalars ? "@group(0) @binding(1) var<storage, read> scalars: array<RunScalars>;" : "",
-      ...slots.map((s, i) =>
-        `@group(0) @binding(${first + i}) var<storage, ${s.access ?? "read"}> ${s.name}: ` +
-        `array<${elem(s)}>;`
-      ),
+      ...slots.map((s, i) => slotDeclaration(first + i, s)),
       ...slots.map((s) =>
         `fn at_${s.name}(r: u32, i: u32) -> u32 { return u.${s.name}_off + r * u.${s.name}_rs + i; }`
       ),
@@ -242,32 +329,57 @@ export class KernelInterface {
       asFloats[w++] = v;
     }
     if (precision === "df64") words[w++] = 0; // df_zero: the guard's runtime 0u
-    const buffers: GPUBuffer[] = [];
-    for (const s of slots) {
-      const bound = args.views[s.name];
-      if (!bound) throw new Error(`${name}: missing tensor ${s.name}`);
+    const uses = slots.map((slot, index): SlotUse => {
+      const bound = args.views[slot.name];
+      if (!bound) throw new Error(`${name}: missing tensor ${slot.name}`);
       const { view, length } = bound;
-      const elem = s.elem ?? "real";
+      const elem = slot.elem ?? "real";
       const bytes = elem === "real" ? realBytes(precision) : 4;
-      assertViewFits(`${name} ${s.name}`, view, args.runs, length, bytes);
+      assertViewFits(`${name} ${slot.name}`, view, args.runs, length, bytes);
       const unit = elem === "vec4<f32>" ? 4 : 1;
       if (view.offset % unit || view.runStride % unit || view.buffer.size % 16) {
-        throw new Error(`${name}: ${s.name} is a vec4 slot but its view is not 16-byte aligned`);
+        throw new Error(`${name}: ${slot.name} is a vec4 slot but its view is not 16-byte aligned`);
       }
-      words[w++] = view.offset / unit;
-      words[w++] = view.runStride / unit;
-      buffers.push(view.buffer);
-    }
+      const start = view.offset * bytes;
+      const end = (view.offset + (args.runs - 1) * view.runStride + length) * bytes;
+      return { slot, index, view, bytes, unit, start, end };
+    });
+    const groups = groupSlots(name, uses);
+    // Each binding from its group's first element, down to the storage offset alignment, to its
+    // last, up to 16 bytes: the offsets in the uniform count from the binding's start.
+    const align = gpu.device.limits.minStorageBufferOffsetAlignment;
+    const first = runScalars ? 2 : 1;
+    const bindings: BufferBinding[] = groups.map((group) => {
+      const buffer = group[0].view.buffer;
+      const offset = Math.floor(Math.min(...group.map((g) => g.start)) / align) * align;
+      const end = Math.max(...group.map((g) => g.end));
+      const size = Math.min(Math.ceil((end - offset) / 16) * 16, buffer.size - offset);
+      for (const g of group) {
+        words[w + 2 * g.index] = (g.view.offset - offset / g.bytes) / g.unit;
+        words[w + 2 * g.index + 1] = g.view.runStride / g.unit;
+      }
+      return {
+        binding: first + group[0].index,
+        name: group.map((g) => g.slot.name).join("+"),
+        writable: group[0].slot.access === "read_write",
+        buffer,
+        offset,
+        size,
+      };
+    });
     const max = gpu.device.limits.maxComputeWorkgroupsPerDimension;
     if (args.workgroups.some((g) => !Number.isInteger(g) || g < 1 || g > max)) {
       throw new Error(`${name}: ${args.workgroups.join("x")} workgroups (limit ${max} each)`);
     }
-    const pipeline = gpu.pipeline(args.code);
+    const merged = groups.some((g) => g.length > 1);
+    const pipeline = gpu.pipeline(merged ? mergeSlots(args.code, groups, first) : args.code);
     const uniform = uniformBuffer(gpu, words, `${name} shape`);
-    const bindGroup = bindBuffers(gpu, pipeline, [
-      uniform,
-      ...(args.scalars ? [args.scalars] : []),
-      ...buffers,
+    const bindGroup = bindBuffers(gpu, name, pipeline, [
+      { binding: 0, name: "shape", writable: false, buffer: uniform },
+      ...(args.scalars
+        ? [{ binding: 1, name: "scalars", writable: false, buffer: args.scalars }]
+        : []),
+      ...bindings,
     ]);
     return { pipeline, bindGroup, workgroups: args.workgroups };
   }

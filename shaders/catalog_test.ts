@@ -39,9 +39,13 @@ gpuTest(
         ]),
       ];
       // Without the feature naga parses and types the module, then its validator refuses the
-      // f64 type (R) first; a parse or type error of the template would show up instead.
-      const expected = gpu.f64 ? [] : ["Shader validation error: Type [0] 'R' is invalid"];
-      if (messages.join("\n") !== expected.join("\n")) {
+      // f64 type (R) first; a parse or type error of the template would show up instead. Tint
+      // (Dawn) has no f64 type at all (shader-f64 is a wgpu extension, not WGSL), so it stops at
+      // `alias R = f64;`: only naga checks the rest of the f64 templates.
+      const refused = gpu.implementation === "dawn"
+        ? messages.length > 0 && messages.every((m) => m.endsWith("unresolved type 'f64'"))
+        : messages.join("\n") === "Shader validation error: Type [0] 'R' is invalid";
+      if (gpu.f64 ? messages.length > 0 : !refused) {
         failures.push(`${name}: ${messages.join("; ") || "compiled"}`);
       }
     }

@@ -34,12 +34,13 @@
  *   the range below.
  *
  * Valid range (relative error <= 1e-13, measured ~1e-14): finite inputs and results with
- * magnitudes in [2^-100 ≈ 7.9e-31, ~1e38] (sums below float32's 3.4e38; TwoProduct scales
- * operands past 2^96 so 4097·x does not overflow). Below 2^-100 the lo part runs into the
- * subnormals and the error becomes absolute, ~2^-149; an adapter that flushes subnormals (WGSL
- * allows it) loses lo below 2^-126, so full accuracy there needs magnitudes >= ~2^-80. exp:
- * full accuracy for arguments in [-69, 88.72] (results >= 2^-100), +inf above 88.72283, 0
- * below -103.9. Division by zero gives NaN, not inf. A zero result may be +0 where float64
+ * magnitudes in [2^L, ~1e38] (sums below float32's 3.4e38; TwoProduct scales operands past
+ * 2^96 so 4097·x does not overflow), L from {@link df64LowestExponent}: -100 ≈ 7.9e-31 where
+ * the adapter keeps float32 subnormals (lavapipe), below which the lo part runs into them and
+ * the error becomes absolute, ~2^-149; -76 where it flushes them to zero, as WGSL allows
+ * (SwiftShader): TwoProduct's partial products of a 2^-77 result reach 2^-126. exp: full
+ * accuracy for arguments in [L ln 2, 88.72] ([-69, 88.72] with subnormals), +inf above
+ * 88.72283, 0 below -103.9. Division by zero gives NaN, not inf. A zero result may be +0 where float64
  * gives -0.
  *
  * Accuracy (`df64_test.ts`: 4,096 fresh random inputs per range plus edge cases, worst relative
@@ -309,7 +310,9 @@ fn df_ldexp(a: vec2<f32>, k: i32) -> vec2<f32> {
  * then (1 + p) * 2^k. +inf above 88.72 (float32 overflow), 0 below -103.9.
  */
 fn df_exp(a: vec2<f32>) -> vec2<f32> {
-  if (a.x > 88.72283) { return vec2<f32>(bitcast<f32>(0x7f800000u), 0.0); }
+  // +inf made at run time (a.x > 2): WGSL makes a constant expression that overflows, such as
+  // bitcast<f32>(0x7f800000u), a shader-creation error (Tint refuses it; naga does not).
+  if (a.x > 88.72283) { return vec2<f32>(a.x * 0x1p127f, 0.0); }
   if (a.x < -103.9) { return vec2<f32>(0.0, 0.0); }
   let k = round(a.x * ${f32Literal(1 / Math.LN2)});
   var r = df_sub(a, two_prod(k, ${f32Literal(LN2_C0)}));
@@ -349,6 +352,14 @@ ${atanh}
   return df_add(df_add(kln2, vec2<f32>(k * ${f32Literal(LN2_C2)}, 0.0)), lm);
 }
 `;
+}
+
+/**
+ * log2 of the smallest magnitude at which df64 keeps full accuracy: -100 on an adapter that
+ * keeps float32 subnormals, -76 on one that flushes them (see the module doc).
+ */
+export function df64LowestExponent(keepsSubnormals: boolean): number {
+  return keepsSubnormals ? -100 : -76;
 }
 
 /** The library with the default options. */

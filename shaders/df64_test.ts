@@ -4,6 +4,7 @@ import { freshRng } from "../core/test_util.ts";
 import type { Gpu } from "./gpu.ts";
 import {
   DF64_WGSL,
+  df64LowestExponent,
   type Df64Options,
   joinDf64,
   joinDf64Array,
@@ -15,12 +16,21 @@ import {
   applyDf64Op,
   DF64_RTOL,
   df64Errors,
+  keepsSubnormals,
   randomMagnitude,
   randomPairs,
 } from "./df64_selftest.ts";
 
 /** Fresh random inputs per primitive and range. */
 const N = 4096;
+
+/**
+ * log2 of df64's smallest full-accuracy magnitude on `gpu`: -100, or -76 on an adapter that
+ * flushes subnormals (SwiftShader). The tiny ranges below are written relative to it.
+ */
+async function lowest(gpu: Gpu): Promise<number> {
+  return df64LowestExponent(await keepsSubnormals(gpu));
+}
 
 /** One set of inputs of an op, as interleaved (hi, lo) pairs. */
 interface Inputs {
@@ -116,9 +126,10 @@ gpuTest("df64 two_sum and quick_two_sum are error-free on fresh random float32",
 gpuTest("df64 two_prod is error-free, also past 2^96 (the scaled split)", async (gpu) => {
   const rng = freshRng("df64 two_prod");
   const f32 = (lo: number, hi: number) => randomPairs(N, () => randomMagnitude(rng, lo, hi), true);
-  // Products stay >= 2^-100, so the error term is a float32 (not below the subnormals).
+  // Products stay >= 2^low, so the error term is a float32 (not below the subnormals).
+  const half = Math.ceil((await lowest(gpu)) / 2);
   await check(gpu, "two_prod", [
-    { what: "2^[-50, 60)", a: f32(-50, 60), b: f32(-50, 60) },
+    { what: `2^[${half}, 60)`, a: f32(half, 60), b: f32(half, 60) },
     { what: "2^[96, 120) x 2^[-30, 6)", a: f32(96, 120), b: f32(-30, 6) },
   ], 0);
 });
@@ -127,11 +138,12 @@ gpuTest(
   "df64 add and sub: 1e-13 of float64 over ranges, huge, tiny and cancelling",
   async (gpu) => {
     const rng = freshRng("df64 add");
+    const low = await lowest(gpu);
     const sets = () => [
       ranges(rng, "2^[-60, 60)", [-60, 60], [-60, 60]),
       ranges(rng, "2^[-10, 10)", [-10, 10], [-10, 10]),
       ranges(rng, "huge 2^[120, 126)", [120, 126], [120, 126]),
-      ranges(rng, "tiny 2^[-100, -90)", [-100, -90], [-100, -90]),
+      ranges(rng, `tiny 2^[${low}, ${low + 10})`, [low, low + 10], [low, low + 10]),
       cancelling(rng, -20, 20),
       cancelling(rng, 110, 126),
     ];
@@ -142,49 +154,53 @@ gpuTest(
 
 gpuTest("df64 mul and mul_f: 1e-13 of float64, huge and tiny products", async (gpu) => {
   const rng = freshRng("df64 mul");
+  const low = await lowest(gpu), half = Math.ceil(low / 2);
   await check(gpu, "mul", [
-    ranges(rng, "2^[-50, 50)", [-50, 50], [-50, 50]),
+    ranges(rng, `2^[${half}, 50)`, [half, 50], [half, 50]),
     ranges(rng, "huge 2^[60, 63)²", [60, 63], [60, 63]),
     ranges(rng, "huge 2^[100, 126) x 2^[-20, 0)", [100, 126], [-20, 0]),
-    ranges(rng, "tiny 2^[-50, -48)²", [-50, -48], [-50, -48]),
-    ranges(rng, "tiny 2^[-100, -90) x 2^[0, 5)", [-100, -90], [0, 5]),
+    ranges(rng, `tiny 2^[${half}, ${half + 2})²`, [half, half + 2], [half, half + 2]),
+    ranges(rng, `tiny 2^[${low}, ${low + 10}) x 2^[0, 5)`, [low, low + 10], [0, 5]),
   ]);
   const f32 = (s: Inputs): Inputs => ({ ...s, b: s.b.map((v, i) => (i % 2 ? 0 : v)) });
   await check(gpu, "mul_f", [
-    f32(ranges(rng, "2^[-50, 50)", [-50, 50], [-50, 50])),
+    f32(ranges(rng, `2^[${half}, 50)`, [half, 50], [half, 50])),
     f32(ranges(rng, "huge 2^[100, 126) x 2^[-20, 0)", [100, 126], [-20, 0])),
   ]);
 });
 
 gpuTest("df64 div: 1e-13 of float64, huge and tiny quotients", async (gpu) => {
   const rng = freshRng("df64 div");
+  const low = await lowest(gpu), half = Math.ceil(low / 2);
   await check(gpu, "div", [
-    ranges(rng, "2^[-50, 50)", [-50, 50], [-50, 50]),
+    ranges(rng, `2^[${half}, ${-half})`, [half, -half], [half, -half]),
     ranges(rng, "2^[-3, 3)", [-3, 3], [-3, 3]),
     ranges(rng, "huge 2^[120, 126) / 2^[0, 4)", [120, 126], [0, 4]),
-    ranges(rng, "tiny 2^[-96, -90) / 2^[0, 4)", [-96, -90], [0, 4]),
+    ranges(rng, `tiny 2^[${low + 4}, ${low + 10}) / 2^[0, 4)`, [low + 4, low + 10], [0, 4]),
   ]);
 });
 
-gpuTest("df64 sqrt: 1e-13 of float64 over 2^[-100, 126)", async (gpu) => {
+gpuTest("df64 sqrt: 1e-13 of float64 over 2^[low, 126)", async (gpu) => {
   const rng = freshRng("df64 sqrt");
   const positive = (lo: number, hi: number): Inputs => ({
     what: `2^[${lo}, ${hi})`,
     a: randomPairs(N, () => Math.abs(randomMagnitude(rng, lo, hi))),
     b: new Float32Array(2 * N),
   });
-  await check(gpu, "sqrt", [positive(-100, 126), positive(-2, 2)]);
+  await check(gpu, "sqrt", [positive(await lowest(gpu), 126), positive(-2, 2)]);
 });
 
-gpuTest("df64 exp: 1e-13 of float64 over [-69, 88.72] (results >= 2^-100)", async (gpu) => {
+gpuTest("df64 exp: 1e-13 of float64 over [low ln 2, 88.72] (results >= 2^low)", async (gpu) => {
   const rng = freshRng("df64 exp");
+  const keeps = await keepsSubnormals(gpu);
+  const lowArg = Math.ceil(df64LowestExponent(keeps) * Math.LN2);
   const uniform = (lo: number, hi: number): Inputs => ({
     what: `[${lo}, ${hi})`,
     a: randomPairs(N, () => rng.uniform(lo, hi)),
     b: new Float32Array(2 * N),
   });
   await check(gpu, "exp", [
-    uniform(-69, 88.72),
+    uniform(lowArg, 88.72),
     uniform(-1, 1),
     {
       what: "±2^[-40, 0)",
@@ -192,9 +208,10 @@ gpuTest("df64 exp: 1e-13 of float64 over [-69, 88.72] (results >= 2^-100)", asyn
       b: new Float32Array(2 * N),
     },
   ]);
-  // Below 2^-100 the lo part runs into float32's subnormals (spacing 2^-149): the error is
-  // absolute there; past 88.7229 the result overflows to +inf, below -103.9 it is 0.
-  await check(gpu, "exp", [uniform(-103, -69)], DF64_RTOL, 2 ** -148);
+  // Below 2^low the lo part runs into float32's subnormals (spacing 2^-149) or is flushed with
+  // them (below 2^-126): the error is absolute there; past 88.7229 the result overflows to
+  // +inf, below -103.9 it is 0.
+  await check(gpu, "exp", [uniform(-103, lowArg)], DF64_RTOL, keeps ? 2 ** -148 : 2 ** -125);
   const out = await applyDf64Op(
     gpu,
     "exp",
@@ -204,8 +221,9 @@ gpuTest("df64 exp: 1e-13 of float64 over [-69, 88.72] (results >= 2^-100)", asyn
   if (out.join() !== "Infinity,0,Infinity,0,0,0,0,0") throw new Error(`exp limits: ${out}`);
 });
 
-gpuTest("df64 log: 1e-13 of float64 over [2^-100, 2^126), near 1, and at edges", async (gpu) => {
+gpuTest("df64 log: 1e-13 of float64 over [2^low, 2^126), near 1, and at edges", async (gpu) => {
   const rng = freshRng("df64 log");
+  const low = await lowest(gpu);
   const positive = (what: string, gen: () => number): Inputs => ({
     what,
     a: randomPairs(N, gen),
@@ -213,15 +231,19 @@ gpuTest("df64 log: 1e-13 of float64 over [2^-100, 2^126), near 1, and at edges",
   });
   // Near 1 the result is small and its relative error is what the Newton step must keep.
   await check(gpu, "log", [
-    positive("2^[-100, 126)", () => Math.abs(randomMagnitude(rng, -100, 126))),
+    positive(`2^[${low}, 126)`, () => Math.abs(randomMagnitude(rng, low, 126))),
     positive("1 ± 2^[-40, -1)", () => 1 + randomMagnitude(rng, -40, -1)),
-    cases("edges", [[1, 0], [2, 0], [Math.E, 0], [0.5, 0], [1e38, 0], [2 ** -100, 0]]),
+    cases("edges", [[1, 0], [2, 0], [Math.E, 0], [0.5, 0], [1e38, 0], [2 ** low, 0]]),
   ]);
 });
 
 gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) => {
   const rng = freshRng("df64 edges");
   const x = randomMagnitude(rng, -10, 10), t = x * 2 ** -30 * rng.uniform(0.5, 1);
+  // tiny: 1e-30 on an adapter that keeps subnormals, 2^24 times more on one that flushes them
+  // (and a cancellation down to tiny · 2^-20 starts 2^20 higher there).
+  const keeps = await keepsSubnormals(gpu), low = df64LowestExponent(keeps);
+  const tiny = 1.2676506 * 2 ** low, cancel = keeps ? tiny : tiny * 2 ** 20;
   const signs: [number, number][] = [[3, 5], [-3, 5], [3, -5], [-3, -5]];
   const zeros: [number, number][] = [[0, 0], [0, -0], [-0, 0], [-0, -0], [0, x], [x, 0], [-0, x]];
   const add = cases("edges", [
@@ -234,8 +256,8 @@ gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) =
     [1e38, -1e38 + 1e31],
     [1e38, 1e37],
     [-1e38, -1e38],
-    [1e-30, -1e-30 * (1 - 2 ** -20)],
-    [1e-30, 3e-31],
+    [cancel, -cancel * (1 - 2 ** -20)],
+    [tiny, 0.3 * tiny],
   ]);
   await check(gpu, "add", [add]);
   await check(gpu, "sub", [{ ...add, b: add.b.map((v) => -v) }]);
@@ -245,9 +267,9 @@ gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) =
     [1e19, 1e19],
     [-1e37, 3],
     [1e38, -1],
-    [1e-15, 1e-15],
-    [-1e-30, 1],
-    [1e-30, 3e5],
+    [Math.sqrt(tiny), Math.sqrt(tiny)],
+    [-tiny, 1],
+    [tiny, 3e5],
     [x, 1 / x],
   ]);
   await check(gpu, "mul", [mul]);
@@ -261,8 +283,8 @@ gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) =
     [-2, 7],
     [1e38, 3],
     [1e38, 1e19],
-    [1e-30, 3],
-    [1e-30, 1e-15],
+    [tiny, 3],
+    [tiny, Math.sqrt(tiny)],
     [3e37, 1e-1],
   ])]);
   await check(gpu, "sqrt", [cases("edges", [
@@ -272,8 +294,8 @@ gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) =
     [2, 0],
     [4, 0],
     [1e38, 0],
-    [1e-30, 0],
-    [2 ** -100, 0],
+    [tiny, 0],
+    [2 ** low, 0],
     [x * x, 0],
   ])]);
   await check(gpu, "exp", [cases("edges", [
@@ -284,9 +306,9 @@ gpuTest("df64 edge cases: zeros, signs, huge, tiny, cancellation", async (gpu) =
     [Math.LN2 * 64, 0],
     [-Math.LN2 * 64, 0],
     [88.72, 0],
-    [-69, 0],
-    [1e-30, 0],
-    [-1e-30, 0],
+    [Math.ceil(low * Math.LN2), 0],
+    [tiny, 0],
+    [-tiny, 0],
   ])]);
 });
 

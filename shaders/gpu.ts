@@ -16,6 +16,8 @@
 
 import type { RunStep } from "../core/runs.ts";
 import { decodeReals, encodeReals, type Precision, realBytes, type Reals } from "./precision.ts";
+import { requestChosenAdapter } from "./adapters.ts";
+import { type GpuChoice, gpuChoiceFromEnv, type WebGpuImplementation } from "./webgpu.ts";
 
 /**
  * A run-stacked tensor inside a GPU buffer; offsets and strides count elements of the slot's
@@ -36,8 +38,7 @@ export interface Dispatch {
   workgroups: [number, number, number];
 }
 
-/** Thrown when WebGPU or an adapter is missing; the CLI exits with code 2 on it. */
-export class GpuUnavailableError extends Error {}
+export { GpuUnavailableError } from "./webgpu.ts";
 
 /** Thrown (through {@link Gpu.failure}) when the device is lost or reports a validation error. */
 export class GpuFailureError extends Error {}
@@ -47,6 +48,8 @@ export interface Gpu {
   device: GPUDevice;
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   adapterDescription: string;
+  /** The WebGPU implementation the device comes from. */
+  implementation: WebGpuImplementation;
   /** Whether compute passes can write timestamps (the adapter offers `timestamp-query`). */
   timestamps: boolean;
   /** Whether shaders may use native f64 (the adapter offers `shader-f64`; `--precision f64`). */
@@ -57,25 +60,35 @@ export interface Gpu {
   failure: Promise<never>;
   /** Races `p` against {@link failure}, so no wait on the GPU can hang after a device error. */
   guard<T>(p: Promise<T>): Promise<T>;
+  /** Runs `fn` (WebGPU calls) inside error scopes whose errors reject {@link failure}. */
+  scoped<T>(fn: () => T): T;
+  /**
+   * Runs `fn` with its validation errors (a shader that does not compile) returned, first line
+   * only, instead of failing the device.
+   */
+  capture<T>(fn: () => T): Promise<{ value: T; error?: string }>;
+  /** Submits `commands` to the queue inside {@link scoped}. */
+  submit(commands: GPUCommandBuffer[]): void;
 }
 
-let shared: Promise<Gpu> | undefined;
+let shared: { choice: GpuChoice; gpu: Promise<Gpu> } | undefined;
 
-/** Returns the process-wide GPU, acquiring adapter and device on first use. */
-export function acquireGpu(): Promise<Gpu> {
-  shared ??= createGpu();
-  return shared;
-}
-
-const LAVAPIPE_HINT =
-  "install a Vulkan driver (Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers for the lavapipe CPU adapter)";
-
-async function createGpu(): Promise<Gpu> {
-  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
-    throw new GpuUnavailableError(`WebGPU is not available in this runtime; ${LAVAPIPE_HINT}`);
+/**
+ * Returns the process-wide GPU, acquiring adapter and device on first use: the implementation
+ * and adapter of `choice` (default: the environment's, {@link gpuChoiceFromEnv}). One process
+ * holds one GPU; asking again with another choice throws.
+ */
+export function acquireGpu(choice: GpuChoice = gpuChoiceFromEnv()): Promise<Gpu> {
+  if (!shared) {
+    shared = { choice, gpu: createGpu(choice) };
+  } else if (shared.choice.webgpu !== choice.webgpu || shared.choice.adapter !== choice.adapter) {
+    throw new Error("acquireGpu: this process already holds another implementation or adapter");
   }
-  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new GpuUnavailableError(`no WebGPU adapter found; ${LAVAPIPE_HINT}`);
+  return shared.gpu;
+}
+
+async function createGpu(choice: GpuChoice): Promise<Gpu> {
+  const { adapter, description } = await requestChosenAdapter(choice);
   const limits = adapter.limits;
   const timestamps = adapter.features.has("timestamp-query");
   // Not in every WebGPU's feature list (a native extension), hence the cast.
@@ -101,31 +114,65 @@ async function createGpu(): Promise<Gpu> {
       fail(new GpuFailureError(`GPU device lost: ${info.message || info.reason}`));
     }
   });
-  device.addEventListener("uncapturederror", (ev) => {
-    const msg = (ev as GPUUncapturedErrorEvent).error.message.split("\n")[0];
-    fail(new GpuFailureError(`GPU error: ${msg}`));
-  });
+  const fatal = (error: GPUError) =>
+    fail(new GpuFailureError(`GPU error: ${error.message.split("\n")[0]}`));
+  device.addEventListener("uncapturederror", (ev) => fatal((ev as GPUUncapturedErrorEvent).error));
+  let capturing = 0; // inside capture(): its scope takes the errors
+  const scoped = <T>(fn: () => T): T => {
+    if (capturing > 0) return fn();
+    for (const filter of ERROR_FILTERS) device.pushErrorScope(filter);
+    try {
+      return fn();
+    } finally {
+      for (const _ of ERROR_FILTERS) {
+        device.popErrorScope().then((e) => e && fatal(e), () => {});
+      }
+    }
+  };
   const cache = new Map<string, GPUComputePipeline>();
-  const info = adapter.info;
   return {
     device,
-    adapterDescription: info.description || info.vendor || "unknown adapter",
+    adapterDescription: description,
+    implementation: choice.webgpu,
     timestamps,
     f64,
     failure,
     guard: <T>(p: Promise<T>) => Promise.race([p, failure]),
+    scoped,
+    async capture(fn) {
+      device.pushErrorScope("validation");
+      capturing++;
+      let value;
+      try {
+        value = fn();
+      } finally {
+        capturing--;
+      }
+      const error = await device.popErrorScope();
+      return { value, error: error ? error.message.trim().split("\n")[0] : undefined };
+    },
+    submit: (commands) => scoped(() => device.queue.submit(commands)),
     pipeline(code, entryPoint = "main") {
       const key = `${entryPoint}\n${code}`;
       let p = cache.get(key);
       if (!p) {
-        const module = device.createShaderModule({ code });
-        p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint } });
+        p = scoped(() => {
+          const module = device.createShaderModule({ code });
+          return device.createComputePipeline({ layout: "auto", compute: { module, entryPoint } });
+        });
         cache.set(key, p);
       }
       return p;
     },
   };
 }
+
+/**
+ * Every error a WebGPU call can raise is caught by these scopes ({@link Gpu.scoped}) and turned
+ * into {@link Gpu.failure}: Dawn's Node-API build prints errors that reach its uncaptured-error
+ * handler to stdout, which carries the data.
+ */
+const ERROR_FILTERS: readonly GPUErrorFilter[] = ["validation", "out-of-memory", "internal"];
 
 /** Usage of buffers that kernels read and write and tests upload to and read back from. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -144,7 +191,7 @@ export function storageBuffer(gpu: Gpu, elements: number, label?: string, bytes 
         `or --probe, or fewer --runs`,
     );
   }
-  return gpu.device.createBuffer({ size, usage: STORAGE, label });
+  return gpu.scoped(() => gpu.device.createBuffer({ size, usage: STORAGE, label }));
 }
 
 /** Creates a storage buffer holding `data` (f32 or u32). */
@@ -211,16 +258,72 @@ export function view(buffer: GPUBuffer, runStride: number, offset = 0): TensorVi
   return { buffer, offset, runStride };
 }
 
-/** Builds a bind group for `pipeline`'s group 0 from buffers in binding order. */
+/** One buffer binding of a bind group, named for errors, with whether the shader writes it. */
+export interface BufferBinding {
+  binding: number;
+  /** The slot (or slots, joined by "+") bound here. */
+  name: string;
+  writable: boolean;
+  buffer: GPUBuffer;
+  /** Byte offset (default 0; a multiple of minStorageBufferOffsetAlignment). */
+  offset?: number;
+  /** Bytes bound (default: to the end of the buffer). */
+  size?: number;
+}
+
+/**
+ * Throws one line naming the kernel and the bindings when one buffer is bound both writable
+ * and read-only (WebGPU's usage scope forbids it in a dispatch), or to two writable bindings
+ * whose ranges overlap (WebGPU forbids aliasing writable bindings, gpuweb PR 2441: Dawn
+ * validates it, wgpu does not yet, and on a GPU it is undefined behaviour).
+ */
+export function assertNoAliasing(kernel: string, bindings: readonly BufferBinding[]): void {
+  const span = (b: BufferBinding) => {
+    const offset = b.offset ?? 0;
+    return [offset, offset + (b.size ?? b.buffer.size - offset)];
+  };
+  for (const [i, a] of bindings.entries()) {
+    for (const b of bindings.slice(i + 1)) {
+      if (a.buffer !== b.buffer || (!a.writable && !b.writable)) continue;
+      const label = a.buffer.label ? ` "${a.buffer.label}"` : "";
+      const [a0, a1] = span(a), [b0, b1] = span(b);
+      if (a.writable !== b.writable) {
+        throw new Error(
+          `${kernel}: bindings ${a.name} and ${b.name} bind buffer${label} both read-only and ` +
+            `writable in one dispatch, which WebGPU forbids`,
+        );
+      }
+      if (a0 < b1 && b0 < a1) {
+        throw new Error(
+          `${kernel}: writable bindings ${a.name} and ${b.name} overlap in buffer${label} ` +
+            `(bytes ${a0}-${a1} and ${b0}-${b1}), which WebGPU forbids`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Builds a bind group for `pipeline`'s group 0 from `bindings`, after {@link assertNoAliasing}:
+ * the one place a bind group is made, so no dispatch of `kernel` can alias.
+ */
 export function bindBuffers(
   gpu: Gpu,
+  kernel: string,
   pipeline: GPUComputePipeline,
-  buffers: GPUBuffer[],
+  bindings: readonly BufferBinding[],
 ): GPUBindGroup {
-  return gpu.device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
-  });
+  assertNoAliasing(kernel, bindings);
+  return gpu.scoped(() =>
+    gpu.device.createBindGroup({
+      label: kernel,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map(({ binding, buffer, offset, size }) => ({
+        binding,
+        resource: { buffer, offset, size },
+      })),
+    })
+  );
 }
 
 /** Records `dispatches` in order into one compute pass of `encoder` (timed with `timestampWrites`). */
@@ -242,7 +345,7 @@ export function encodeDispatches(
 export function runDispatches(gpu: Gpu, dispatches: Dispatch[]): void {
   const encoder = gpu.device.createCommandEncoder();
   encodeDispatches(encoder, dispatches);
-  gpu.device.queue.submit([encoder.finish()]);
+  gpu.submit([encoder.finish()]);
 }
 
 /** Copies `elements` f32 values starting at element `offset` of `buffer` back to the CPU. */
@@ -259,7 +362,7 @@ export async function readFloats(
   });
   const encoder = gpu.device.createCommandEncoder();
   encoder.copyBufferToBuffer(buffer, offset * 4, staging, 0, bytes);
-  gpu.device.queue.submit([encoder.finish()]);
+  gpu.submit([encoder.finish()]);
   await gpu.guard(staging.mapAsync(GPUMapMode.READ));
   const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
   staging.unmap();

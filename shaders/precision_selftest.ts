@@ -149,13 +149,11 @@ export async function realSelfTest(
     const out = realBuffer(gpu, precision, count);
     let got: ArrayLike<number>;
     try {
-      // Compile errors arrive in the scope, not as exceptions (nor as the device's failure).
-      gpu.device.pushErrorScope("validation");
-      const dispatch = realOpKernel(gpu, op, precision, count, { a, b, out });
-      const error = await gpu.device.popErrorScope();
-      if (error) {
-        return { ok: false, op, limit, compileError: error.message.trim().split("\n")[0] };
-      }
+      // Compile errors arrive as validation errors, not as exceptions.
+      const { value: dispatch, error } = await gpu.capture(() =>
+        realOpKernel(gpu, op, precision, count, { a, b, out })
+      );
+      if (error) return { ok: false, op, limit, compileError: error };
       runDispatches(gpu, [dispatch]);
       got = await readReals(gpu, precision, out, count);
     } finally {

@@ -635,7 +635,7 @@ export class GpuTrainer {
     this.gpu.device.queue.writeBuffer(this.evalX, 0, encodeReals(this.precision, padded));
     const encoder = this.gpu.device.createCommandEncoder();
     encodeDispatches(encoder, this.evalChunkPass.forward);
-    this.gpu.device.queue.submit([encoder.finish()]);
+    this.gpu.submit([encoder.finish()]);
     const { buffer, runStride } = this.evalChunkPass.logits;
     const all = await readReals(this.gpu, this.precision, buffer, runs * runStride);
     const classes = layout.classes, out = newReals(this.precision, runs * rows * classes);
