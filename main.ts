@@ -14,7 +14,7 @@ import { gpuChoiceOf, helpText, parseCommandLine } from "./pipeline/config.ts";
 import { checkOutputPath } from "./pipeline/paths.ts";
 import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
 import { RunControl } from "./stages/step.ts";
-import { acquireGpu, GpuUnavailableError } from "./shaders/gpu.ts";
+import { acquireGpu, gpuName, GpuUnavailableError } from "./shaders/gpu.ts";
 
 const encoder = new TextEncoder();
 const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -43,7 +43,7 @@ export async function main(args: string[]): Promise<number> {
       await checkOutputPath("--checkpoint-dir", `${dir}/step-0.safetensors`);
     }
     const gpu = await acquireGpu(gpuChoiceOf(config));
-    log(`adapter: ${gpu.adapterDescription} (${gpu.implementation})`);
+    log(`adapter: ${gpuName(gpu)}`);
     const live = !config.quiet && Deno.stderr.isTerminal();
     let progressShown = false;
     const control = new RunControl();

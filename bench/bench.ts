@@ -12,7 +12,7 @@
  * @module
  */
 
-import { acquireGpu, type Gpu } from "../shaders/gpu.ts";
+import { acquireGpu, type Gpu, gpuName } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import type { RunName } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
@@ -124,20 +124,20 @@ if (import.meta.main && Deno.args.includes("--profile")) {
 } else if (import.meta.main && Deno.args.includes("--precision")) {
   const gpu = await acquireGpu();
   const log = (s: string) => console.error(s);
-  log(`adapter: ${gpu.adapterDescription}`);
+  log(`adapter: ${gpuName(gpu)}`);
   console.log(JSON.stringify({
-    adapter: gpu.adapterDescription,
+    adapter: gpuName(gpu),
     date: new Date().toISOString(),
     precision: await benchPrecision(gpu, log),
   }));
 } else if (import.meta.main) {
   const gpu = await acquireGpu();
   const out: Record<string, unknown> = {
-    adapter: gpu.adapterDescription,
+    adapter: gpuName(gpu),
     date: new Date().toISOString(),
   };
   const log = (s: string) => console.error(s);
-  log(`adapter: ${gpu.adapterDescription}`);
+  log(`adapter: ${gpuName(gpu)}`);
   const ceiling = await matmulCeiling(gpu);
   out.matmul_ceiling_gflops = ceiling.gflops;
   log(`matmul ceiling: ${ceiling.gflops.toFixed(2)} GFLOP/s at ${ceiling.shape}`);

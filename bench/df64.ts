@@ -18,7 +18,7 @@
 
 import { KernelInterface } from "../shaders/binding.ts";
 import { DF64_ONE, DF64_ONE_FIELD, type Df64Barrier, df64Wgsl } from "../shaders/df64.ts";
-import { acquireGpu, type Gpu, uploadBuffer } from "../shaders/gpu.ts";
+import { acquireGpu, type Gpu, gpuName, uploadBuffer } from "../shaders/gpu.ts";
 import { createRng } from "../core/prng.ts";
 import { timeDispatch } from "./timing.ts";
 
@@ -123,7 +123,7 @@ export async function benchDf64(
 
 if (import.meta.main) {
   const gpu = await acquireGpu();
-  console.error(`adapter: ${gpu.adapterDescription}`);
+  console.error(`adapter: ${gpuName(gpu)}`);
   const results: Df64BenchResult[] = [];
   for (const [shape, dims] of Object.entries(DF64_BENCH_SHAPES)) {
     // Interleaved rounds: the host's speed drifts, ratios within a round are what count.
@@ -141,5 +141,5 @@ if (import.meta.main) {
       );
     }
   }
-  console.log(JSON.stringify({ adapter: gpu.adapterDescription, results }, null, 2));
+  console.log(JSON.stringify({ adapter: gpuName(gpu), results }, null, 2));
 }

@@ -5,6 +5,7 @@
  * name, and a name that matches nothing is one line listing the adapters.
  */
 
+import { GPU_PERMISSIONS } from "../shaders/webgpu.ts";
 import { assert } from "../stages/data/test_fixtures.ts";
 import { SWIFTSHADER_MANIFEST, vulkanDriverManifests } from "../shaders/adapters.ts";
 import { formatListing, type Listing, vendorText } from "./gpus.ts";
@@ -13,7 +14,7 @@ const GPUS = new URL("./gpus.ts", import.meta.url).pathname;
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
 /** The permissions `deno task train` and `deno task gpus` pass. */
-const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-run"];
+const PERMISSIONS = GPU_PERMISSIONS;
 
 async function run(
   args: string[],

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { acquireGpu, type Gpu, storageBuffer, uploadBuffer } from "../shaders/gpu.ts";
+import { acquireGpu, type Gpu, gpuName, storageBuffer, uploadBuffer } from "../shaders/gpu.ts";
 import { matmulFlops, matmulKernel, type MatmulTiling } from "../shaders/matmul.ts";
 import { createRng } from "../core/prng.ts";
 import { timeDispatch } from "./timing.ts";
@@ -78,7 +78,7 @@ export async function matmulCeiling(gpu: Gpu): Promise<{ gflops: number; shape: 
 
 if (import.meta.main) {
   const gpu = await acquireGpu();
-  console.error(`adapter: ${gpu.adapterDescription}`);
+  console.error(`adapter: ${gpuName(gpu)}`);
   // The first second of GPU work in a process runs slow on lavapipe (threads and clocks ramp
   // up), so an untimed shape goes first.
   await benchMatmul(gpu, 512, 512, 512, { reps: 2 });

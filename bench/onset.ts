@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import { validateConfig } from "../pipeline/config.ts";
 import { runPipeline } from "../pipeline/pipeline.ts";
-import { acquireGpu } from "../shaders/gpu.ts";
+import { acquireGpu, gpuName } from "../shaders/gpu.ts";
 
 /** The median of `xs`, treating null (never passed) as larger than any step. */
 export function medianOnset(xs: (number | null)[]): number | null {
@@ -73,7 +73,7 @@ if (import.meta.main) {
   );
   console.log(
     JSON.stringify({
-      adapter: gpu.adapterDescription,
+      adapter: gpuName(gpu),
       steps: Number(values.steps),
       seeds,
       onsets,

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { gpuName } from "../shaders/gpu.ts";
 import type { Config } from "./config.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import { describe, prepare } from "./prepare.ts";
@@ -24,7 +25,7 @@ export async function runPipeline(config: Config, gpu: Gpu, io: PipelineIO): Pro
   io.log(describe(prepared));
   for (const w of prepared.warnings) io.log(`warning: ${w}`);
   const trained = await train(prepared, gpu, io);
-  return await summarise(prepared, trained, gpu.adapterDescription, io.log);
+  return await summarise(prepared, trained, gpuName(gpu), io.log);
 }
 
 /** `--save-init FILE`: writes run A's initial weights (no GPU, no training). */

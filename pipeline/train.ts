@@ -6,6 +6,7 @@
  * @module
  */
 
+import { gpuName } from "../shaders/gpu.ts";
 import { deriveSeed } from "../core/prng.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
@@ -63,7 +64,7 @@ export const GRAD_COS_WARNING = 1e-3;
  * to log; throws one line naming what failed.
  */
 export async function checkPrecision(gpu: Gpu, precision: Precision): Promise<string> {
-  const adapter = gpu.adapterDescription;
+  const adapter = gpuName(gpu);
   if (precision === "f32") return "precision: f32";
   if (precision === "f64" && !gpu.f64) {
     throw new Error(

@@ -71,6 +71,11 @@ export interface Gpu {
   submit(commands: GPUCommandBuffer[]): void;
 }
 
+/** The adapter and the implementation, as logs and summaries name them. */
+export function gpuName(gpu: Pick<Gpu, "adapterDescription" | "implementation">): string {
+  return `${gpu.adapterDescription} (${gpu.implementation})`;
+}
+
 let shared: { choice: GpuChoice; gpu: Promise<Gpu> } | undefined;
 
 /**

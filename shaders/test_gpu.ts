@@ -12,10 +12,18 @@ import { stacked } from "../core/test_util.ts";
 import { acquireGpu, type Gpu } from "./gpu.ts";
 import { decodeReals, encodeReals, type Precision } from "./precision.ts";
 
-/** Registers a Deno test that acquires the process-wide GPU and passes it to `fn`. */
-export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
+/**
+ * Registers a Deno test that acquires the process-wide GPU and passes it to `fn` (reported as
+ * ignored when `options.ignore`).
+ */
+export function gpuTest(
+  name: string,
+  fn: (gpu: Gpu) => Promise<void> | void,
+  options: { ignore?: boolean } = {},
+): void {
   Deno.test({
     name,
+    ignore: options.ignore ?? false,
     sanitizeResources: false,
     sanitizeOps: false,
     async fn() {

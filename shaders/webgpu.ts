@@ -47,8 +47,17 @@ export function isImplementation(name: string): name is WebGpuImplementation {
   return (WEBGPU_IMPLEMENTATIONS as readonly string[]).includes(name);
 }
 
-/** The pinned npm package of Dawn's Node-API build (keep in step with deno.json). */
-export const DAWN_PACKAGE = "webgpu@0.6.2";
+/**
+ * The permissions of a `deno run` that acquires a GPU: files and environment, Dawn's addon
+ * (`--allow-ffi`) and the adapter probes (`--allow-run`). The deno.json tasks grant the same.
+ */
+export const GPU_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-run",
+];
 
 /** Dawn's `create(flags)`: a `GPU` for the given Dawn flags (`backend=`, `adapter=`, ...). */
 type DawnCreate = (flags: string[]) => GPU;
@@ -61,7 +70,7 @@ export function loadDawn(): Promise<DawnCreate> {
   dawnCreate ??= (async () => {
     if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
       throw new GpuUnavailableError(
-        `--webgpu dawn loads Dawn's Node-API addon (npm ${DAWN_PACKAGE}) and needs ` +
+        `--webgpu dawn loads Dawn's Node-API addon (npm webgpu) and needs ` +
           `--allow-ffi (the deno tasks pass it)`,
       );
     }
@@ -77,8 +86,8 @@ export function loadDawn(): Promise<DawnCreate> {
     } catch (e) {
       const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
       throw new GpuUnavailableError(
-        `--webgpu dawn: cannot load Dawn from npm ${DAWN_PACKAGE} (${why}); run ` +
-          `\`deno install\` with access to the npm registry`,
+        `--webgpu dawn: cannot load Dawn, npm webgpu (${why}); Deno fetches it from the npm ` +
+          `registry on first use: run \`deno install\` where the registry is reachable`,
       );
     }
   })();

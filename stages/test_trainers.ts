@@ -46,6 +46,19 @@ export const CONV_MODELS: Model[] = [
   },
 ];
 
+/**
+ * The environment variable that limits the trainer tests to some models, by the first word of
+ * their names (`WD_TEST_MODELS=mlp`); unset: every model. `deno task test-dawn` sets it: on
+ * SwiftShader the convolutional trainer tests take minutes, mostly compiling pipelines.
+ */
+export const TEST_MODELS_ENV = "WD_TEST_MODELS";
+
+/** Whether the trainer tests cover `model` ({@link TEST_MODELS_ENV}). */
+export function modelTested(model: Model): boolean {
+  const only = Deno.env.get(TEST_MODELS_ENV);
+  return !only || only.split(",").includes(model.name.split(/[ -]/)[0]);
+}
+
 /** The plan of `runs` over `steps`: warm-up, then a step schedule halving at the middle. */
 export function trainerSpec(runs: RunsSpec["runs"], steps: number): RunsSpec {
   return testRunsSpec({

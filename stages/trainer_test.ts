@@ -14,7 +14,14 @@ import { forwardBackward } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import { dot } from "../reference/ops.ts";
 import { assertClose } from "../core/test_util.ts";
-import { CONV_MODELS, MLP, type Model, setupTrainers, trainerSpec } from "./test_trainers.ts";
+import {
+  CONV_MODELS,
+  MLP,
+  type Model,
+  modelTested,
+  setupTrainers,
+  trainerSpec,
+} from "./test_trainers.ts";
 import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
 const STEPS = 20;
@@ -184,6 +191,7 @@ for (const { model, stats: runningStats } of FOLLOW) {
         }
       }
     },
+    { ignore: !modelTested(model) },
   );
 }
 

@@ -6,6 +6,7 @@
  * mismatched settings are refused with one line; divergence still writes the summary.
  */
 
+import { GPU_PERMISSIONS } from "../shaders/webgpu.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
 const decoder = new TextDecoder();
@@ -18,7 +19,7 @@ interface Result {
 
 function command(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", MAIN, "--quiet", ...args],
+    args: ["run", ...GPU_PERMISSIONS, MAIN, "--quiet", ...args],
     env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
