@@ -172,11 +172,12 @@ async function main(): Promise<number> {
     // 5. The bench (4. comes after both, below).
     if (!skip.has("bench")) {
       const log = `bench-${webgpu}.log`;
+      // An hour: minutes on a GPU, but SwiftShader (2 cores) needs more than half an hour.
       const r = await run(
         ["run", ...GPU_PERMISSIONS, "bench/bench.ts"],
         env,
         `${scratch}/${log}`,
-        1800,
+        3600,
       );
       if (r.ok) await Deno.writeTextFile(`${scratch}/bench-${webgpu}.json`, r.stdout);
       const note = lastLine(r.stderr, /steps\/s|GFLOP/);
