@@ -10,9 +10,18 @@
  * @module
  */
 
-import { gpuChoiceOf, helpText, parseCommandLine } from "./pipeline/config.ts";
-import { checkOutputPath } from "./pipeline/paths.ts";
+import {
+  gpuChoiceOf,
+  helpText,
+  ignoredByModel,
+  MODEL_SETTINGS,
+  parseCommandLine,
+} from "./pipeline/config.ts";
+import { checkOutputPath, checkOutputsApart, sameOrInside } from "./pipeline/paths.ts";
 import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
+import { dirOwner } from "./pipeline/train.ts";
+import { checkCheckpointDir } from "./stages/checkpoint_dir.ts";
+import { NAMED_DATASETS } from "./stages/data/dataset.ts";
 import { RunControl } from "./stages/step.ts";
 import { acquireGpu, gpuName, GpuUnavailableError } from "./shaders/gpu.ts";
 
@@ -30,7 +39,16 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     const { config } = cmd;
+    for (const k of ignoredByModel(config, cmd.given)) {
+      log(
+        `warning: --${k} applies to --model ${
+          MODEL_SETTINGS[k]
+        }; --model ${config.model} ignores it`,
+      );
+    }
     // Output paths first: a bad one is found now, not after the training it would record.
+    const dataPath = NAMED_DATASETS.has(config.data) ? undefined : config.data;
+    await checkOutputsApart(config, cmd.configFile, dataPath);
     if (config.summary) await checkOutputPath("--summary", config.summary);
     if (config["save-init"]) {
       await checkOutputPath("--save-init", config["save-init"]);
@@ -41,6 +59,8 @@ export async function main(args: string[]): Promise<number> {
     if (dir) {
       await Deno.mkdir(dir, { recursive: true }).catch(() => {}); // checked just below
       await checkOutputPath("--checkpoint-dir", `${dir}/step-0.safetensors`);
+      const resumesHere = config.resume !== undefined && await sameOrInside(config.resume, dir);
+      await checkCheckpointDir(dir, dirOwner(config), resumesHere);
     }
     const gpu = await acquireGpu(gpuChoiceOf(config));
     log(`adapter: ${gpuName(gpu)}`);

@@ -124,6 +124,19 @@ export function encodeSafetensors(
   return out;
 }
 
+/** What a file that is not safetensors looks like, from its first bytes. */
+function kindOf(bytes: Uint8Array): string {
+  const starts = (...magic: number[]) => magic.every((b, i) => bytes[i] === b);
+  if (bytes.length < 9) return `${bytes.length} bytes, too short for a header`;
+  if (starts(0x50, 0x4b, 0x03, 0x04)) {
+    return "a zip archive: a PyTorch .pt/.pth file? save it with safetensors.torch.save_file";
+  }
+  if (starts(0x1f, 0x8b)) return "gzip-compressed data";
+  if (starts(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59)) return "a NumPy .npy file";
+  if (starts(0x80) && bytes[1] >= 2 && bytes[1] <= 5) return "a Python pickle";
+  return "no JSON header after the 8-byte length";
+}
+
 /**
  * Decodes a `.safetensors` file. The tensors come back ordered by their data offsets, each in a
  * fresh typed array (never aliasing `bytes`). Throws a {@link SafetensorsError} whose message
@@ -134,10 +147,15 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): DecodedSaf
     throw new SafetensorsError(source, problem);
   };
   if (!LITTLE_ENDIAN_HOST) fail("big-endian host");
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, need 8 for the header length`);
+  // A safetensors file starts with its header's length and the header's "{".
+  if (bytes.length < 9 || bytes[8] !== 0x7b) fail(`not a safetensors file (${kindOf(bytes)})`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(bytes.length - 8)) {
-    fail(`header length ${n} runs past the end of the file (${bytes.length - 8} bytes left)`);
+    fail(
+      `truncated: header length ${n} runs past the end of the file (${
+        bytes.length - 8
+      } bytes left)`,
+    );
   }
   const dataStart = 8 + Number(n);
   let text = "";

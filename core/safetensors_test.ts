@@ -162,8 +162,8 @@ Deno.test("safetensors: truncation at every point is a SafetensorsError naming t
   const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
   for (let len = 0; len < bytes.length; len++) {
     const cut = bytes.slice(0, len);
-    const fragment = len < 8
-      ? "truncated"
+    const fragment = len < 9
+      ? "not a safetensors file"
       : len < 8 + n
       ? "runs past the end of the file"
       : "past the end of the data";
@@ -180,16 +180,19 @@ Deno.test("safetensors: each malformed file names its problem", () => {
   const lengthOnly = (n: bigint, total: number) => {
     const b = new Uint8Array(total).fill(0x20);
     new DataView(b.buffer).setBigUint64(0, n, true);
+    b[8] = 0x7b; // "{"
     return b;
   };
   const cases: [Uint8Array, string][] = [
-    [new Uint8Array(5), "truncated"],
+    [new Uint8Array(5), "not a safetensors file (5 bytes, too short for a header)"],
+    [new TextEncoder().encode("PK\x03\x04 a zip archive"), "a PyTorch .pt/.pth file?"],
+    [new TextEncoder().encode("step,epoch\n0,0\n"), "not a safetensors file (no JSON header"],
     [lengthOnly(100n, 50), "header length 100 runs past the end of the file"],
     [lengthOnly(2n ** 64n - 1n, 16), "runs past the end of the file"],
     [rawFile('{"a": '), "header is not valid JSON"],
     [rawFile('{"a":\n\n{'), "header is not valid JSON"],
-    [rawFile("[1, 2]"), "header is not a JSON object"],
-    [rawFile("null"), "header is not a JSON object"],
+    [rawFile("[1, 2]"), "not a safetensors file"],
+    [rawFile("null"), "not a safetensors file"],
     [
       (() => {
         const b = rawFile('{"x":"\u00e9"}');

@@ -71,15 +71,44 @@ export function constantSchedule(base: number, totalSteps: number): LrScheduleSp
   };
 }
 
+/**
+ * The step of each milestone (a fraction of the run rounded to a step), in the given order: a
+ * step listed twice multiplies the lr by the factor twice, as PyTorch's MultiStepLR does.
+ */
+export function milestoneSteps(spec: LrScheduleSpec): number[] {
+  return spec.milestones.map((m) => (m < 1 ? Math.round(m * spec.totalSteps) : m));
+}
+
+/**
+ * Notes on a step schedule that does what it says but maybe not what was meant: milestones that
+ * fall on one step (the factor applies once per milestone) and milestones after the last step.
+ */
+export function milestoneNotes(spec: LrScheduleSpec): string[] {
+  if (spec.kind !== "step") return [];
+  const steps = milestoneSteps(spec), notes: string[] = [];
+  const repeated = [...new Set(steps.filter((s, i) => steps.indexOf(s) !== i))];
+  for (const s of repeated) {
+    const n = steps.filter((x) => x === s).length;
+    notes.push(
+      `--milestones: ${n} milestones fall on step ${s}: the lr is multiplied by ` +
+        `--step-factor ${spec.factor} ${n} times there (as PyTorch's MultiStepLR does)`,
+    );
+  }
+  const late = steps.filter((s) => s >= spec.totalSteps);
+  if (late.length > 0) {
+    notes.push(
+      `--milestones: step ${late.join(", ")} is not reached in ${spec.totalSteps} steps`,
+    );
+  }
+  return notes;
+}
+
 /** The schedule's value at 0-based step `t` (the lr run A's group S uses in step t). */
 export function lrAt(spec: LrScheduleSpec, t: number): number {
   validateSchedule(spec);
   let lr = spec.base;
   if (spec.kind === "step") {
-    for (const m of spec.milestones) {
-      const at = m < 1 ? Math.round(m * spec.totalSteps) : m;
-      if (t >= at) lr *= spec.factor;
-    }
+    for (const at of milestoneSteps(spec)) if (t >= at) lr *= spec.factor;
   } else if (spec.kind === "cosine") {
     // PyTorch's CosineAnnealingLR, held at its minimum after the period instead of rising again.
     const x = Math.min(t, spec.totalSteps) / spec.totalSteps;

@@ -7,6 +7,7 @@ import {
   lrAt,
   type LrScheduleSpec,
   matchedBufferFactor,
+  milestoneNotes,
 } from "./schedule.ts";
 
 const CONST: LrScheduleSpec = constantSchedule(0.1, 500);
@@ -155,4 +156,14 @@ Deno.test("streaming recursion agrees with THEORY's literal (k, r) recursion", (
   const first = rec.next(0, 5e-4);
   if (first.c !== 1 || first.cNext !== 1 || first.etaB !== 0) throw new Error("lr 0 step");
   if (!Number.isFinite(rec.next(0.01, 5e-4).etaB)) throw new Error("after lr 0");
+});
+
+Deno.test("milestoneNotes: milestones on one step (a fraction included) and past the end are named", () => {
+  const spec = { ...constantSchedule(0.1, 10), kind: "step" as const, milestones: [1, 0.5, 5, 40] };
+  const notes = milestoneNotes(spec);
+  if (notes.length !== 2 || !notes[0].includes("2 milestones fall on step 5")) {
+    throw new Error(notes.join(" | "));
+  }
+  if (!notes[1].includes("step 40 is not reached in 10 steps")) throw new Error(notes[1]);
+  if (milestoneNotes({ ...spec, milestones: [2, 0.5] }).length !== 0) throw new Error("distinct");
 });

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { type Precision, PRECISIONS } from "../shaders/precision.ts";
@@ -20,9 +21,11 @@ import {
 /** Thrown for a bad flag, a bad config file or a value that fails validation; one line. */
 export class ConfigError extends Error {}
 
-const bool = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")]);
 /** A value as an error message shows it: strings quoted, so an empty one is visible. */
 const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+const bool = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], {
+  error: (issue) => `expected true or false, got ${shown(issue.input)}`,
+});
 /**
  * A number: a JSON number, or a string that reads as one after trimming (a flag's value). Empty
  * strings, booleans and null are errors, not 0 or 1 as `Number()` would make them.
@@ -72,8 +75,8 @@ const SETTINGS = {
     "dataset: default (shipped Fashion-MNIST test set), fashion-mnist (Debian's full set), or a file/folder (IDX, CIFAR-10 binary, CSV)",
   ],
   "label-column": [
-    z.string().default("label"),
-    "CSV: label column, by header name or 0-based index",
+    z.string().optional(),
+    "CSV: label column, by header name or 0-based index (default: the column named label in a header, else column 0)",
   ],
   heldout: [int(1).default(1000), "examples held out when the data has no separate test split"],
   probe: [
@@ -259,18 +262,89 @@ const COMMAND_LINE = "command line";
 
 /** Validates a raw object of settings (flag-name keys) into a {@link Config}. */
 export function validateConfig(raw: Record<string, unknown>, source: string): Config {
-  const result = schema.safeParse(raw);
+  const result = schema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const issue = result.error.issues[0];
     const [setting, item] = issue.path;
     const key = issue.code === "unrecognized_keys"
       ? issue.keys[0]
       : `${String(setting)}${item === undefined ? "" : ` (item ${Number(item) + 1})`}`;
-    const what = issue.code === "unrecognized_keys" ? "unknown setting" : issue.message;
+    const what = issue.code === "unrecognized_keys"
+      ? "unknown setting"
+      : issue.code === "invalid_value"
+      ? `expected one of ${issue.values.join(", ")}, got ${shown(issue.input)}`
+      : issue.message;
     const name = source === COMMAND_LINE ? `--${key}` : `${source}: ${key}`;
     throw new ConfigError(`${name}: ${what}`);
   }
   return result.data as Config;
+}
+
+/**
+ * Settings that do not change the trajectory of any run: output, metering, the probe,
+ * checkpointing, the run's length (when the schedule does not depend on it), the WebGPU
+ * implementation and adapter (another may round differently, as another machine does). A
+ * resumed run may change them, and {@link configHash} leaves them out.
+ */
+export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
+  "format",
+  "every",
+  "eval-every",
+  "probe-every",
+  "per-layer",
+  "quiet",
+  "summary",
+  "in-flight",
+  "probe",
+  "checkpoint-dir",
+  "checkpoint-every",
+  "keep",
+  "resume",
+  "save-init",
+  "steps",
+  "epochs",
+  "webgpu",
+  "adapter",
+]);
+
+/**
+ * The settings that decide the trajectory, in key order: all but {@link OUTPUT_SETTINGS}, and
+ * the run's length (`steps`, `epochs`) when the schedule depends on it (cosine, milestones given
+ * as fractions).
+ */
+export function trajectorySettings(config: Config): Record<string, unknown> {
+  const usesLength = config.schedule === "cosine" ||
+    (config.schedule === "step" && config.milestones.some((m) => m < 1));
+  const counts = (k: string) =>
+    !OUTPUT_SETTINGS.has(k) || (usesLength && /^(steps|epochs)$/.test(k));
+  return Object.fromEntries(
+    Object.entries(config as Record<string, unknown>)
+      .filter(([k, v]) => counts(k) && v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
+}
+
+/**
+ * 16 hex digits of the SHA-256 of {@link trajectorySettings} as JSON: runs with one hash
+ * compute the same steps, so a checkpoint folder and a summary name their run by it.
+ */
+export function configHash(config: Config): string {
+  return createHash("sha256").update(JSON.stringify(trajectorySettings(config))).digest("hex")
+    .slice(0, 16);
+}
+
+/** The settings that shape only one model; for any other `--model` they are ignored. */
+export const MODEL_SETTINGS: Readonly<Record<string, Config["model"]>> = {
+  hidden: "mlp",
+  depth: "preresnet",
+  width: "preresnet",
+};
+
+/** Of the settings `given`, those that the config's model ignores (`--hidden` with `cnn`). */
+export function ignoredByModel(config: Config, given: Iterable<string>): string[] {
+  return [...given].filter((k) =>
+    MODEL_SETTINGS[k] !== undefined && MODEL_SETTINGS[k] !== config.model
+  );
 }
 
 /**
@@ -314,8 +388,14 @@ export function helpText(): string {
   ].join("\n");
 }
 
-/** The parsed command line: either a request for help or a validated configuration. */
-export type CommandLine = { help: true } | { help: false; config: Config };
+/**
+ * The parsed command line: either a request for help or a validated configuration, with the
+ * settings given explicitly (by a flag or the config file; the others are defaults) and the
+ * config file's path.
+ */
+export type CommandLine =
+  | { help: true }
+  | { help: false; config: Config; given: string[]; configFile?: string };
 
 /** Parses argv (flags of {@link SETTINGS}, `--config FILE`, `--help`) into a {@link Config}. */
 export async function parseCommandLine(argv: string[]): Promise<CommandLine> {
@@ -339,7 +419,9 @@ export async function parseCommandLine(argv: string[]): Promise<CommandLine> {
   if (typeof file === "string") fromFile = await readConfigFile(file);
   // Validate the file alone first, so its errors name the file rather than the command line.
   validateConfig(fromFile, file as string ?? "config");
-  return { help: false, config: validateConfig({ ...fromFile, ...flags }, COMMAND_LINE) };
+  const given = [...new Set([...Object.keys(fromFile), ...Object.keys(flags)])];
+  const config = validateConfig({ ...fromFile, ...flags }, COMMAND_LINE);
+  return { help: false, config, given, configFile: file as string | undefined };
 }
 
 /** A negative number (`-5`, `-.5`, `-1e-3`): a flag's value, not a flag. */

@@ -1,7 +1,7 @@
 /** Output paths checked at startup: a missing, non-folder or unwritable folder, a folder as file. */
 
-import { checkOutputPath } from "./paths.ts";
-import { ConfigError } from "./config.ts";
+import { checkOutputPath, checkOutputsApart } from "./paths.ts";
+import { type Config, ConfigError, defaultConfig } from "./config.ts";
 import { assert } from "../stages/data/test_fixtures.ts";
 
 /** Awaits the check and returns its error message ("" when it passed). */
@@ -52,4 +52,44 @@ Deno.test("checkOutputPath: a place Deno may not write (/proc) names no Deno fla
   const message = await failure("--summary", "/proc/x");
   assert(message.startsWith("--summary: cannot write /proc/x: "), message);
   assert(message.includes("not allowed"), message);
+});
+
+Deno.test("checkOutputsApart: an output that is an input, another output or a checkpoint name is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = `${dir}/data.csv`, link = `${dir}/link.json`;
+    await Deno.writeTextFile(data, "label,a\n");
+    await Deno.symlink(data, link);
+    const base = defaultConfig();
+    const refusal = async (config: Partial<Config>, configFile?: string) => {
+      try {
+        await checkOutputsApart({ ...base, ...config }, configFile, config.data);
+        return "";
+      } catch (e) {
+        assert(e instanceof ConfigError, String(e));
+        return e.message;
+      }
+    };
+    const via = await refusal({ data: data, summary: link });
+    assert(
+      via === `--summary: ${link} is also an input (--data ${data}); choose another path`,
+      via,
+    );
+    const cfg = await refusal({ summary: `${dir}/./c.json` }, `${dir}/c.json`);
+    assert(cfg.includes("is also an input (--config"), cfg);
+    const both = await refusal({ summary: `${dir}/w.st`, "save-init": `${dir}/w.st` });
+    assert(both.includes("is also another output (--save-init"), both);
+    const ck = await refusal({ summary: `${dir}/ck/run.json`, "checkpoint-dir": `${dir}/ck` });
+    assert(ck.includes("is a name the checkpoint folder uses"), ck);
+    const inData = await refusal({ data: dir, summary: `${dir}/s.json` });
+    assert(inData.includes("lies inside the data folder"), inData);
+    const rotated = await refusal({
+      "init-from": `${dir}/ck/step-000000001.safetensors`,
+      "checkpoint-dir": `${dir}/ck`,
+    });
+    assert(rotated.includes("may be deleted by the checkpoint rotation"), rotated);
+    assert(await refusal({ summary: `${dir}/s.json`, "checkpoint-dir": `${dir}/ck` }) === "", "ok");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -9,7 +9,7 @@
 
 import { type Config, ConfigError } from "./config.ts";
 import { deriveSeed } from "../core/prng.ts";
-import type { LrScheduleSpec } from "../core/schedule.ts";
+import { type LrScheduleSpec, milestoneNotes } from "../core/schedule.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { buildModel, type ModelSpec } from "../core/models.ts";
@@ -140,13 +140,26 @@ export function checkPlan(
   for (let r = 0; r < spec.runs.length; r++) {
     const w = init.subarray(r * layout.size, r * layout.size + layout.sEnd);
     const norm = Math.sqrt(w.reduce((a, v) => a + v * v, 0));
-    if (norm > config["rescale-above"]) {
-      throw new ConfigError(
-        `--rescale-above: ${config["rescale-above"]} is below run ${
-          spec.runs[r]
-        }'s initial S weight norm ${norm.toPrecision(4)}`,
-      );
-    }
+    if (norm <= config["rescale-above"]) continue;
+    // Blame the flag that made the weights large: --init-scale or --init-from when given.
+    const scale = config["init-scale"];
+    const cause = config["init-from"]
+      ? `--init-from: ${config["init-from"]} gives`
+      : scale !== 1
+      ? `--init-scale: ${scale} gives`
+      : `--rescale-above: ${config["rescale-above"]} is below`;
+    const what = `run ${spec.runs[r]}'s initial S weight norm ${
+      Number.isFinite(norm) ? norm.toPrecision(4) : `${norm} (float32 overflows)`
+    }`;
+    throw new ConfigError(
+      cause.startsWith("--rescale-above")
+        ? `${cause} ${what}`
+        : `${cause} ${what}, above --rescale-above ${config["rescale-above"]}; ${
+          config["init-from"]
+            ? "raise --rescale-above"
+            : "lower --init-scale or raise --rescale-above"
+        }`,
+    );
   }
   if (config["last-batch"] === "keep" && trainExamples % config["batch-size"] === 1) {
     throw new ConfigError(
@@ -236,7 +249,7 @@ export async function prepare(config: Config): Promise<Prepared> {
       file: checkpoint,
       state: checkpointState(checkpoint, layout, config.precision),
     },
-    warnings: splits.warnings ?? [],
+    warnings: [...(splits.warnings ?? []), ...milestoneNotes(spec.schedule)],
   };
 }
 

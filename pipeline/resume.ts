@@ -7,38 +7,9 @@
  * @module
  */
 
-import { type Config, ConfigError, validateConfig } from "./config.ts";
-import {
-  CheckpointError,
-  type CheckpointFile,
-  decodeCheckpoint,
-  listCheckpoints,
-} from "../stages/checkpoint.ts";
-
-/**
- * Settings a resumed run may change: they do not change the trajectory of any run (another
- * implementation or adapter may round differently, as a resumed run on another machine does).
- */
-export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
-  "format",
-  "every",
-  "eval-every",
-  "probe-every",
-  "per-layer",
-  "quiet",
-  "summary",
-  "in-flight",
-  "probe",
-  "checkpoint-dir",
-  "checkpoint-every",
-  "keep",
-  "resume",
-  "save-init",
-  "steps",
-  "epochs",
-  "webgpu",
-  "adapter",
-]);
+import { type Config, ConfigError, OUTPUT_SETTINGS, validateConfig } from "./config.ts";
+import { CheckpointError, type CheckpointFile, decodeCheckpoint } from "../stages/checkpoint.ts";
+import { listCheckpoints } from "../stages/checkpoint_dir.ts";
 
 /** Reads the checkpoint `--resume` names: a file, or the newest checkpoint in a folder. */
 export async function readCheckpoint(target: string): Promise<CheckpointFile> {

@@ -10,6 +10,8 @@ import type { GpuTrainer } from "../stages/trainer.ts";
 import type { Prepared } from "./prepare.ts";
 import type { Config } from "./config.ts";
 import type { Trained } from "./train.ts";
+import { configHash } from "./config.ts";
+import type { RowsWritten } from "../stages/sink.ts";
 import { writeFileAtomic } from "../stages/files.ts";
 import { VERSION } from "./version.ts";
 
@@ -18,7 +20,11 @@ export interface RunSummary {
   adapter: string;
   /** The model, e.g. "preresnet-20 (width 16)", and its parameter counts. */
   model: { description: string; parameters: number; s: number; o: number };
-  /** Steps done, counting those before a resumed checkpoint. */
+  /**
+   * Steps applied to the weights, counting those before a resumed checkpoint: the held-out
+   * accuracy and the last checkpoint are of this state (steps still in flight when the run
+   * stopped are finished first).
+   */
   steps: number;
   /** Time and rate of this session's steps. */
   seconds: number;
@@ -26,10 +32,20 @@ export interface RunSummary {
   runs: string[];
   /** Each run against A (THEORY §7 max |Δsoftmax| on the probe batch). */
   pairs: Record<string, PairSummary>;
-  /** Per run: last metered training loss and probe accuracy, held-out accuracy in eval mode. */
+  /**
+   * Per run: the last metered training loss and probe accuracy with the steps they were
+   * measured at (the last step, unless --every or --probe-every skipped it before a stop), and
+   * the held-out accuracy in eval mode after `steps` steps.
+   */
   final: Record<
     string,
-    { train_loss: number | null; probe_acc: number | null; heldout_acc: number }
+    {
+      train_loss: number | null;
+      train_loss_step: number | null;
+      probe_acc: number | null;
+      probe_step: number | null;
+      heldout_acc: number;
+    }
   >;
   rescales: number;
   /** True when stdout was closed early (the run stopped there). */
@@ -41,7 +57,11 @@ export interface RunSummary {
   /** The checkpoint this session resumed from, and the last one it wrote. */
   resumed_from: string | null;
   checkpoint: string | null;
+  /** What the run wrote to stdout (the report checks its input against it). */
+  rows: RowsWritten;
   version: string;
+  /** `configHash(config)`: the run's trajectory settings, hashed. */
+  config_hash: string;
   /** The full validated configuration of the run. */
   config: Config;
 }
@@ -74,10 +94,13 @@ export async function summarise(
 ): Promise<RunSummary> {
   const heldoutAcc = await heldoutAccuracy(t.trainer, p);
   const final: RunSummary["final"] = {};
+  const { last, at } = t.tracker;
   p.config.runs.forEach((r, i) => {
     final[r] = {
-      train_loss: t.tracker.last[`${r}.loss`] ?? null,
-      probe_acc: t.tracker.last[`${r}.probe_acc`] ?? null,
+      train_loss: last[`${r}.loss`] ?? null,
+      train_loss_step: at[`${r}.loss`] ?? null,
+      probe_acc: last[`${r}.probe_acc`] ?? null,
+      probe_step: at[`${r}.probe_acc`] ?? null,
       heldout_acc: heldoutAcc[i],
     };
   });
@@ -90,19 +113,21 @@ export async function summarise(
       s: layout.sEnd,
       o: layout.size - layout.sEnd,
     },
-    steps: t.tracker.steps,
+    steps: t.trainer.stepsDone,
     seconds: t.seconds,
     steps_per_second: t.stepsHere / t.seconds,
     runs: p.config.runs,
     pairs: t.tracker.pairs,
     final,
     rescales: t.tracker.rescales,
-    output_closed: t.outputClosed,
+    output_closed: t.control.outputClosed,
     stopped: t.control.diverged ? "diverged" : t.control.signal ?? null,
     error: t.control.diverged ?? null,
     resumed_from: p.resume?.file.source ?? null,
     checkpoint: t.checkpoint ?? null,
+    rows: t.rows,
     version: VERSION,
+    config_hash: configHash(p.config),
     config: p.config,
   };
   for (const line of summaryLines(summary)) log(line);
@@ -125,12 +150,16 @@ export function summaryLines(s: RunSummary): string[] {
     (s.stopped ? `, stopped: ${s.stopped}` : "") +
     (s.checkpoint ? `; last checkpoint ${s.checkpoint}` : ""),
   ];
+  // A figure measured before the last step says so (a stop between metered steps).
+  const at = (step: number | null) =>
+    step === null || step === s.steps - 1 ? "" : ` (at step ${step})`;
   for (const [r, f] of Object.entries(s.final)) {
     lines.push(
       `  ${r.padEnd(2)}: held-out accuracy ${pct(f.heldout_acc)} (eval mode), probe accuracy ${
         pct(f.probe_acc)
-      }, ` +
-        `last train loss ${f.train_loss?.toFixed(4) ?? "-"}`,
+      }${at(f.probe_step)}, last train loss ${f.train_loss?.toFixed(4) ?? "-"}${
+        at(f.train_loss_step)
+      }`,
     );
   }
   const onsets = (o: Record<string, number | null>) =>

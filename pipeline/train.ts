@@ -23,10 +23,12 @@ import {
   SummaryTracker,
 } from "../stages/monitor.ts";
 import { eventLogStage } from "../stages/events.ts";
-import { OutputClosedError, outputSink } from "../stages/sink.ts";
+import { outputSink, type RowsWritten } from "../stages/sink.ts";
 import { type CheckpointContext, checkpointStage } from "../stages/checkpoint.ts";
+import type { DirOwner } from "../stages/checkpoint_dir.ts";
 import { augmentOptions, plannedSteps, type Prepared } from "./prepare.ts";
 import { VERSION } from "./version.ts";
+import { type Config, configHash, trajectorySettings } from "./config.ts";
 
 /** Where the pipeline writes: data to `stdout`, everything else through `log`. */
 export interface PipelineIO {
@@ -46,12 +48,17 @@ export interface Trained {
   /** Steps trained in this session (fewer than the tracker's when resumed). */
   stepsHere: number;
   seconds: number;
-  /** True when stdout was closed early (the run stopped there). */
-  outputClosed: boolean;
-  /** Why the run stopped early (a signal, divergence), if it did. */
+  /** What reached stdout. */
+  rows: RowsWritten;
+  /** Why the run stopped early (a signal, divergence, closed stdout), if it did. */
   control: RunControl;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
+}
+
+/** The run a checkpoint folder belongs to: its config hash and trajectory settings. */
+export function dirOwner(config: Config): DirOwner {
+  return { configHash: configHash(config), settings: trajectorySettings(config) };
 }
 
 /** |cos(grad, w)| over S above which the group is reported as not scale-invariant. */
@@ -184,51 +191,56 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
       dir,
       keep: config.keep,
       context: checkpointContext(p),
-      onWritten: (path, step) => {
-        checkpoint = path;
-        io.log(`checkpoint: ${path} (after step ${step})`);
+      owner: dirOwner(config),
+      onWritten: (path, step, diverged) => {
+        if (!diverged) checkpoint = path;
+        io.log(
+          `checkpoint: ${path} (after step ${step}${
+            diverged ? "; the state at the divergence, for inspection: --resume never picks it" : ""
+          })`,
+        );
       },
     })
     : new TransformStream<OutputRow, OutputRow>();
   const started = performance.now();
-  let outputClosed = false;
-  try {
-    await batchStream(p.trainX, p.train.y, p.train.dim, {
-      batchSize: config["batch-size"],
-      epochs: p.epochs,
-      shuffle: config.shuffle,
-      seed: deriveSeed(config.seed, "shuffle"),
-      lastBatch: config["last-batch"],
-      maxSteps: p.totalSteps,
-      startStep,
-      stop: () => control.stopping,
-      augment: augmentOptions(config),
-      image: p.train.image,
-      source: p.train.source,
-    })
-      .pipeThrough(stepStage(trainer, p.plan, {
-        runs: config.runs,
-        every: config.every,
-        totalSteps: p.totalSteps,
-        probeEvery: config["probe-every"],
-        evalEvery: config["eval-every"],
-        inFlight: config["in-flight"],
-        rescaleAbove: config["rescale-above"],
-        checkpointEvery: config["checkpoint-every"],
-        snapshots: dir !== undefined,
-        control,
-        resume: p.resume?.file.meta.stepper,
-      }))
-      .pipeThrough(monitorStage(monitorOpts, tracker, stepObserver(p, io, started, startStep)))
-      .pipeThrough(eventLogStage(io.log))
-      .pipeThrough(checkpoints)
-      .pipeTo(outputSink(io.stdout, config.format, monitorColumns(monitorOpts)));
-  } catch (e) {
-    if (!(e instanceof OutputClosedError)) throw e;
-    outputClosed = true;
-  }
+  let rows: RowsWritten | undefined;
+  await batchStream(p.trainX, p.train.y, p.train.dim, {
+    batchSize: config["batch-size"],
+    epochs: p.epochs,
+    shuffle: config.shuffle,
+    seed: deriveSeed(config.seed, "shuffle"),
+    lastBatch: config["last-batch"],
+    maxSteps: p.totalSteps,
+    startStep,
+    stop: () => control.stopping,
+    augment: augmentOptions(config),
+    image: p.train.image,
+    source: p.train.source,
+  })
+    .pipeThrough(stepStage(trainer, p.plan, {
+      runs: config.runs,
+      every: config.every,
+      totalSteps: p.totalSteps,
+      probeEvery: config["probe-every"],
+      evalEvery: config["eval-every"],
+      inFlight: config["in-flight"],
+      rescaleAbove: config["rescale-above"],
+      checkpointEvery: config["checkpoint-every"],
+      snapshots: dir !== undefined,
+      control,
+      resume: p.resume?.file.meta.stepper,
+    }))
+    .pipeThrough(monitorStage(monitorOpts, tracker, stepObserver(p, io, started, startStep)))
+    .pipeThrough(eventLogStage(io.log))
+    .pipeThrough(checkpoints)
+    .pipeTo(outputSink(io.stdout, {
+      format: config.format,
+      columns: monitorColumns(monitorOpts),
+      control,
+      onClose: (written) => rows = written,
+    }));
   const seconds = (performance.now() - started) / 1000;
   await trainer.finish();
-  const stepsHere = Math.max(0, tracker.steps - startStep);
-  return { trainer, tracker, stepsHere, seconds, outputClosed, control, checkpoint };
+  const stepsHere = trainer.stepsDone - startStep;
+  return { trainer, tracker, stepsHere, seconds, rows: rows!, control, checkpoint };
 }

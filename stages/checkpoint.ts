@@ -33,6 +33,13 @@ import type { OutputRow, TrackerState } from "./monitor.ts";
 import { STATE_ARRAYS, type StateArray, type TrainerState } from "./trainer.ts";
 import { newReals, type Precision, type Reals } from "../shaders/precision.ts";
 import { writeFileAtomic } from "./files.ts";
+import {
+  checkpointPath,
+  claimCheckpointDir,
+  type DirOwner,
+  divergedPath,
+  rotateCheckpoints,
+} from "./checkpoint_dir.ts";
 
 /** The `format` metadata value of the files this version writes and reads. */
 export const CHECKPOINT_FORMAT = "wd-explr-checkpoint/1";
@@ -252,6 +259,7 @@ const pairSchema = z.object({
 const trackerSchema = z.object({
   pairs: z.record(z.string(), pairSchema),
   last: z.record(z.string(), anyNumber),
+  at: z.record(z.string(), z.number().int()).optional(),
   steps: z.number().int().min(0),
   rescales: z.number().int().min(0),
 });
@@ -385,36 +393,22 @@ export function checkpointState(
   return state;
 }
 
-/** `DIR/step-000123.safetensors`: the file of the checkpoint after step 123 (sorts by step). */
-export function checkpointPath(dir: string, step: number): string {
-  return `${dir}/step-${String(step).padStart(9, "0")}.safetensors`;
-}
-
-const CHECKPOINT_NAME = /^step-(\d{9,})\.safetensors$/;
-
-/** The checkpoint files in `dir`, newest (highest step) first. */
-export async function listCheckpoints(dir: string): Promise<string[]> {
-  const found: { step: number; path: string }[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    const m = e.isFile ? CHECKPOINT_NAME.exec(e.name) : null;
-    if (m) found.push({ step: Number(m[1]), path: `${dir}/${e.name}` });
-  }
-  return found.sort((a, b) => b.step - a.step).map((f) => f.path);
-}
-
 /** Where and how many checkpoints the stage writes. */
 export interface CheckpointStageOptions {
   dir: string;
-  /** Newest checkpoints kept; older ones are deleted after a new one is in place. */
+  /** This run's checkpoints kept at or below the step just written; older ones are deleted. */
   keep: number;
   context: CheckpointContext;
-  /** Called with the path of each checkpoint written. */
-  onWritten?: (path: string, step: number) => void;
+  /** The run the folder belongs to (written into it before the first checkpoint). */
+  owner: DirOwner;
+  /** Called with the path of each checkpoint written, and whether it is a divergence's. */
+  onWritten?: (path: string, step: number, diverged: boolean) => void;
 }
 
 /**
  * The checkpoint stage: writes each snapshot row to `DIR/step-N.safetensors` atomically
- * (temporary file, flush, rename) and keeps the newest `keep`; passes every other row on.
+ * (temporary file, flush, rename) and rotates (`keep`); the state at a divergence goes to
+ * `DIR/diverged-step-N.safetensors`, outside the rotation. Passes every other row on.
  */
 export function checkpointStage(
   opts: CheckpointStageOptions,
@@ -422,10 +416,12 @@ export function checkpointStage(
   return new TransformStream<OutputRow, OutputRow>({
     async transform(row, controller) {
       if (row.kind !== "snapshot") return controller.enqueue(row);
-      const path = checkpointPath(opts.dir, row.snapshot.step);
+      const { step, diverged } = row.snapshot;
+      await claimCheckpointDir(opts.dir, opts.owner);
+      const path = diverged ? divergedPath(opts.dir, step) : checkpointPath(opts.dir, step);
       await writeFileAtomic(path, encodeCheckpoint(opts.context, row.snapshot, row.tracker));
-      opts.onWritten?.(path, row.snapshot.step);
-      for (const old of (await listCheckpoints(opts.dir)).slice(opts.keep)) await Deno.remove(old);
+      opts.onWritten?.(path, step, diverged);
+      if (!diverged) await rotateCheckpoints(opts.dir, step, opts.keep);
     },
   });
 }

@@ -3,15 +3,14 @@ import { RunPlan } from "../core/runs.ts";
 import { freshRng, randomFloats } from "../core/test_util.ts";
 import {
   type CheckpointContext,
-  checkpointPath,
   checkpointStage,
   checkpointState,
   decodeCheckpoint,
   encodeCheckpoint,
   fromJson,
-  listCheckpoints,
   toJson,
 } from "./checkpoint.ts";
+import { checkpointPath, listCheckpoints, OWNER_FILE } from "./checkpoint_dir.ts";
 import type { TrainingSnapshot } from "./step.ts";
 import { type OutputRow, SummaryTracker } from "./monitor.ts";
 
@@ -46,6 +45,7 @@ function snapshot(step: number): TrainingSnapshot {
       nextProbe: 10,
       nextEval: 50,
     },
+    diverged: false,
     gpu: {
       params: randomFloats(rng, R * P),
       bufs: randomFloats(rng, R * P),
@@ -133,7 +133,14 @@ Deno.test("checkpointStage: writes step-N files atomically, keeps the newest K, 
   const dir = await Deno.makeTempDir();
   const tracker = new SummaryTracker([...runs]);
   const written: number[] = [];
-  const stage = checkpointStage({ dir, keep: 2, context, onWritten: (_, s) => written.push(s) });
+  const owner = { configHash: "0123456789abcdef", settings: { lr: 0.1 } };
+  const stage = checkpointStage({
+    dir,
+    keep: 2,
+    context,
+    owner,
+    onWritten: (_, s) => written.push(s),
+  });
   const rows: OutputRow[] = [];
   const input: OutputRow[] = [3, 7, 11, 15].flatMap((step): OutputRow[] => [
     { kind: "step", values: { step } },
@@ -149,6 +156,6 @@ Deno.test("checkpointStage: writes step-N files atomically, keeps the newest K, 
     throw new Error(`kept ${files}`);
   }
   const all = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  if (all.length !== 2) throw new Error(`left behind: ${all}`); // no temporary files
+  if (all.length !== 3 || !all.includes(OWNER_FILE)) throw new Error(`left: ${all}`); // no tmp
   await Deno.remove(dir, { recursive: true });
 });

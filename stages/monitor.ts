@@ -165,6 +165,8 @@ export interface PairSummary {
 export interface TrackerState {
   pairs: Record<string, PairSummary>;
   last: Record<string, number | undefined>;
+  /** The step at which each of `last`'s values was measured (absent in older checkpoints). */
+  at?: Record<string, number>;
   steps: number;
   rescales: number;
 }
@@ -173,6 +175,8 @@ export interface TrackerState {
 export class SummaryTracker {
   readonly pairs: Record<string, PairSummary> = {};
   readonly last: Record<string, number | undefined> = {};
+  /** The step of each value in `last`. */
+  readonly at: Record<string, number> = {};
   steps = 0;
   /** Lemma-2 rescales applied so far. */
   rescales = 0;
@@ -227,7 +231,11 @@ export class SummaryTracker {
       );
     }
     // The last measured value of each column (the probe's cells are empty between probes).
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) this.last[k] = x;
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) continue;
+      this.last[k] = x;
+      this.at[k] = this.steps - 1;
+    }
   }
 
   /** A deep copy of the state. */
@@ -235,6 +243,7 @@ export class SummaryTracker {
     return structuredClone({
       pairs: this.pairs,
       last: this.last,
+      at: this.at,
       steps: this.steps,
       rescales: this.rescales,
     });
@@ -245,6 +254,7 @@ export class SummaryTracker {
     const copy = structuredClone(state);
     Object.assign(this.pairs, copy.pairs);
     Object.assign(this.last, copy.last);
+    Object.assign(this.at, copy.at ?? {});
     this.steps = copy.steps;
     this.rescales = copy.rescales;
   }

@@ -70,22 +70,27 @@ export interface TrainingSnapshot {
   /** The plan's values of every run at `step`. */
   lastPlan: RunStep[];
   stepper: StepperState;
+  /** The state at a divergence (for inspection, never resumed). */
+  diverged: boolean;
 }
 
 /** What the step stage hands on: metered steps, and snapshots between them. */
 export type StepOutput = StepRecord | TrainingSnapshot;
 
 /**
- * Why a run stops before its last step, shared by the loader, the step stage and the command
- * line: a signal asked for it, or a run diverged (the message names the run, step and value).
+ * Why a run stops before its last step, shared by the loader, the step stage, the sink and the
+ * command line: a signal asked for it, a run diverged (the message names the run, step and
+ * value), or the reader of stdout went away.
  */
 export class RunControl {
   signal?: "SIGINT" | "SIGTERM";
   diverged?: string;
+  /** The reader of stdout went away (`| head`). */
+  outputClosed = false;
 
   /** True once the run should take no further step. */
   get stopping(): boolean {
-    return this.signal !== undefined || this.diverged !== undefined;
+    return this.signal !== undefined || this.diverged !== undefined || this.outputClosed;
   }
 }
 
@@ -183,11 +188,15 @@ export function stepStage(
     controller.enqueue({ ...record, metrics: m });
   };
 
-  const snapshot = async (controller: TransformStreamDefaultController<StepOutput>) => {
-    if (!last || snapshotAt === last.step || control.diverged) return;
+  /** A snapshot after the last step submitted; after a divergence only the final one. */
+  const snapshot = async (
+    controller: TransformStreamDefaultController<StepOutput>,
+    final: boolean,
+  ) => {
+    if (!last || snapshotAt === last.step || (control.diverged && !final)) return;
     await decideUpTo(last.step);
     while (metered.length > 0) await emit(controller);
-    if (control.diverged) return;
+    if (control.diverged && !final) return;
     snapshotAt = last.step;
     controller.enqueue({
       kind: "snapshot",
@@ -202,6 +211,7 @@ export function stepStage(
         nextProbe,
         nextEval,
       },
+      diverged: control.diverged !== undefined,
     });
   };
 
@@ -259,12 +269,14 @@ export function stepStage(
       }
       while (metered.length > opts.inFlight) await emit(controller);
       const done = batch.step + 1;
-      if (opts.checkpointEvery > 0 && done % opts.checkpointEvery === 0) await snapshot(controller);
+      if (opts.checkpointEvery > 0 && done % opts.checkpointEvery === 0) {
+        await snapshot(controller, false);
+      }
     },
     async flush(controller) {
       await decideUpTo(Infinity);
       while (metered.length > 0) await emit(controller);
-      if (opts.snapshots && !control.diverged) await snapshot(controller);
+      if (opts.snapshots) await snapshot(controller, true);
     },
   });
 }

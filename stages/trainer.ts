@@ -461,6 +461,11 @@ export class GpuTrainer {
     return t;
   }
 
+  /** Steps submitted to the weights so far (a resumed trainer counts the checkpoint's). */
+  get stepsDone(): number {
+    return this.submitted;
+  }
+
   /** Records the graph at `rows` rows reading `input` (stages/lowering.ts). */
   private buildPass(rows: number, input: GPUBuffer, mode: PassMode): Pass {
     const { layout, runs } = this.opts;

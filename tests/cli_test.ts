@@ -64,7 +64,12 @@ Deno.test({
   name: "bad flags and values: one line naming the flag (and allowed values), exit 1",
   async fn() {
     assertOneLineError(await cli(["--bogus"]), 1, "--bogus");
-    assertOneLineError(await cli(["--format", "xml"]), 1, "--format", '"csv"|"jsonl"');
+    assertOneLineError(
+      await cli(["--format", "xml"]),
+      1,
+      "--format",
+      'expected one of csv, jsonl, got "xml"',
+    );
     assertOneLineError(await cli(["--runs", "B,A"]), 1, "--runs", "must start with A");
     assertOneLineError(await cli(["--batch-size", "0"]), 1, "--batch-size");
     assertOneLineError(await cli(["--explr", "closed", "--schedule", "cosine"]), 1, "--explr");
@@ -95,7 +100,13 @@ Deno.test({
     await Deno.writeTextFile(bad, JSON.stringify({ "bn-eps-mode": "sometimes" }));
     await Deno.writeTextFile(unknown, JSON.stringify({ "learning-rate": 0.1 }));
     await Deno.writeTextFile(broken, "{ not json");
-    assertOneLineError(await cli(["--config", bad]), 1, bad, "bn-eps-mode", '"scaled"|"fixed"');
+    assertOneLineError(
+      await cli(["--config", bad]),
+      1,
+      bad,
+      "bn-eps-mode",
+      "expected one of scaled, fixed, got",
+    );
     assertOneLineError(
       await cli(["--config", unknown]),
       1,
@@ -200,20 +211,29 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "a stray large label in a CSV file: a warning naming the label and its line",
+  name:
+    "a stray large label in a CSV file: a warning naming it and its line, an error past 1024 classes",
   async fn() {
     const dir = await Deno.makeTempDir();
     const file = `${dir}/stray.csv`;
-    const rows = ["0,1,0", "1,0,1", "2,1,1", "0,0,0", "1,1,0", "60000,0,1", "2,1,1", "0,1,0"];
-    await Deno.writeTextFile(file, ["label,a,b", ...rows].join("\n") + "\n");
-    const r = await cli([
-      ...["--data", file, "--heldout", "2", "--batch-size", "2", "--probe", "2"],
-      ...["--hidden", "4", "--runs", "A", "--steps", "1", "--eval-every", "0", "--quiet"],
-    ]);
+    const run = async (stray: number) => {
+      const rows = ["0,1,0", "1,0,1", "2,1,1", "0,0,0", "1,1,0", `${stray},0,1`, "2,1,1", "0,1,0"];
+      await Deno.writeTextFile(file, ["label,a,b", ...rows].join("\n") + "\n");
+      return await cli([
+        ...["--data", file, "--heldout", "2", "--batch-size", "2", "--probe", "2"],
+        ...["--hidden", "4", "--runs", "A", "--steps", "1", "--eval-every", "0", "--quiet"],
+      ]);
+    };
+    const r = await run(90);
     if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
-    if (!r.stderr.includes(`warning: ${file}: line 7: label 60000 is far above the others`)) {
+    if (!r.stderr.includes(`warning: ${file}: line 7: label 90 is far above the others`)) {
       throw new Error(`no warning: ${r.stderr}`);
     }
+    assertOneLineError(
+      await run(60000),
+      1,
+      `${file}: line 7: label 60000 is far above the others: 60001 classes for 4 distinct labels`,
+    );
   },
 });
 
@@ -269,8 +289,10 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "closing stdout early (| head -n 3) ends the run quietly with exit 0",
+  name:
+    "closing stdout early (| head -n 3): exit 0, the steps in flight finish, the stop checkpoint and the summary describe one state",
   async fn() {
+    const dir = await Deno.makeTempDir();
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -278,9 +300,8 @@ Deno.test({
         "--allow-write",
         "--allow-env",
         MAIN,
-        "--runs",
-        "A,B",
-        "--quiet",
+        ...["--runs", "A,B", "--quiet", "--in-flight", "3"],
+        ...["--checkpoint-dir", `${dir}/ck`, "--summary", `${dir}/s.json`],
       ],
       env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
       stdout: "piped",
@@ -302,6 +323,18 @@ Deno.test({
     if (performance.now() - t0 > 30_000) {
       throw new Error("the run went on long after stdout closed");
     }
+    const s = JSON.parse(await Deno.readTextFile(`${dir}/s.json`));
+    const files = [...Deno.readDirSync(`${dir}/ck`)].map((e) => e.name).sort();
+    const last = `step-${String(s.steps - 1).padStart(9, "0")}.safetensors`;
+    if (!s.output_closed || files.join() !== `run.json,${last}`) {
+      throw new Error(`after ${s.steps} steps, the folder holds ${files}`);
+    }
+    // Every figure of the summary is of the weights after its last step.
+    if (s.final.A.train_loss_step !== s.steps - 1 || s.rows.last_step >= s.steps) {
+      throw new Error(`summary: ${s.steps} steps, ${JSON.stringify(s.final.A)}, rows ${s.rows}`);
+    }
+    if (!stderr.includes(`last checkpoint ${dir}/ck/${last}`)) throw new Error(stderr);
+    await Deno.remove(dir, { recursive: true });
   },
 });
 

@@ -93,9 +93,10 @@ export async function loadCsv(
     if (e instanceof DataError) throw e;
     const csvLine = (e as { lines?: unknown }).lines;
     if (typeof csvLine === "number") throw new DataError(path, `line ${csvLine}`, errorText(e));
-    // The decompressor or the file failed: the data after the last parsed line is unreadable.
-    const what = gzip ? "corrupt or truncated gzip data" : "read failed";
-    throw new DataError(path, `line ${line + 1}`, `${what} (${errorText(e)})`);
+    // The decompressor or the file failed. No line number: how far parsing got before the
+    // failure surfaced depends on chunk timing, and the same file must give the same message.
+    if (gzip) throw new DataError(path, "gzip data", `corrupt or truncated (${errorText(e)})`);
+    throw new DataError(path, "read", `failed (${errorText(e)})`);
   }
   if (rows.n === 0) {
     throw new DataError(path, `line ${Math.max(1, line)}`, "empty dataset: no data rows");

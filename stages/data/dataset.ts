@@ -55,6 +55,9 @@ export const DEFAULT_DATA_DIR: string = fileURLToPath(
   new URL("../../data/fashion-mnist/", import.meta.url),
 );
 
+/** The `--data` values that name a dataset rather than a path. */
+export const NAMED_DATASETS: ReadonlySet<string> = new Set(["default", "fashion-mnist"]);
+
 /** Where Debian's `dataset-fashion-mnist` package installs the full Fashion-MNIST. */
 export const DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 

@@ -216,17 +216,25 @@ Deno.test("loadData: training data with one class is a DataError naming the file
   await assertDataError(() => loadData(spec(dir)), train, "labels", /every label is 0/);
 });
 
-Deno.test("loadData: a stray large label is a warning naming the label and its place", async () => {
+Deno.test("loadData: a stray large label is a warning naming it and its place, past 1024 classes an error", async () => {
   await using tmp = await tempDir();
   const enc = (s: string) => new TextEncoder().encode(s);
-  const rows = ["label,a", "0,1", "1,2", "2,3", "", "60000,4", "0,5", "1,6", "2,7"].join("\n");
-  const stray = await writeData(join(tmp.dir, "stray.csv"), enc(rows + "\n"));
+  const file = (stray: number) =>
+    ["label,a", "0,1", "1,2", "2,3", "", `${stray},4`, "0,5", "1,6", "2,7"].join("\n") + "\n";
+  const stray = await writeData(join(tmp.dir, "stray.csv"), enc(file(1023)));
   const splits = await loadData(spec(stray));
   assertEquals(splits.warnings?.length, 1, "one warning");
   const [warning] = splits.warnings!;
   assert(!/[\r\n]/.test(warning), `warning "${warning}" should be one line`);
-  assert(warning.startsWith(`${stray}: line 6: label 60000`), `warning "${warning}"`);
-  assert(warning.includes("60001 classes") && warning.includes("4 distinct"), warning);
+  assert(warning.startsWith(`${stray}: line 6: label 1023`), `warning "${warning}"`);
+  assert(warning.includes("1024 classes") && warning.includes("4 distinct"), warning);
+  await writeData(stray, enc(file(60000)));
+  await assertDataError(
+    () => loadData(spec(stray)),
+    stray,
+    "line 6",
+    /label 60000 .*60001 classes/,
+  );
   // Labels 0..2 with a test file: no warning; the test file's own stray label is found there.
   const dir = join(tmp.dir, "split");
   await Deno.mkdir(dir);

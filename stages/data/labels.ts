@@ -2,7 +2,8 @@
  * Checks of the labels before training: the training examples must have at least two classes
  * (with one, every prediction is right and the run learns nothing), and a label far above the
  * others, which makes the output layer that wide (one stray `60000` in a 3-class file gives
- * 60,001 classes), is a warning that names the label and where it is.
+ * 60,001 classes), is a warning that names the label and where it is, or an error when it
+ * would make more than {@link MAX_SPARSE_CLASSES} classes.
  *
  * @module
  */
@@ -14,7 +15,8 @@ import type { Dataset } from "./types.ts";
  * Checks the labels of `train` and, for a source with a test split, `test`: fewer than two
  * distinct training labels is a DataError (position `labels`, in the file holding the labels).
  * Returns the warnings, one line each: the largest label is more than twice the number of
- * distinct labels (both splits).
+ * distinct labels (both splits); a DataError when that gives more than
+ * {@link MAX_SPARSE_CLASSES} classes.
  */
 export function checkLabels(train: Dataset, test?: Dataset): string[] {
   const trainLabels = new Set(train.y);
@@ -32,11 +34,16 @@ export function checkLabels(train: Dataset, test?: Dataset): string[] {
   if (largest <= 2 * labels.size) return [];
   const at = holder.largestLabelAt ?? { file: holder.source, position: "labels" };
   const classes = Math.max(train.classes, test?.classes ?? 0, largest + 1);
-  return [
-    `${at.file}: ${at.position}: label ${largest} is far above the others: ${classes} classes ` +
-    `for ${labels.size} distinct labels (a stray label, or the wrong label column?)`,
-  ];
+  const problem = `label ${largest} is far above the others: ${classes} classes for ` +
+    `${labels.size} distinct labels (a stray label, or the wrong label column?)`;
+  // Past this width the output layer is mostly classes that never occur: refuse, rather than
+  // fail later on its size.
+  if (classes > MAX_SPARSE_CLASSES) throw new DataError(at.file, at.position, problem);
+  return [`${at.file}: ${at.position}: ${problem}`];
 }
+
+/** More classes than this, with labels far above the distinct ones, is an error. */
+export const MAX_SPARSE_CLASSES = 1024;
 
 function maxOf(y: Int32Array): number {
   let m = -Infinity;
