@@ -4,8 +4,10 @@
  * temporary one); good input writes the page (stdin too) and says so on stderr only.
  */
 
+import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { syntheticCsv } from "./test_fixtures.ts";
+import { defaultConfig } from "../pipeline/config.ts";
+import { syntheticCsv, withDir } from "./test_fixtures.ts";
 
 const REPORT = new URL("./main.ts", import.meta.url).pathname;
 const SWEEP = new URL("./sweep.ts", import.meta.url).pathname;
@@ -16,8 +18,9 @@ interface Result {
   stderr: string;
 }
 
-async function run(script: string, args: string[], cwd: string, stdin = ""): Promise<Result> {
-  const child = new Deno.Command(Deno.execPath(), {
+/** `script` started in `cwd` with `args`, its stdin a pipe to write to. */
+function spawn(script: string, args: string[], cwd: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-write", "--allow-env", script, ...args],
     cwd,
     env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
@@ -25,6 +28,10 @@ async function run(script: string, args: string[], cwd: string, stdin = ""): Pro
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+async function run(script: string, args: string[], cwd: string, stdin = ""): Promise<Result> {
+  const child = spawn(script, args, cwd);
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(stdin));
   await writer.close();
@@ -48,13 +55,16 @@ function assertOneLineError(r: Result, ...fragments: string[]): void {
 /** The names in `dir`, sorted. */
 const ls = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+/** Every file under `dir` with its text, as one string to compare. */
+function snapshot(dir: string): string {
+  return ls(dir).map((n) => {
+    const path = join(dir, n);
+    const info = Deno.lstatSync(path);
+    if (info.isDirectory) return `${n}/ ${snapshot(path)}`;
+    return `${n}: ${
+      info.isSymlink ? `-> ${Deno.readLinkSync(path)}` : Deno.readTextFileSync(path)
+    }`;
+  }).join("\n");
 }
 
 const GOOD = [...syntheticCsv({ rows: 60 })].join("");
@@ -129,6 +139,9 @@ Deno.test("sweep: a bad grid writes nothing, not even the folder; a good one wri
     );
     if (r.code !== 0 || r.stdout !== "") throw new Error(`exit ${r.code}: ${r.stderr}`);
     if (!r.stderr.includes("sweep: 4 points (lr 2 × seed 2)")) throw new Error(r.stderr);
+    // The config names the point's summary and format: the run command needs neither.
+    const command = "deno task train --config sw/$INDEX.json > sw/$INDEX.jsonl\n";
+    if (!r.stderr.endsWith(command)) throw new Error(r.stderr);
     if (ls(join(dir, "sw")).length !== 5) throw new Error(`${ls(join(dir, "sw"))}`);
     assertOneLineError(await run(SWEEP, ["--grid", "lr=0.1", "--out", "sw"], dir), "is not empty");
   });
@@ -148,5 +161,86 @@ Deno.test("report of a sweep folder: one comparison page, results missing so far
     }
     // One onset plot for the one axis, the A–B and A–A1 curves.
     if (html.split('<figure class="plot"').length - 1 !== 3) throw new Error("not 3 plots");
+  });
+});
+
+Deno.test("report: the output is never an input, by any name; the inputs stay as they were", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "run.csv"), GOOD);
+    Deno.writeTextFileSync(join(dir, "run.summary.json"), "{}");
+    Deno.writeTextFileSync(join(dir, "s.json"), "{}");
+    Deno.symlinkSync(join(dir, "run.csv"), join(dir, "link.html"));
+    const sweep = await run(SWEEP, ["--grid", "seed=0..1", "--out", "sw"], dir);
+    if (sweep.code !== 0) throw new Error(sweep.stderr);
+    Deno.writeTextFileSync(join(dir, "sw", "1.csv"), GOOD);
+    const before = snapshot(dir);
+    const refused: [string[], string][] = [
+      [["run.csv", "-o", "run.csv"], "run.csv is also an input (the result file)"],
+      [["run.csv", "-o", "link.html"], "link.html is also an input (the result file run.csv)"],
+      [
+        ["run.csv", "--summary", "s.json", "-o", "s.json"],
+        "s.json is also an input (the --summary file)",
+      ],
+      [
+        ["run.csv", "-o", "run.summary.json"],
+        "run.summary.json is also an input (the result's summary)",
+      ],
+      [
+        ["-", "--summary", "s.json", "-o", "./s.json"],
+        "./s.json is also an input (the --summary file s.json)",
+      ],
+      [["sw", "-o", "sw/manifest.json"], "sw/manifest.json is also an input (the manifest of sw)"],
+      [["sw", "-o", "sw/0.json"], "sw/0.json is also an input (a sweep point's config)"],
+      [["sw", "-o", "sw/1.csv"], "sw/1.csv is also an input (a result file)"],
+    ];
+    for (const [args, message] of refused) {
+      const r = await run(REPORT, args, dir, GOOD);
+      assertOneLineError(r, `error: -o: ${message}; choose another output`);
+    }
+    if (snapshot(dir) !== before) throw new Error("an input changed, or a file was left");
+  });
+});
+
+Deno.test("report: piped, the summary is read at stdin's end, and must be of those rows", async () => {
+  await withDir(async (dir) => {
+    // More than a pipe holds: the write below ends only once the report has read most of it,
+    // and a report that opened s.json at its start (it is not there yet) has failed by then.
+    const text = [...syntheticCsv({ rows: 2000 })].join("");
+    const sha256 = createHash("sha256").update(text).digest("hex");
+    const rows = { format: "csv", count: 2000, first_step: 0, last_step: 1999, sha256 };
+    const child = spawn(REPORT, ["--summary", "s.json"], dir);
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(text)).catch(() => {});
+    // As the trainer does: the summary written before stdout closes.
+    const summary = { steps: 2000, pairs: {}, final: {}, rows };
+    Deno.writeTextFileSync(join(dir, "s.json"), JSON.stringify(summary));
+    await writer.close().catch(() => {});
+    const out = await child.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    if (out.code !== 0 || !stderr.startsWith("report: report.html")) throw new Error(stderr);
+    // The same summary beside other rows: it is of another run.
+    assertOneLineError(
+      await run(REPORT, ["--summary", "s.json", "-o", "other.html"], dir, GOOD),
+      `error: --summary s.json describes steps 0..1999 (2000 rows, sha256 ${
+        sha256.slice(0, 12)
+      }…), ` +
+        "stdin holds steps 0..59: the summary is of another run",
+    );
+  });
+});
+
+Deno.test("report: results without a summary make no setting an axis, and are named", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "a.csv"), GOOD);
+    Deno.writeTextFileSync(join(dir, "b.csv"), GOOD);
+    const summary = { steps: 60, pairs: {}, final: {}, config: defaultConfig() };
+    Deno.writeTextFileSync(join(dir, "a.summary.json"), JSON.stringify(summary));
+    const r = await run(REPORT, ["a.csv", "b.csv", "-o", "cmp.html"], dir);
+    if (r.code !== 0) throw new Error(r.stderr);
+    const log = "report: no summary with settings for b.csv: only settings known for every " +
+      "result are compared, so none is an axis\n";
+    if (!r.stderr.startsWith(log)) throw new Error(r.stderr);
+    const html = Deno.readTextFileSync(join(dir, "cmp.html"));
+    if (html.includes("; axes ")) throw new Error("settings known for one result became axes");
   });
 });

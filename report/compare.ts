@@ -6,13 +6,17 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
+import { defaultConfig } from "../pipeline/config.ts";
 import { accumulate, type RunData } from "./accumulate.ts";
+import { log } from "./cli.ts";
 import { settingText } from "./format.ts";
 import { readRows } from "./input.ts";
 import type { PointInput } from "./inputs.ts";
 import type { Manifest } from "./manifest.ts";
 import type { Onsets } from "./onsets.ts";
 import { readSummary, type Summary, summaryOnsets } from "./summary_file.ts";
+import { checkConfigHash, checkSummaryRows } from "./summary_match.ts";
 import { PLOT_WIDTH } from "./theme.ts";
 
 /** The pairs a comparison shows: A–B (the equivalence) and A–A1 (the one-ulp control). */
@@ -53,27 +57,51 @@ export interface Comparison {
   lastStep: number;
 }
 
-/** Reads every point's result and summary (one file at a time: memory stays bounded). */
+/**
+ * Reads every point's result and summary (one file at a time: memory stays bounded), checking
+ * that each summary is of its point's rows and config.
+ */
 export async function loadComparison(
   points: PointInput[],
   manifest: Manifest | null,
   source: string,
 ): Promise<Comparison> {
   const loaded: Omit<ComparedPoint, "label">[] = [];
+  const known: (Record<string, unknown> | null)[] = [];
   for (const p of points) {
     const summary = p.summary ? await readSummary(p.summary) : null;
+    const hash = createHash("sha256");
     const data = p.result
-      ? await accumulate(await readRows(p.result), p.result, {
+      ? await accumulate(await readRows(p.result, hash), p.result, {
         capacity: 2 * PLOT_WIDTH,
         keep: (c) => COMPARED_PAIRS.some((r) => c === `${r}.dist_maxprob`),
       })
       : null;
+    if (p.summary && summary) {
+      if (data) checkSummaryRows(summary, p.summary, data, hash.digest("hex"));
+      if (p.config) await checkConfigHash(summary, p.summary, p.config);
+    }
     const onsets: Record<string, Onsets | null> = {};
     for (const r of COMPARED_PAIRS) onsets[r] = pairOnsets(summary, data, r);
-    const settings = p.settings ?? summary?.config ?? {};
-    loaded.push({ index: p.index, settings, result: p.result, data, summary, onsets });
+    const settings = p.settings ?? summary?.config ?? null;
+    known.push(settings);
+    loaded.push({
+      index: p.index,
+      settings: settings ?? {},
+      result: p.result,
+      data,
+      summary,
+      onsets,
+    });
   }
-  const axes = manifest?.axes ?? differingSettings(loaded.map((p) => p.settings));
+  const unknown = loaded.filter((_, i) => known[i] === null).map((p) => p.result ?? `#${p.index}`);
+  if (!manifest && unknown.length > 0) {
+    log(
+      `report: no summary with settings for ${unknown.join(", ")}: only settings known for every ` +
+        "result are compared, so none is an axis",
+    );
+  }
+  const axes = manifest?.axes ?? differingSettings(known);
   const withData = loaded.filter((p) => p.data !== null);
   return {
     source,
@@ -90,13 +118,24 @@ function pairOnsets(s: Summary | null, d: RunData | null, run: string): Onsets |
   return sp ? summaryOnsets(sp, "probe") : d?.onsets[run]?.probe ?? null;
 }
 
-/** The settings whose values differ between points, each with its values in order. */
-export function differingSettings(all: Record<string, unknown>[]): Comparison["axes"] {
-  const keys = [...new Set(all.flatMap((s) => Object.keys(s)))].filter((k) => !NOT_AXES.has(k));
+/**
+ * The settings whose values differ between points, each with its values in order. Only settings
+ * known for every point are compared: none when a point's settings are unknown (null: no summary
+ * with a config), and none that a point's config lacks while the trainer always writes it (a
+ * summary of an older trainer, before the setting existed). A setting without a default (lr-o)
+ * is absent from a config where it was not set, so there its absence is a value.
+ */
+export function differingSettings(all: (Record<string, unknown> | null)[]): Comparison["axes"] {
+  const configs = all.filter((s) => s !== null);
+  if (configs.length < all.length) return [];
+  const always = defaultConfig() as Record<string, unknown>;
+  const keys = [...new Set(configs.flatMap((s) => Object.keys(s)))].filter((k) =>
+    !NOT_AXES.has(k) && (!(k in always) || configs.every((s) => k in s))
+  );
   const axes: Comparison["axes"] = [];
   for (const k of keys) {
     const texts = new Map<string, unknown>();
-    for (const s of all) texts.set(JSON.stringify(s[k]) ?? "undefined", s[k]);
+    for (const s of configs) texts.set(JSON.stringify(s[k]) ?? "undefined", s[k]);
     if (texts.size < 2) continue;
     const values = [...texts.values()];
     if (values.every((v) => typeof v === "number")) (values as number[]).sort((a, b) => a - b);

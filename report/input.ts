@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import { cannotRead, ReportError } from "./errors.ts";
 import { readCsv } from "./read_csv.ts";
 import { readJsonl } from "./read_jsonl.ts";
@@ -26,14 +27,28 @@ export function sourceName(path: string): string {
   return path === "-" ? "stdin" : path;
 }
 
-/** The rows of `path` (`-`: stdin). Throws a {@link ReportError} for an unreadable or empty input. */
-export async function readRows(path: string): Promise<AsyncGenerator<Row>> {
+/**
+ * The rows of `path` (`-`: stdin). Every byte read also goes into `hash` when given, so that once
+ * the rows are read to the end it is the digest of the input exactly as the trainer wrote it (a
+ * summary's `rows.sha256`). Throws a {@link ReportError} for an unreadable or empty input.
+ */
+export async function readRows(path: string, hash?: Hash): Promise<AsyncGenerator<Row>> {
   const source = sourceName(path);
   let bytes: ReadableStream<Uint8Array>;
   try {
     bytes = path === "-" ? Deno.stdin.readable : (await Deno.open(path)).readable;
   } catch (e) {
     throw cannotRead(source, e);
+  }
+  if (hash) {
+    bytes = bytes.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          hash.update(chunk);
+          controller.enqueue(chunk);
+        },
+      }),
+    );
   }
   const { first, stream } = await peek(bytes);
   if (first === null) throw new ReportError(`${source}: empty file`);

@@ -12,12 +12,15 @@ import { basename, dirname, join } from "node:path";
 import { ReportError } from "./errors.ts";
 import { formatOfPath } from "./input.ts";
 import { looksLikeManifest, MANIFEST, type Manifest, parseManifest } from "./manifest.ts";
+import type { InputFile } from "./same_file.ts";
 import { readJsonFile } from "./summary_file.ts";
 
 /** One result of a comparison: its files (null: not there) and its settings when known. */
 export interface PointInput {
   result: string | null;
   summary: string | null;
+  /** A sweep point's config file (the summary's `config_hash` must be its hash), else null. */
+  config: string | null;
   /** The grid point's settings (from a manifest), else null (the summary's config is used). */
   settings: Record<string, unknown> | null;
   /** The grid index (manifest) or position among the inputs. */
@@ -48,11 +51,14 @@ export async function resolveInputs(
   summaryFlag: string | undefined,
 ): Promise<ReportInputs> {
   const inputs = args.length > 0 ? args : ["-"];
+  // With stdin, a .json is that run's summary (a manifest could not go with stdin), and is not
+  // opened yet: a trainer piped in writes it just before stdout ends.
+  const stdin = inputs.includes("-");
   const folders: string[] = [], results: string[] = [], summaries: string[] = [];
   for (const a of inputs) {
     if (a !== "-" && await kindOf(a) === "folder") folders.push(a);
     else if (a !== "-" && /\.json$/i.test(a)) {
-      if (looksLikeManifest(await readJsonFile(a))) folders.push(dirname(a));
+      if (!stdin && looksLikeManifest(await readJsonFile(a))) folders.push(dirname(a));
       else summaries.push(a);
     } else results.push(a);
   }
@@ -83,7 +89,8 @@ export async function resolveInputs(
   const points: PointInput[] = [];
   for (const [index, result] of results.entries()) {
     const given = summaries.find((s) => stem(s) === stem(result));
-    points.push({ result, summary: given ?? await sibling(result), settings: null, index });
+    const summary = given ?? await sibling(result);
+    points.push({ result, summary, config: null, settings: null, index });
   }
   const unmatched = summaries.find((s) => !results.some((r) => stem(r) === stem(s)));
   if (unmatched) {
@@ -113,6 +120,7 @@ async function folderInputs(dir: string): Promise<ReportInputs> {
       points.push({
         result,
         summary: await exists(summary) ? summary : null,
+        config: join(dir, p.config),
         settings: p.settings,
         index: p.index,
       });
@@ -132,7 +140,47 @@ async function folderInputs(dir: string): Promise<ReportInputs> {
   }
   const points: PointInput[] = [];
   for (const [index, result] of files.entries()) {
-    points.push({ result, summary: await sibling(result), settings: null, index });
+    points.push({ result, summary: await sibling(result), config: null, settings: null, index });
   }
   return { mode: "compare", points, manifest: null, source: dir };
+}
+
+/**
+ * The files named on the command line that {@link resolveInputs} opens before it returns (a
+ * `.json`, to tell a summary from a manifest; a folder's manifest), with the `--summary` file and
+ * the result files: each to be compared with the output before anything is read.
+ */
+export async function namedFiles(
+  args: string[],
+  summaryFlag: string | undefined,
+): Promise<InputFile[]> {
+  const files: InputFile[] = summaryFlag ? [{ path: summaryFlag, role: "the --summary file" }] : [];
+  const others = args.filter((a) => a !== "-" && !/\.json$/i.test(a));
+  for (const a of args) {
+    if (a === "-") continue;
+    if (await kindOf(a) === "folder") {
+      files.push({ path: join(a, MANIFEST), role: `the manifest of ${a}` });
+    } else if (/\.json$/i.test(a)) files.push({ path: a, role: "a summary or manifest" });
+    else files.push({ path: a, role: others.length === 1 ? "the result file" : "a result file" });
+  }
+  return files;
+}
+
+/** Every file the report will read for `inputs` (those it found as well as those named). */
+export function inputFiles(inputs: ReportInputs): InputFile[] {
+  if (inputs.mode === "run") {
+    const files: InputFile[] = [];
+    if (inputs.result !== "-") files.push({ path: inputs.result, role: "the result file" });
+    if (inputs.summary) files.push({ path: inputs.summary, role: "the result's summary" });
+    return files;
+  }
+  const files: InputFile[] = inputs.manifest
+    ? [{ path: join(inputs.source, MANIFEST), role: `the manifest of ${inputs.source}` }]
+    : [];
+  for (const p of inputs.points) {
+    if (p.result) files.push({ path: p.result, role: "a result file" });
+    if (p.summary) files.push({ path: p.summary, role: "a summary" });
+    if (p.config) files.push({ path: p.config, role: "a sweep point's config" });
+  }
+  return files;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { checkOutputPath } from "../pipeline/paths.ts";
@@ -16,10 +17,12 @@ import { log, printHelp, runCommand } from "./cli.ts";
 import { loadComparison } from "./compare.ts";
 import { oneLine, ReportError } from "./errors.ts";
 import { readRows, sourceName } from "./input.ts";
-import { resolveInputs } from "./inputs.ts";
+import { inputFiles, namedFiles, resolveInputs } from "./inputs.ts";
 import { comparePage } from "./page_sweep.ts";
 import { runPage } from "./page_run.ts";
+import { refuseOutputAmongInputs } from "./same_file.ts";
 import { readSummary } from "./summary_file.ts";
+import { checkSummaryRows } from "./summary_match.ts";
 import { PLOT_WIDTH } from "./theme.ts";
 
 /** Where the page goes without `-o`. */
@@ -31,9 +34,10 @@ trainer's CSV or JSON Lines output: a file, or stdin (no FILE, or -), e.g.
   deno task train --summary s.json | deno task report --summary s.json -o run.html
 Several result files, or a sweep folder (deno task sweep --out DIR), give one comparison page.
 
-  -o, --output FILE  the page to write (default: ${DEFAULT_OUTPUT}; - for stdout)
+  -o, --output FILE  the page to write (default: ${DEFAULT_OUTPUT}; - for stdout); not an input
   --summary FILE     the trainer's --summary JSON of a single result (adapter, config,
-                     held-out accuracy); a .json input or FILE's <stem>.summary.json also works
+                     held-out accuracy); a .json input or FILE's <stem>.summary.json also works;
+                     it must describe the rows read (read after them: stdin's end)
   --title TEXT       the page's title
   -h, --help         this text`;
 
@@ -82,13 +86,25 @@ export function main(args: string[]): Promise<number> {
       );
     }
     const started = performance.now();
+    // The page must not replace an input: the files named are compared with it before any is
+    // opened, those found from them (a summary beside a result, a sweep's files) before they are.
+    await refuseOutputAmongInputs(out, await namedFiles(positionals, values.summary));
     const inputs = await resolveInputs(positionals, values.summary);
+    await refuseOutputAmongInputs(out, inputFiles(inputs));
     let html: string;
     if (inputs.mode === "run") {
-      const summary = inputs.summary ? await readSummary(inputs.summary) : null;
       const source = sourceName(inputs.result);
-      const rows = await readRows(inputs.result);
+      const hash = createHash("sha256");
+      const rows = await readRows(inputs.result, hash);
       const data = await accumulate(rows, source, { capacity: 2 * PLOT_WIDTH });
+      // Read only now, after the rows' end: `train --summary s.json | report --summary s.json`
+      // has the trainer write s.json before it closes stdout, so before that it may be missing
+      // or an earlier run's.
+      const summary = inputs.summary ? await readSummary(inputs.summary) : null;
+      if (summary) {
+        const name = values.summary ? `--summary ${inputs.summary}` : inputs.summary!;
+        checkSummaryRows(summary, name, data, hash.digest("hex"));
+      }
       html = await runPage(data, summary, values.title ?? `wd-explr report: ${basename(source)}`);
     } else {
       const c = await loadComparison(inputs.points, inputs.manifest, inputs.source);

@@ -1,6 +1,6 @@
 /**
  * A sweep's `manifest.json`: the grid it was expanded from, its axes, the base flags, and every
- * point with its index, config file and settings. `deno task sweep` writes it; `deno task
+ * point with its index, config file, settings and outputs. `deno task sweep` writes it; `deno task
  * report DIR` reads it to lay out the comparison.
  *
  * @module
@@ -24,6 +24,15 @@ const manifestSchema = z.strictObject({
     config: z.string(),
     /** The point's value of each axis (validated, as the config file holds it). */
     settings: z.record(z.string(), z.unknown()),
+    /**
+     * Where the point writes: its rows (in the manifest's folder), its summary and checkpoint
+     * folder as its config names them. Manifests of older sweeps lack it.
+     */
+    outputs: z.strictObject({
+      rows: z.string(),
+      summary: z.string(),
+      checkpoint_dir: z.string().nullable(),
+    }).optional(),
   })).min(1),
 });
 

@@ -129,6 +129,11 @@ Deno.test("bad CSV: one line naming the problem", async () => {
   );
   await assertRejects("step,epoch,A.loss,A.lr\n1.5,0,1,1\n", ".csv", "expected an integer");
   await assertRejects(`${HEADER}\n0,0,,,,,,,explode\n`, ".csv", "column event", "explode");
+  await assertRejects(
+    `${HEADER}\n0,0,,,,,,,rescale Q x2\n`,
+    ".csv",
+    `column event: run "Q" is not one of A, B, A1, A2, C`,
+  );
   await assertRejects(`step,epoch,A.loss,A.lr\n0,0,"1,1\n`, ".csv", "not valid CSV");
 });
 
@@ -156,8 +161,12 @@ Deno.test("bad JSON Lines: one line naming the problem", async () => {
   await assertRejects(
     `{"step":0,"epoch":0,"event":"rescale","run":"Z","factor":0.5}\n`,
     ".jsonl",
-    "bad event row",
-    "run",
+    `bad event row: run: expected one of A, B, A1, A2, C, got "Z"`,
+  );
+  await assertRejects(
+    `{"step":0,"epoch":0,"event":"rescale","run":"B","factor":0.5,"by":2}\n`,
+    ".jsonl",
+    "bad event row: (top level): unknown key by (expected step, epoch, event, run, factor)",
   );
   await assertRejects(
     `{"step":0,"epoch":0,"event":"rescale","run":"B","factor":0.5}\n`,

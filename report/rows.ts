@@ -44,7 +44,12 @@ export function parseEventCell(
 ): EventRow {
   const m = RESCALE.exec(cell);
   const factor = m ? Number(m[2]) : NaN;
-  if (!m || !(RUN_NAMES as readonly string[]).includes(m[1]) || !(factor > 0)) {
+  if (m && !(RUN_NAMES as readonly string[]).includes(m[1])) {
+    throw new ReportError(
+      `${where}: column event: run ${JSON.stringify(m[1])} is not one of ${RUN_NAMES.join(", ")}`,
+    );
+  }
+  if (!m || !(factor > 0)) {
     throw new ReportError(
       `${where}: column event: expected "rescale <run> x<factor>", got ${JSON.stringify(cell)}`,
     );

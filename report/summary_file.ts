@@ -1,7 +1,7 @@
 /**
  * The trainer's `--summary FILE` JSON (pipeline/summary.ts), read leniently: only the fields
- * the report shows are checked (older summaries lack `model` and `config`, newer ones add the
- * batch onsets), and anything else is kept as it is.
+ * the report shows or checks are checked (older summaries lack `model`, `config`, `config_hash`
+ * and `rows`, newer ones add the batch onsets), and anything else is kept as it is.
  *
  * @module
  */
@@ -47,6 +47,16 @@ const summarySchema = z.looseObject({
   stopped: z.string().nullable().optional(),
   version: z.string().optional(),
   config: z.record(z.string(), z.unknown()).optional(),
+  /** configHash(config) of pipeline/config.ts: the settings that decide the trajectory. */
+  config_hash: z.string().regex(/^[0-9a-f]{16}$/, "expected 16 hex digits").optional(),
+  /** What the trainer wrote to stdout: rows (header excluded), step range, SHA-256 of the bytes. */
+  rows: z.looseObject({
+    format: z.enum(["csv", "jsonl"]),
+    count: z.number().int().min(0),
+    first_step: z.number().int().min(0).nullable(),
+    last_step: z.number().int().min(0).nullable(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 hex digits"),
+  }).optional(),
 });
 
 /** The parts of a training summary the report uses. */

@@ -33,6 +33,7 @@ export function manifestOf(plan: SweepPlan): Manifest {
       index: p.index,
       config: `${p.index}.json`,
       settings: p.settings,
+      outputs: p.outputs,
     })),
   };
 }
@@ -86,8 +87,8 @@ export function main(args: string[]): Promise<number> {
     const last = plan.points.length - 1;
     log(`sweep: ${plan.points.length} points (${shape}) in ${plan.out}/0.json … ${last}.json`);
     log(
-      `run each INDEX in 0..${last}: deno task train --config ${plan.out}/$INDEX.json ` +
-        `--format jsonl --summary ${plan.out}/$INDEX.summary.json > ${plan.out}/$INDEX.jsonl`,
+      `run each INDEX in 0..${last}: ` +
+        `deno task train --config ${plan.out}/$INDEX.json > ${plan.out}/$INDEX.jsonl`,
     );
     return 0;
   });

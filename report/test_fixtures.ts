@@ -2,12 +2,22 @@
  * Synthetic trainer output for the report's tests and size measurements: the trainer's columns
  * for runs A, B, A1 (and optionally the batch distances), smooth curves with a step schedule,
  * distances leaving zero after a few steps, one spike, an eval-mode value every 50 steps and a
- * rescale event row.
+ * rescale event row; and a temporary folder for a test's files.
  *
  * @module
  */
 
 import { PER_PAIR_METRICS, PER_RUN_METRICS } from "./columns.ts";
+
+/** Runs `fn` in a fresh temporary folder, removed afterwards (whether `fn` throws or not). */
+export async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
 
 /** What to generate. */
 export interface SyntheticOptions {
