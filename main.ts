@@ -35,7 +35,15 @@ export async function main(args: string[]): Promise<number> {
     const cmd = await parseCommandLine(args);
     if (cmd.help) {
       // Asked-for output, so stdout (`--help | less`); no data is written in this case.
-      await Deno.stdout.write(encoder.encode(helpText() + "\n"));
+      const bytes = encoder.encode(helpText() + "\n");
+      try {
+        for (let done = 0; done < bytes.length;) {
+          done += await Deno.stdout.write(bytes.subarray(done));
+        }
+      } catch (e) {
+        const why = (e as Error).message.replace(/\s*\(os error \d+\)$/, "");
+        throw new Error(`stdout: cannot write the help text: ${why}`);
+      }
       return 0;
     }
     const { config } = cmd;

@@ -22,7 +22,10 @@ import {
 export class ConfigError extends Error {}
 
 /** A value as an error message shows it: strings quoted, so an empty one is visible. */
-const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+const shown = (v: unknown) =>
+  typeof v === "string" || (typeof v === "object" && v !== null) ? JSON.stringify(v) : String(v);
+/** A path or name; an empty one is named as such (not zod's "Too small"). */
+const nonEmpty = () => z.string().min(1, "expected a file name, got an empty value");
 const bool = z.union([z.boolean(), z.enum(["true", "false"]).transform((v) => v === "true")], {
   error: (issue) => `expected true or false, got ${shown(issue.input)}`,
 });
@@ -71,7 +74,8 @@ export const PROBE_EVERY = 10;
 const SETTINGS = {
   // data
   data: [
-    z.string().min(1).default("default"),
+    z.string().min(1, "expected default, fashion-mnist or a path, got an empty value")
+      .default("default"),
     "dataset: default (shipped Fashion-MNIST test set), fashion-mnist (Debian's full set), or a file/folder (IDX, CIFAR-10 binary, CSV)",
   ],
   "label-column": [
@@ -179,7 +183,7 @@ const SETTINGS = {
   ],
   "per-layer": [bool.default(false), "also emit per-layer effective learning rates"],
   quiet: [bool.default(false), "no progress line on stderr"],
-  summary: [z.string().min(1).optional(), "also write the final summary as JSON to this file"],
+  summary: [nonEmpty().optional(), "also write the final summary as JSON to this file"],
   "in-flight": [int(1).default(2), "training steps kept in flight on the GPU"],
   // GPU
   webgpu: [
@@ -196,7 +200,7 @@ const SETTINGS = {
   ],
   // checkpoints and weights
   "checkpoint-dir": [
-    z.string().min(1).optional(),
+    nonEmpty().optional(),
     "write checkpoints (step-N.safetensors) here: every --checkpoint-every steps, at the end, and on SIGINT/SIGTERM",
   ],
   "checkpoint-every": [
@@ -205,15 +209,15 @@ const SETTINGS = {
   ],
   keep: [int(1).default(3), "newest checkpoints kept in --checkpoint-dir"],
   resume: [
-    z.string().min(1).optional(),
+    nonEmpty().optional(),
     "continue from a checkpoint: a .safetensors file, or a folder (its newest)",
   ],
   "save-init": [
-    z.string().min(1).optional(),
+    nonEmpty().optional(),
     "write run A's initial weights to this .safetensors file and exit",
   ],
   "init-from": [
-    z.string().min(1).optional(),
+    nonEmpty().optional(),
     "start every run from these weights (.safetensors: --save-init's names, or a PyTorch state_dict's)",
   ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
@@ -455,8 +459,10 @@ function joinValues(
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    // A BOM (editors on Windows write one) is not JSON: the decoder drops it.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
   } catch (e) {
+    if (e instanceof TypeError) throw new ConfigError(`${path}: not UTF-8 text (a binary file?)`);
     // One line without cutting: the message names the path, which may hold a line break.
     const message = (e as Error).message.replace(/\s*[\r\n]+\s*/g, " ");
     throw new ConfigError(`${path}: cannot read config file: ${message}`);

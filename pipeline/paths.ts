@@ -8,11 +8,13 @@
 
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Config, ConfigError } from "./config.ts";
+import { OUTPUT_DEVICES } from "../stages/files.ts";
 
 /**
  * Checks that `path` (the value of `flag`) can be written: its folder exists, is a folder and
  * lets us create a file (a probe file `.<name>.probe-<random>` is created and removed), and the
- * path itself is not a folder. Throws a one-line {@link ConfigError}, for example
+ * path itself is not a folder; of the devices only `OUTPUT_DEVICES` (`/dev/null`,
+ * `/dev/stderr`). Throws a one-line {@link ConfigError}, for example
  * `--summary: cannot write /no/dir/s.json: folder does not exist`; Deno's permission errors are
  * reworded, so the message never suggests `--allow-all`.
  */
@@ -20,6 +22,11 @@ export async function checkOutputPath(flag: string, path: string): Promise<void>
   const fail = (problem: string): never => {
     throw new ConfigError(`${flag}: cannot write ${path}: ${problem}`);
   };
+  if (OUTPUT_DEVICES.has(path)) return;
+  if (path === "/dev/stdout" || path === "/dev/fd/1") fail("stdout carries the rows");
+  if (path.startsWith("/dev/")) {
+    fail(`a device; outputs are files, ${[...OUTPUT_DEVICES].join(" or ")}`);
+  }
   if (path.endsWith("/")) fail("it is a folder name (ends in /)");
   const dir = dirname(path);
   let folder: Deno.FileInfo | undefined;

@@ -76,7 +76,16 @@ export async function loadWeights(path: string, layout: ModelLayout): Promise<Fl
     if (found.dtype !== "F32" && found.dtype !== "F64") {
       throw new CheckpointError(`${path}: tensor ${name} is ${found.dtype}, expected F32 or F64`);
     }
-    importTensor(layout, t, Float32Array.from(found.data), params);
+    const values = Float32Array.from(found.data);
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new CheckpointError(
+        `${path}: tensor ${name} element ${bad} is ${values[bad]}${
+          Number.isFinite(Number(found.data[bad])) ? ` (${found.data[bad]} overflows float32)` : ""
+        }: the weights must be finite`,
+      );
+    }
+    importTensor(layout, t, values, params);
     used.add(name);
   }
   const extra = [...tensors.keys()].find((k) =>

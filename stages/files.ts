@@ -5,14 +5,26 @@
  */
 
 /**
+ * The devices an output may name. Deno lets a program with `--allow-write` write no file under
+ * `/dev`, so these two are served without opening them: `/dev/null` takes nothing, and
+ * `/dev/stderr` is the process's stderr (stdout carries the data, so `/dev/stdout` is no output).
+ */
+export const OUTPUT_DEVICES: ReadonlySet<string> = new Set(["/dev/null", "/dev/stderr"]);
+
+/**
  * Writes `data` to `path` through a temporary file in the same folder, flushed to disk and
  * then renamed over `path`: a reader (or a crash) never sees a half-written file under the
- * final name. The temporary file is removed if anything fails. A path that is a device or a
- * pipe is written in place.
+ * final name. The temporary file is removed if anything fails. A named pipe is written in
+ * place; an {@link OUTPUT_DEVICES} path is served as its device.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  // A device or a pipe (`--summary /dev/stdout`, `/dev/null`) is written, never replaced.
+  if (path === "/dev/null") return;
+  if (path === "/dev/stderr") {
+    for (let done = 0; done < bytes.length;) done += await Deno.stderr.write(bytes.subarray(done));
+    return;
+  }
+  // A named pipe (`mkfifo`) is written, never replaced.
   const existing = await Deno.stat(path).catch(() => undefined);
   if (existing && !existing.isFile && !existing.isDirectory) {
     await Deno.writeFile(path, bytes);

@@ -60,7 +60,8 @@ export async function loadCsv(
   expectCells?: number,
 ): Promise<Dataset> {
   const { stream, gzip } = await openDataStream(path);
-  const records = stream.pipeThrough(
+  // UTF-8 strictly: a binary file is named as such, not as cells of replacement characters.
+  const records = stream.pipeThrough(utf8Checked()).pipeThrough(
     parse({ info: true, relax_column_count: true, skip_empty_lines: true, trim: true, bom: true }),
   ) as ReadableStream<CsvRecord>;
   let layout: CsvColumns | undefined;
@@ -91,6 +92,13 @@ export async function loadCsv(
     }
   } catch (e) {
     if (e instanceof DataError) throw e;
+    const opened = quoteOpenedAt(e);
+    if (opened !== undefined) {
+      throw new DataError(path, `line ${opened}`, "a quote opens here and is never closed");
+    }
+    if (e instanceof TypeError && /encod/i.test(errorText(e)) && !gzip) {
+      throw new DataError(path, "encoding", "not UTF-8 text (a binary file?)");
+    }
     const csvLine = (e as { lines?: unknown }).lines;
     if (typeof csvLine === "number") throw new DataError(path, `line ${csvLine}`, errorText(e));
     // The decompressor or the file failed. No line number: how far parsing got before the
@@ -102,6 +110,31 @@ export async function loadCsv(
     throw new DataError(path, `line ${Math.max(1, line)}`, "empty dataset: no data rows");
   }
   return rows.toDataset(name, path, layout!);
+}
+
+/** Passes bytes on unchanged, failing (a TypeError) at the first that is not UTF-8 text. */
+function utf8Checked(): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  return new TransformStream({
+    transform(chunk, controller) {
+      decoder.decode(chunk, { stream: true });
+      controller.enqueue(chunk);
+    },
+    flush() {
+      decoder.decode();
+    },
+  });
+}
+
+/**
+ * The line where an unclosed quote opens: csv-parse reports the end of the file, and counts the
+ * records and blank lines before the one that failed (a record spanning lines before it would
+ * make this an underestimate; numeric data has none).
+ */
+function quoteOpenedAt(e: unknown): number | undefined {
+  const err = e as { code?: unknown; records?: unknown; empty_lines?: unknown };
+  if (err.code !== "CSV_QUOTE_NOT_CLOSED" || typeof err.records !== "number") return undefined;
+  return err.records + (typeof err.empty_lines === "number" ? err.empty_lines : 0) + 1;
 }
 
 /** Reads the column layout from the first row (on `line`); a header is recognised per `options`. */

@@ -135,11 +135,13 @@ Deno.test("csv: label column errors and csv-parse errors are DataErrors at line"
     /^label column 5 does not exist: rows have 2 cells$/,
   );
   await assertDataError(
-    () => load(tmp.dir, "c.csv", '1,2\n3,"4\n5,6\n'),
+    () => load(tmp.dir, "c.csv", '1,2\n\n3,"4\n5,6\n'),
     path,
-    /^line \d+$/,
-    /Quote Not Closed/i,
+    "line 3", // where the quote opens, not the end of the file that csv-parse names
+    /^a quote opens here and is never closed$/,
   );
+  const binary = await writeData(path, new Uint8Array([0x31, 0x2c, 0x32, 0x0a, 0x33, 0x2c, 0xff]));
+  await assertDataError(() => loadCsv(binary, {}, "c"), path, "encoding", /^not UTF-8 text/);
 });
 
 Deno.test("csv: a test file must match its train file's width", async () => {
