@@ -344,10 +344,16 @@ export const MODEL_SETTINGS: Readonly<Record<string, Config["model"]>> = {
   width: "preresnet",
 };
 
-/** Of the settings `given`, those that the config's model ignores (`--hidden` with `cnn`). */
+/**
+ * Of the settings `given`, those that the config's model ignores (`--hidden` with `cnn`) and
+ * that are not at their default (a config file written by a sweep holds every setting).
+ */
 export function ignoredByModel(config: Config, given: Iterable<string>): string[] {
+  const defaults = defaultConfig() as Record<string, unknown>;
+  const value = (c: Record<string, unknown>, k: string) => JSON.stringify(c[k]);
   return [...given].filter((k) =>
-    MODEL_SETTINGS[k] !== undefined && MODEL_SETTINGS[k] !== config.model
+    MODEL_SETTINGS[k] !== undefined && MODEL_SETTINGS[k] !== config.model &&
+    value(config, k) !== value(defaults, k)
   );
 }
 
