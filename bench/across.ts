@@ -3,7 +3,14 @@
  * row. Each job runs `main.ts` in a child process per side (one process holds one GPU) with
  * JSON Lines on stdout; the losses of every run are compared step by step. Float32 kernels may
  * round differently under another compiler (contraction, reordering), so agreement is a
- * tolerance: 1e-5 relative in f32, 1e-12 in df64 (the issue's bar, and `--rtol` overrides it).
+ * tolerance: 1e-5 relative in f32, 1e-12 in df64 (`--rtol` overrides it).
+ *
+ * A float32 run is chaotic: a one-ulp difference grows by orders of magnitude within tens of
+ * steps (the conv nets pass 1e-5 within 5 steps), so no two roundings agree to 1e-5 over a whole
+ * run, and an implementation's rounding is one such difference. A float32 job therefore also
+ * runs A1, A's one-ulp twin, and is judged over the steps before chaos: those at which A1 is
+ * still within the tolerance of A on the first side. Past them, a difference between the
+ * implementations is indistinguishable from one ulp. df64 is judged over every step.
  * Prints one line per job and a JSON summary (stdout); exits 1 when a job disagrees or fails.
  *
  * @module
@@ -21,7 +28,8 @@ every run at every step (child processes; JSON Lines).
   --models LIST      mlp, cnn, preresnet (PreResNet-8) (default mlp,cnn,preresnet)
   --precisions LIST  f32, df64 (default f32,df64)
   --steps N          steps per job (default 30)
-  --rtol X           relative tolerance on the losses (default 1e-5 in f32, 1e-12 in df64)
+  --rtol X           relative tolerance on the losses (default 1e-5 in f32, 1e-12 in df64);
+                     f32 jobs also run A1 and are judged before A1 leaves A by it (chaos)
   --out DIR          also keep each side's rows and stderr there
   --help             this text`;
 
@@ -31,14 +39,28 @@ interface Side {
   adapter?: string;
 }
 
+/** How two sides' losses compare, step by step. */
+export interface LossComparison {
+  /** Largest |a - b| / |b| over every run's loss at every step. */
+  maxRelLoss: number;
+  /** The first step at which some run's losses differ by more than the tolerance (null: none). */
+  firstStepOver: number | null;
+  /**
+   * The first step at which, on the first side, A1's loss differs from A's by more than the
+   * tolerance (null: never, or no A1): where this job's chaos floor passes the tolerance.
+   */
+  chaosStep: number | null;
+  /** Largest relative difference over the steps before `chaosStep` (all steps when null). */
+  maxRelBeforeChaos: number;
+}
+
 /** One job's comparison. */
-export interface AcrossResult {
+export interface AcrossResult extends LossComparison {
   model: string;
   precision: string;
   steps: number;
-  /** Largest |a - b| / |b| over every run's loss at every step. */
-  maxRelLoss: number;
   rtol: number;
+  /** f32: `maxRelBeforeChaos` <= rtol; df64: `maxRelLoss` <= rtol. */
   ok: boolean;
   /** Seconds each side took, wall clock (child start to exit). */
   seconds: [number, number];
@@ -87,28 +109,61 @@ async function train(side: Side, args: string[], keep?: string) {
   return { rows, adapter, seconds };
 }
 
-/** The largest relative difference of the `*.loss` fields of matching rows. */
-export function maxRelativeLossDifference(
+/** |x - y| / |y|; NaN or a non-number counts as infinitely far. */
+function relative(x: unknown, y: unknown, where: string): number {
+  if (typeof x !== "number" || typeof y !== "number") {
+    throw new Error(`${where}: ${x} and ${y} are not both numbers`);
+  }
+  const rel = Math.abs(x - y) / Math.abs(y);
+  return Number.isNaN(rel) ? Infinity : rel;
+}
+
+/**
+ * Compares the `*.loss` fields of matching rows of two sides at tolerance `rtol`, and finds
+ * where the first side's A1 leaves A by more than `rtol` (see the module's note on chaos).
+ */
+export function compareLosses(
   a: Record<string, unknown>[],
   b: Record<string, unknown>[],
-): number {
+  rtol: number,
+): LossComparison {
   if (a.length !== b.length || a.length === 0) {
     throw new Error(`the sides wrote ${a.length} and ${b.length} rows`);
   }
-  let worst = 0;
+  const result: LossComparison = {
+    maxRelLoss: 0,
+    firstStepOver: null,
+    chaosStep: null,
+    maxRelBeforeChaos: 0,
+  };
   for (const [i, row] of a.entries()) {
     const keys = Object.keys(row).filter((k) => k.endsWith(".loss"));
     if (keys.length === 0) throw new Error(`row ${i}: no loss columns`);
-    for (const k of keys) {
-      const x = row[k], y = b[i][k];
-      if (typeof x !== "number" || typeof y !== "number") {
-        throw new Error(`row ${i} ${k}: ${x} and ${y} are not both numbers`);
-      }
-      const rel = Math.abs(x - y) / Math.abs(y);
-      worst = Math.max(worst, Number.isNaN(rel) ? Infinity : rel);
+    const step = typeof row.step === "number" ? row.step : i;
+    if (result.chaosStep === null && "A1.loss" in row) {
+      if (relative(row["A1.loss"], row["A.loss"], `row ${i} A1`) > rtol) result.chaosStep = step;
+    }
+    const worst = Math.max(...keys.map((k) => relative(row[k], b[i][k], `row ${i} ${k}`)));
+    result.maxRelLoss = Math.max(result.maxRelLoss, worst);
+    if (worst > rtol) result.firstStepOver ??= step;
+    if (result.chaosStep === null) {
+      result.maxRelBeforeChaos = Math.max(result.maxRelBeforeChaos, worst);
     }
   }
-  return worst;
+  return result;
+}
+
+/** One job's line: the judged difference, where it passed the tolerance, and the chaos floor. */
+export function describe(r: AcrossResult): string {
+  const e = (x: number) => x.toExponential(2);
+  const over = r.firstStepOver === null ? "" : `, above ${r.rtol} from step ${r.firstStepOver}`;
+  const judged = r.precision === "f32"
+    ? `before chaos (A1 leaves A by ${r.rtol} at step ${r.chaosStep ?? "never"}) ${
+      e(r.maxRelBeforeChaos)
+    }, over all ${r.steps} steps ${e(r.maxRelLoss)}${over}`
+    : `${e(r.maxRelLoss)}${over}`;
+  return `max relative loss difference ${judged} (limit ${r.rtol}) ${r.ok ? "ok" : "FAILED"}; ` +
+    r.adapters.map((a, i) => `${a} ${r.seconds[i].toFixed(1)} s`).join(", ");
 }
 
 function parseSide(text: string): Side {
@@ -145,32 +200,28 @@ async function main(): Promise<number> {
       const rtol = values.rtol ? Number(values.rtol) : DEFAULT_RTOL[precision];
       if (!(rtol > 0)) throw new Error(`--precisions: no tolerance for ${precision}`);
       const args = [...MODEL_FLAGS[model], "--precision", precision, "--steps", `${steps}`];
-      args.push("--runs", "A,B", ...positionals);
+      // f32 is judged before chaos, which A1 (A's one-ulp twin) shows.
+      args.push("--runs", precision === "f32" ? "A,B,A1" : "A,B", ...positionals);
       const keep = (s: Side) =>
         values.out && `${values.out}/${model}-${precision}-${s.webgpu}${s.adapter ?? ""}`;
       const [a, b] = [
         await train(sides[0], args, keep(sides[0]) || undefined),
         await train(sides[1], args, keep(sides[1]) || undefined),
       ];
-      const maxRelLoss = maxRelativeLossDifference(a.rows, b.rows);
+      const comparison = compareLosses(a.rows, b.rows, rtol);
+      const judged = precision === "f32" ? comparison.maxRelBeforeChaos : comparison.maxRelLoss;
       const result: AcrossResult = {
         model,
         precision,
         steps,
-        maxRelLoss,
+        ...comparison,
         rtol,
-        ok: maxRelLoss <= rtol,
+        ok: judged <= rtol,
         seconds: [a.seconds, b.seconds],
         adapters: [a.adapter, b.adapter],
       };
       results.push(result);
-      console.error(
-        `${model} ${precision}: max relative loss difference ${maxRelLoss.toExponential(2)} ` +
-          `(limit ${rtol}) ${result.ok ? "ok" : "FAILED"}; ${a.adapter} ${
-            a.seconds.toFixed(1)
-          } s, ` +
-          `${b.adapter} ${b.seconds.toFixed(1)} s`,
-      );
+      console.error(`${model} ${precision}: ${describe(result)}`);
     }
   }
   console.log(JSON.stringify(results, null, 2));
