@@ -52,6 +52,12 @@ function assertOneLineError(r: Result, ...fragments: string[]): void {
   if (r.stdout !== "") throw new Error(`stdout: ${r.stdout}`);
 }
 
+function assertEquals(a: unknown, b: unknown): void {
+  if (JSON.stringify(a) !== JSON.stringify(b)) {
+    throw new Error(`${JSON.stringify(a)} !== ${JSON.stringify(b)}`);
+  }
+}
+
 /** The names in `dir`, sorted. */
 const ls = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
@@ -242,5 +248,119 @@ Deno.test("report: results without a summary make no setting an axis, and are na
     if (!r.stderr.startsWith(log)) throw new Error(r.stderr);
     const html = Deno.readTextFileSync(join(dir, "cmp.html"));
     if (html.includes("; axes ")) throw new Error("settings known for one result became axes");
+  });
+});
+
+/** `script` run in `cwd` with its stdout sent to `path` by the shell (`> /dev/full`). */
+async function runTo(script: string, args: string[], cwd: string, path: string): Promise<Result> {
+  const deno = [Deno.execPath(), "run", "--allow-read", "--allow-write", "--allow-env", script];
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", `exec "$@" > ${path}`, "sh", ...deno, ...args],
+    cwd,
+    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("report: -o a device is refused in one line that points to -o -", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "run.csv"), GOOD);
+    // /dev/full and /dev/stdout Deno opens only with --allow-all; /dev/zero it would open.
+    for (const device of ["/dev/full", "/dev/stdout", "/dev/zero"]) {
+      const r = await run(REPORT, ["run.csv", "-o", device], dir);
+      assertOneLineError(
+        r,
+        `error: -o: ${device} is a device; this program writes only files, /dev/null and ` +
+          "/dev/stderr (use -o - for stdout)",
+      );
+    }
+    assertEquals(ls(dir), ["run.csv"]);
+  });
+});
+
+Deno.test("report: -o /dev/null checks the inputs and writes nothing", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "run.csv"), GOOD);
+    const r = await run(REPORT, ["run.csv", "-o", "/dev/null"], dir);
+    if (r.code !== 0 || r.stdout !== "" || !r.stderr.startsWith("report: /dev/null, 10 plots")) {
+      throw new Error(`exit ${r.code}: ${r.stderr}`);
+    }
+    Deno.writeTextFileSync(join(dir, "bad.csv"), "step,epoch,A.loss,A.lr\n,0,1,0.1\n");
+    assertOneLineError(
+      await run(REPORT, ["bad.csv", "-o", "/dev/null"], dir),
+      "error: bad.csv: line 2: column step: empty cell",
+    );
+    assertEquals(ls(dir), ["bad.csv", "run.csv"]);
+  });
+});
+
+Deno.test("report: -o a named pipe (mkfifo) writes the page into it, in place", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "run.csv"), GOOD);
+    const fifo = join(dir, "page");
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    if (!made.success) throw new Error("mkfifo failed");
+    // The reader is a process of its own, to be killed if the report never opens the pipe.
+    const reader = new Deno.Command("cat", { args: [fifo], stdout: "piped" }).spawn();
+    const read = reader.output();
+    const r = await run(REPORT, ["run.csv", "-o", "page"], dir);
+    // A report that exited without opening the pipe leaves the reader waiting for a writer.
+    const timer = setTimeout(() => reader.kill(), r.code === 0 ? 10_000 : 0);
+    const page = new TextDecoder().decode((await read).stdout);
+    clearTimeout(timer);
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+    if (!page.startsWith("<!DOCTYPE html>") || !page.trimEnd().endsWith("</html>")) {
+      throw new Error(`not the page: ${page.slice(0, 80)}`);
+    }
+    // Still the pipe (a rename would have put a regular file in its place), nothing else left.
+    if (!Deno.lstatSync(fifo).isFifo) throw new Error("the pipe was replaced");
+    assertEquals(ls(dir), ["page", "run.csv"]);
+  });
+});
+
+Deno.test("report: -o - with stdout full (> /dev/full) is one line naming stdout", async () => {
+  await withDir(async (dir) => {
+    Deno.writeTextFileSync(join(dir, "run.csv"), GOOD);
+    const r = await runTo(REPORT, ["run.csv", "-o", "-"], dir, "/dev/full");
+    assertOneLineError(r, "error: stdout: cannot write the page: No space left on device");
+    if (r.stderr.includes("os error")) throw new Error(r.stderr);
+    assertEquals(ls(dir), ["run.csv"]);
+  });
+});
+
+Deno.test("sweep: --out in a missing folder, or under a file, names that folder", async () => {
+  await withDir(async (dir) => {
+    assertOneLineError(
+      await run(SWEEP, ["--grid", "lr=0.1", "--out", "no/sw"], dir),
+      "error: --out: cannot create no/sw: folder no does not exist",
+    );
+    Deno.writeTextFileSync(join(dir, "f"), "mine");
+    assertOneLineError(
+      await run(SWEEP, ["--grid", "lr=0.1", "--out", "f/sw"], dir),
+      "error: --out: cannot create f/sw: f is not a folder",
+    );
+    // No temporary folder left, nor named.
+    assertEquals(ls(dir), ["f"]);
+  });
+});
+
+Deno.test("sweep: --out where Deno may not write (/proc) names no Deno flag", async () => {
+  await withDir(async (dir) => {
+    const r = await run(SWEEP, ["--grid", "lr=0.1", "--out", "/proc/sw"], dir);
+    assertOneLineError(r, "error: --out: cannot write /proc/sw: not allowed to write in /proc");
+    if (r.stderr.includes("--allow")) throw new Error(r.stderr);
+  });
+});
+
+Deno.test("sweep: --out DIR/ (a folder name ending in /) is written", async () => {
+  await withDir(async (dir) => {
+    const r = await run(SWEEP, ["--grid", "lr=0.1", "--out", "sw/"], dir);
+    if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+    assertEquals(ls(dir), ["sw"]);
+    assertEquals(ls(join(dir, "sw")), ["0.json", "manifest.json"]);
   });
 });

@@ -21,3 +21,8 @@ export function cannotRead(source: string, e: unknown): ReportError {
     : oneLine(e).replace(/\s*\(os error \d+\).*$/, "");
   return new ReportError(`${source}: cannot read: ${why}`);
 }
+
+/** The error for an input whose bytes are not UTF-8: a binary file, or text in another encoding. */
+export function notUtf8(source: string): ReportError {
+  return new ReportError(`${source}: not UTF-8 text (a binary file?)`);
+}

@@ -1,13 +1,14 @@
 /**
  * Opens one input (a file, or `-` for stdin) and reads it as rows, CSV or JSON Lines: by the
  * file's extension (`.csv`, `.jsonl`, `.ndjson`), else by its first character (`{` starts JSON
- * Lines). Only the first chunk is looked at before the stream is handed on whole.
+ * Lines). Only the first chunk is looked at before the stream is handed on whole. An input is
+ * UTF-8 text, or refused as such at its first byte that is not.
  *
  * @module
  */
 
 import type { Hash } from "node:crypto";
-import { cannotRead, ReportError } from "./errors.ts";
+import { cannotRead, notUtf8, ReportError } from "./errors.ts";
 import { readCsv } from "./read_csv.ts";
 import { readJsonl } from "./read_jsonl.ts";
 import type { Row } from "./rows.ts";
@@ -30,7 +31,8 @@ export function sourceName(path: string): string {
 /**
  * The rows of `path` (`-`: stdin). Every byte read also goes into `hash` when given, so that once
  * the rows are read to the end it is the digest of the input exactly as the trainer wrote it (a
- * summary's `rows.sha256`). Throws a {@link ReportError} for an unreadable or empty input.
+ * summary's `rows.sha256`). Throws a {@link ReportError} for an unreadable or empty input; the
+ * rows fail with one for bytes that are not UTF-8.
  */
 export async function readRows(path: string, hash?: Hash): Promise<AsyncGenerator<Row>> {
   const source = sourceName(path);
@@ -53,7 +55,32 @@ export async function readRows(path: string, hash?: Hash): Promise<AsyncGenerato
   const { first, stream } = await peek(bytes);
   if (first === null) throw new ReportError(`${source}: empty file`);
   const format = formatOfPath(path) ?? (first === "{" ? "jsonl" : "csv");
-  return format === "csv" ? readCsv(stream, source) : readJsonl(stream, source);
+  const text = stream.pipeThrough(utf8Only(source));
+  return format === "csv" ? readCsv(text, source) : readJsonl(text, source);
+}
+
+/**
+ * Passes the bytes on unchanged once a fatal UTF-8 decoder has taken them, and fails the stream
+ * with {@link notUtf8} at the first byte that is not UTF-8: the readers would otherwise see
+ * replacement characters, and name them as an unknown column or a cell that is not a number.
+ */
+function utf8Only(source: string): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const check = (decode: () => void) => {
+    try {
+      decode();
+    } catch {
+      throw notUtf8(source);
+    }
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      check(() => decoder.decode(chunk, { stream: true }));
+      controller.enqueue(chunk);
+    },
+    // A file that ends inside a character.
+    flush: () => check(() => decoder.decode()),
+  });
 }
 
 /**

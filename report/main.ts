@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { checkOutputPath } from "../pipeline/paths.ts";
-import { writeFileAtomic } from "../stages/files.ts";
+import { OUTPUT_DEVICES, writeFileAtomic } from "../stages/files.ts";
 import { accumulate } from "./accumulate.ts";
 import { log, printHelp, runCommand } from "./cli.ts";
 import { loadComparison } from "./compare.ts";
@@ -42,19 +42,44 @@ Several result files, or a sweep folder (deno task sweep --out DIR), give one co
   -h, --help         this text`;
 
 /**
- * Writes the page once it is whole: to stdout for `-`; to a regular file through a temporary
- * file and a rename (a failure leaves nothing); straight into a device or pipe (`/dev/null`),
- * which a rename would replace by a regular file.
+ * Checks `-o` before anything is read: a file its folder lets us create, or one of the devices
+ * every output may name (`/dev/null`, `/dev/stderr`). Any other device, `/dev/stdout` too, is
+ * refused in words that give the way to stdout: Deno opens most devices only with `--allow-all`,
+ * which the task does not give (its own message would advise that flag), and the others
+ * (`/dev/zero`) are no place for a page either.
+ */
+async function checkPageOutput(out: string): Promise<void> {
+  if (out === "-" || OUTPUT_DEVICES.has(out)) return;
+  // A device Deno will not even look at (`/dev/full`) is one still: stat fails there.
+  const info = await Deno.stat(out).catch(() => null);
+  const device = info
+    ? info.isCharDevice || info.isBlockDevice || info.isSocket
+    : out.startsWith("/dev/");
+  if (device) {
+    throw new ReportError(
+      `-o: ${out} is a device; this program writes only files, ${
+        [...OUTPUT_DEVICES].join(" and ")
+      } (use -o - for stdout)`,
+    );
+  }
+  await checkOutputPath("-o", out);
+}
+
+/**
+ * Writes the page once it is whole: to stdout for `-`; else through a temporary file and a
+ * rename, so that a failure leaves nothing (`writeFileAtomic` writes a named pipe in place, and
+ * serves `/dev/null` and `/dev/stderr` without opening them).
  */
 async function writeOutput(path: string, html: string): Promise<void> {
-  if (path === "-") {
-    const bytes = new TextEncoder().encode(html);
+  if (path !== "-") return await writeFileAtomic(path, html);
+  const bytes = new TextEncoder().encode(html);
+  try {
     for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
-    return;
+  } catch (e) {
+    // "No space left on device (os error 28)" (`> /dev/full`) -> "No space left on device"
+    const why = oneLine(e).replace(/\s*\(os error \d+\)[^]*$/, "");
+    throw new ReportError(`stdout: cannot write the page: ${why}`);
   }
-  const info = await Deno.stat(path).catch(() => null);
-  if (info && !info.isFile) await Deno.writeTextFile(path, html);
-  else await writeFileAtomic(path, html);
 }
 
 /** Runs the report command with `args`; returns the exit code. */
@@ -79,7 +104,7 @@ export function main(args: string[]): Promise<number> {
     const { values, positionals } = parsed;
     if (values.help) return printHelp(HELP);
     const out = values.output ?? DEFAULT_OUTPUT;
-    if (out !== "-") await checkOutputPath("-o", out);
+    await checkPageOutput(out);
     if ((positionals.length === 0 || positionals.includes("-")) && Deno.stdin.isTerminal()) {
       throw new ReportError(
         "no input: give result files or a sweep folder, or pipe the trainer's output",

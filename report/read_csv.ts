@@ -33,9 +33,19 @@ export function parseCell(cell: string, column: string, where: string): number |
 }
 
 /**
+ * The number of a cell every row fills (step, epoch): empty there is not "not measured", as in
+ * a metric's column, but a broken row.
+ */
+function requiredCell(cell: string, column: string, where: string): number {
+  const value = parseCell(cell, column, where);
+  if (value === undefined) throw new ReportError(`${where}: column ${column}: empty cell`);
+  return value;
+}
+
+/**
  * The rows of a CSV stream (header first). Throws a {@link ReportError} naming the source, line
- * and column for an unknown, duplicate or missing column, a non-numeric cell, a row of the wrong
- * length, rows out of step order, or a file with no rows.
+ * and column for an unknown, duplicate or missing column, a non-numeric cell, an empty step or
+ * epoch cell, a row of the wrong length, rows out of step order, or a file with no rows.
  */
 export async function* readCsv(
   bytes: ReadableStream<Uint8Array>,
@@ -59,8 +69,8 @@ export async function* readCsv(
           `${where}: expected ${header.length} cells as in the header, found ${record.length}`,
         );
       }
-      const step = parseCell(record[stepAt], "step", where) ?? NaN;
-      const epoch = parseCell(record[epochAt], "epoch", where) ?? NaN;
+      const step = requiredCell(record[stepAt], "step", where);
+      const epoch = requiredCell(record[epochAt], "epoch", where);
       checkStep(step, previous, where);
       previous = step;
       if (eventAt >= 0 && record[eventAt] !== "") {

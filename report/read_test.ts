@@ -7,6 +7,7 @@ import { classifyColumn } from "./columns.ts";
 import { ReportError } from "./errors.ts";
 import { readRows } from "./input.ts";
 import type { Row } from "./rows.ts";
+import { readJsonFile } from "./summary_file.ts";
 import { syntheticCsv } from "./test_fixtures.ts";
 
 function assertEquals(a: unknown, b: unknown): void {
@@ -15,11 +16,11 @@ function assertEquals(a: unknown, b: unknown): void {
   }
 }
 
-/** The rows of `text` written to a temporary file with extension `ext`. */
-async function rowsOf(text: string, ext = ".csv"): Promise<Row[]> {
+/** The rows of `text` (or bytes) written to a temporary file with extension `ext`. */
+async function rowsOf(text: string | Uint8Array, ext = ".csv"): Promise<Row[]> {
   const path = await Deno.makeTempFile({ suffix: ext });
   try {
-    await Deno.writeTextFile(path, text);
+    await Deno.writeFile(path, typeof text === "string" ? new TextEncoder().encode(text) : text);
     const rows: Row[] = [];
     for await (const r of await readRows(path)) rows.push(r);
     return rows;
@@ -28,7 +29,11 @@ async function rowsOf(text: string, ext = ".csv"): Promise<Row[]> {
   }
 }
 
-async function assertRejects(text: string, ext: string, ...fragments: string[]): Promise<void> {
+async function assertRejects(
+  text: string | Uint8Array,
+  ext: string,
+  ...fragments: string[]
+): Promise<void> {
   try {
     await rowsOf(text, ext);
   } catch (e) {
@@ -135,6 +140,61 @@ Deno.test("bad CSV: one line naming the problem", async () => {
     `column event: run "Q" is not one of A, B, A1, A2, C`,
   );
   await assertRejects(`step,epoch,A.loss,A.lr\n0,0,"1,1\n`, ".csv", "not valid CSV");
+});
+
+Deno.test("an empty step or epoch cell is named empty; an empty metric cell is not measured", async () => {
+  const head = "step,epoch,A.loss,A.lr\n0,0,2.3,0.1\n";
+  await assertRejects(head + ",0,2.1,0.1\n", ".csv", "line 3: column step: empty cell");
+  await assertRejects(head + "1,,2.1,0.1\n", ".csv", "line 3: column epoch: empty cell");
+  // An event row carries its step too.
+  await assertRejects(`${HEADER}\n,0,,,,,,,rescale B x0.25\n`, ".csv", "column step: empty cell");
+  // A cell of spaces is no number either (not an empty cell).
+  await assertRejects(head + " ,0,2.1,0.1\n", ".csv", `column step: not a number: " "`);
+  const [, r1] = await rowsOf(head + "1,0,,\n");
+  if (r1.kind !== "step" || r1.values["A.loss"] !== undefined || r1.values["A.lr"] !== undefined) {
+    throw new Error(`empty metric cells: ${JSON.stringify(r1)}`);
+  }
+});
+
+/** Bytes that are not UTF-8 (an invalid lead byte, a lone continuation byte). */
+const NOT_UTF8 = new Uint8Array([0xe9, 0x80, 0xff, 0xfe, 0x41, 0x0a]);
+const bytes = (...parts: (string | Uint8Array)[]) =>
+  new Uint8Array(
+    parts.flatMap((p) => [...(typeof p === "string" ? new TextEncoder().encode(p) : p)]),
+  );
+
+Deno.test("an input that is not UTF-8 is one line saying so, wherever the bytes are", async () => {
+  const message = "not UTF-8 text (a binary file?)";
+  for (const ext of [".csv", ".jsonl", ".out"]) await assertRejects(NOT_UTF8, ext, ext, message);
+  // Past the first chunk the format was sniffed from, in a metric cell and in a JSON string.
+  const good = [...syntheticCsv({ rows: 400 })].join("");
+  if (good.length < 200_000) throw new Error("the good part fits in one chunk");
+  await assertRejects(bytes(good, "400,0,", NOT_UTF8), ".csv", message);
+  const line = `{"step":0,"epoch":0,"A.loss":1,"A.lr":0.1}\n`;
+  await assertRejects(bytes(line, `{"step":1,"x":"`, NOT_UTF8, `"}\n`), ".jsonl", message);
+  // A file that ends inside a character (the first byte of é).
+  await assertRejects(
+    bytes("step,epoch,A.loss,A.lr\n0,0,1,0.1\n", new Uint8Array([0xc3])),
+    ".csv",
+    message,
+  );
+  // UTF-8 beyond ASCII reaches the reader as itself, not as a replacement character.
+  await assertRejects(bytes('step,epoch,A.loss,A.lr\n0,0,"é",0.1\n'), ".csv", `not a number: "é"`);
+});
+
+Deno.test("a summary or manifest that is not UTF-8 is one line saying so", async () => {
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeFile(path, bytes(`{"steps": "`, NOT_UTF8, `"}`));
+    const e = await readJsonFile(path).then(() => null, (e) => e);
+    if (!(e instanceof ReportError)) throw new Error(`not refused: ${e}`);
+    assertEquals(e.message, `${path}: not UTF-8 text (a binary file?)`);
+    // With a BOM, UTF-8 JSON is read.
+    await Deno.writeFile(path, bytes("\uFEFF", `{"steps": "é"}`));
+    assertEquals(await readJsonFile(path), { steps: "é" });
+  } finally {
+    await Deno.remove(path);
+  }
 });
 
 Deno.test("bad JSON Lines: one line naming the problem", async () => {

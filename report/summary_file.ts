@@ -7,7 +7,7 @@
  */
 
 import { z } from "zod";
-import { cannotRead, ReportError } from "./errors.ts";
+import { cannotRead, notUtf8, ReportError } from "./errors.ts";
 import type { Onsets } from "./onsets.ts";
 import { parseWith } from "./validate.ts";
 
@@ -69,13 +69,22 @@ export function parseSummary(value: unknown, path: string): Summary {
   return parseWith(summarySchema, value, `${path}: not a training summary`);
 }
 
-/** Reads a JSON file; throws a one-line {@link ReportError} when it is missing or not JSON. */
+/**
+ * Reads a JSON file (a summary, a manifest, a sweep point's config); throws a one-line
+ * {@link ReportError} when it is missing, not UTF-8 text or not JSON.
+ */
 export async function readJsonFile(path: string): Promise<unknown> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     throw cannotRead(path, e);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw notUtf8(path);
   }
   if (text.trim() === "") throw new ReportError(`${path}: empty file`);
   try {

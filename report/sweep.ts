@@ -9,10 +9,11 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { checkOutputPath } from "../pipeline/paths.ts";
 import { VERSION } from "../pipeline/version.ts";
 import { writeFileAtomic } from "../stages/files.ts";
 import { log, printHelp, runCommand } from "./cli.ts";
-import { ReportError } from "./errors.ts";
+import { oneLine, ReportError } from "./errors.ts";
 import { MANIFEST, type Manifest } from "./manifest.ts";
 import { planSweep, SWEEP_HELP, type SweepPlan } from "./sweep_plan.ts";
 
@@ -38,19 +39,37 @@ export function manifestOf(plan: SweepPlan): Manifest {
   };
 }
 
-/** Throws unless `out` does not exist yet or is an empty folder. */
+/**
+ * Throws unless `out` is an empty folder, or can be created: its folder exists and lets us
+ * create in it. The messages name `out` and its folder, never the temporary name.
+ */
 async function checkOut(out: string): Promise<void> {
-  let info: Deno.FileInfo;
+  let info: Deno.FileInfo | null = null;
   try {
     info = await Deno.stat(out);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
+  } catch {
+    // Not there, or not to be looked at (`/proc/sw`): to be created, as checked below.
   }
-  if (!info.isDirectory) throw new ReportError(`--out: ${out} exists and is not a folder`);
-  for await (const _ of Deno.readDir(out)) {
-    throw new ReportError(`--out: ${out} is not empty (a sweep folder is written whole)`);
+  if (info) {
+    if (!info.isDirectory) throw new ReportError(`--out: ${out} exists and is not a folder`);
+    for await (const _ of Deno.readDir(out)) {
+      throw new ReportError(`--out: ${out} is not empty (a sweep folder is written whole)`);
+    }
+    return;
   }
+  const parent = dirname(out);
+  const folder = await Deno.stat(parent).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ReportError(`--out: cannot create ${out}: folder ${parent} does not exist`);
+    }
+    return null;
+  });
+  if (folder && !folder.isDirectory) {
+    throw new ReportError(`--out: cannot create ${out}: ${parent} is not a folder`);
+  }
+  // Whether the folder lets us create in it, in words that never advise a Deno flag. A folder
+  // name may end in /, which checkOutputPath (made for files) refuses.
+  await checkOutputPath("--out", out.replace(/(.)\/+$/, "$1"));
 }
 
 /** Writes the plan's configs and manifest into a new folder `plan.out`. */
@@ -61,7 +80,9 @@ export async function writeSweep(plan: SweepPlan): Promise<void> {
   try {
     await Deno.mkdir(tmp);
   } catch (e) {
-    throw new ReportError(`--out: cannot create a folder in ${parent}: ${(e as Error).message}`);
+    // Checked above: only a change in the meantime (or a full disk) comes here.
+    const why = oneLine(e).replace(/\s*\(os error \d+\)[^]*$/, "");
+    throw new ReportError(`--out: cannot create ${plan.out}: ${why}`);
   }
   try {
     for (const p of plan.points) {

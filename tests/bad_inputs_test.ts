@@ -1791,7 +1791,6 @@ const TABLE: Record<string, Case[]> = {
       args: ["r.csv", "-o", "r.html"],
       setup: files({ "r.csv": "step,epoch,A.loss,A.lr\n,0,1,0.1\n" }),
       expect: { code: 1, last: /^error: r\.csv: line 2: column step: .*(empty|"")/ },
-      pending: 'an empty cell shown as "got NaN"',
     },
     report(
       "report CSV bad event cell",
@@ -1814,7 +1813,6 @@ const TABLE: Record<string, Case[]> = {
       args: ["r.csv", "-o", "r.html"],
       setup: files({ "r.csv": NOT_UTF8 }),
       expect: { code: 1, last: /^error: r\.csv: .*(UTF-8|not text|binary)/ },
-      pending: 'an unreadable "unknown column" of replacement characters',
     },
     report(
       "report the trainer's JSONL named .csv",
@@ -2053,12 +2051,12 @@ const TABLE: Record<string, Case[]> = {
       expect: { code: 0, last: /^report: \/dev\/null/ },
     },
     {
-      name: "report -o /dev/full: says the device is full",
+      name: "report -o /dev/full: refused as a device, naming -o -",
       cmd: "report",
       args: ["r.csv", "-o", "/dev/full"],
       setup: files({ "r.csv": RESULT }),
-      expect: { code: 1, last: /^error: -o: .*(No space left|is full)/i },
-      pending: 'refused with "not allowed to write in /dev"',
+      // Deno opens no device but /dev/null without --allow-all: refused before the work.
+      expect: { code: 1, last: /^error: -o: \/dev\/full is a device.*-o -/ },
     },
     {
       name: "report -o - to /dev/full: the error says stdout",
@@ -2067,7 +2065,6 @@ const TABLE: Record<string, Case[]> = {
       setup: files({ "r.csv": RESULT }),
       stdoutTo: "/dev/full",
       expect: { code: 1, last: /^error: .*stdout.*(No space left|is full)/i },
-      pending: 'says only "No space left on device (os error 28)"',
     },
     {
       name: "report of two results, one with a summary: only differing settings are axes",
@@ -2230,14 +2227,12 @@ const TABLE: Record<string, Case[]> = {
       cmd: "sweep",
       args: ["--grid", "lr=0.1", "--out", "no/sw"],
       expect: { code: 1, last: /^error: --out: (?!.*\.tmp).*\bno\b.*(does not exist|no such)/i },
-      pending: "names a temporary folder with the process id, and os error 2",
     },
     {
       name: "sweep --out in /proc",
       cmd: "sweep",
       args: ["--grid", "lr=0.1", "--out", "/proc/sw"],
       expect: { code: 1, last: /^error: --out: (?!.*--allow).*\/proc\/sw/ },
-      pending: "Deno's own message, advising --allow-all",
     },
     sweep(
       "sweep with a shared --summary: refused",
