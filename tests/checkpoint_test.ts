@@ -446,7 +446,7 @@ Deno.test({
 Deno.test({
   ...opts,
   name:
-    "divergence: names the run, step and quantity, still writes the summary, keeps the last good checkpoint",
+    "divergence: names the run, step and quantity, still writes the summary, keeps the last good checkpoint, the state at the divergence apart",
   async fn() {
     const dir = await Deno.makeTempDir();
     const r = await cli([
@@ -474,6 +474,11 @@ Deno.test({
     check(r.stdout.endsWith("\n") && steps.at(-1) === step, `rows end at step ${steps.at(-1)}`);
     const files = await checkpointsIn(`${dir}/ck`);
     check(files.length > 0 && stepOf(files.at(-1)!) < step, "a checkpoint after the divergence");
+    // The state at the divergence, for inspection, under a name --resume never picks.
+    const apart = [...Deno.readDirSync(`${dir}/ck`)].map((e) => e.name)
+      .filter((n) => n.startsWith("diverged-step-"));
+    check(apart.length === 1 && stepOf(apart[0]) >= step, `diverged state: ${apart}`);
+    check(s.checkpoint === files.at(-1), `summary names ${s.checkpoint} as the last checkpoint`);
     await Deno.remove(dir, { recursive: true });
   },
 });
