@@ -165,6 +165,12 @@ function caseOf(cmd: Case["cmd"]) {
 }
 const train = caseOf("train"), report = caseOf("report"), sweep = caseOf("sweep");
 
+/** A case resuming the fixture checkpoint (with {@link RESUME}) after `edit` changed its bytes. */
+const resumeEdited = (name: string, edit: (b: Uint8Array) => Uint8Array, expect: Case["expect"]) =>
+  train(name, [...RESUME, "--resume", "c.safetensors"], expect, {
+    setup: files({ "c.safetensors": fixture("checkpoint", edit) }),
+  });
+
 /**
  * The table, by group. Today's message is written as it is where it is right; where it is not,
  * the case says what a user needs and is `pending`.
@@ -1158,30 +1164,14 @@ const TABLE: Record<string, Case[]> = {
         setup: files({ "c.safetensors": fixture("checkpoint", (b) => b.slice(0, b.length - 100)) }),
       },
     ),
-    {
-      name: "resume header not JSON",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editHeader(b, (h) => h.replace("{", "{,"))),
-      }),
-      expect: {
-        code: 1,
-        last: /^error: c\.safetensors: .*(header is not valid JSON|not a safetensors file)/,
-      },
-    },
-    {
-      name: "resume header an array",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editHeader(b, (h) => `[${h}]`)),
-      }),
-      expect: {
-        code: 1,
-        last: /^error: c\.safetensors: .*(header is not a JSON object|not a safetensors file)/,
-      },
-    },
+    resumeEdited("resume header not JSON", (b) => editHeader(b, (h) => h.replace("{", "{,")), {
+      code: 1,
+      last: /^error: c\.safetensors: .*(header is not valid JSON|not a safetensors file)/,
+    }),
+    resumeEdited("resume header an array", (b) => editHeader(b, (h) => `[${h}]`), {
+      code: 1,
+      last: /^error: c\.safetensors: .*(header is not a JSON object|not a safetensors file)/,
+    }),
     {
       name: "resume header not UTF-8",
       cmd: "train",
@@ -1203,54 +1193,31 @@ const TABLE: Record<string, Case[]> = {
         'w.safetensors: not a checkpoint of this tool (metadata format "wd-explr-weights/1"',
       ),
     },
-    {
-      name: "resume metadata without step",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editSafetensors(b, (_, m) => delete m.step)),
-      }),
-      expect: bad('c.safetensors: metadata lacks "step"'),
-    },
-    {
-      name: "resume metadata step not a number",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editSafetensors(b, (_, m) => m.step = "one")),
-      }),
-      expect: bad('c.safetensors: metadata "step"'),
-    },
-    {
-      name: "resume metadata plan not JSON",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editSafetensors(b, (_, m) => m.plan = "{")),
-      }),
-      expect: bad('c.safetensors: metadata "plan" is not valid JSON'),
-    },
-    {
-      name: "resume metadata runs unknown",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture("checkpoint", (b) => editSafetensors(b, (_, m) => m.runs = "A,Z")),
-      }),
-      expect: bad('c.safetensors: metadata "runs"'),
-    },
-    {
-      name: "resume metadata config invalid",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture(
-          "checkpoint",
-          (b) => editSafetensors(b, (_, m) => m.config = m.config.replace('"lr":0.1', '"lr":-1')),
-        ),
-      }),
-      expect: bad("c.safetensors: config: lr: expected a number > 0"),
-    },
+    resumeEdited(
+      "resume metadata without step",
+      (b) => editSafetensors(b, (_, m) => delete m.step),
+      bad('c.safetensors: metadata lacks "step"'),
+    ),
+    resumeEdited(
+      "resume metadata step not a number",
+      (b) => editSafetensors(b, (_, m) => m.step = "one"),
+      bad('c.safetensors: metadata "step"'),
+    ),
+    resumeEdited(
+      "resume metadata plan not JSON",
+      (b) => editSafetensors(b, (_, m) => m.plan = "{"),
+      bad('c.safetensors: metadata "plan" is not valid JSON'),
+    ),
+    resumeEdited(
+      "resume metadata runs unknown",
+      (b) => editSafetensors(b, (_, m) => m.runs = "A,Z"),
+      bad('c.safetensors: metadata "runs"'),
+    ),
+    resumeEdited(
+      "resume metadata config invalid",
+      (b) => editSafetensors(b, (_, m) => m.config = m.config.replace('"lr":0.1', '"lr":-1')),
+      bad("c.safetensors: config: lr: expected a number > 0"),
+    ),
     {
       name: "resume with another lr",
       cmd: "train",
@@ -1287,54 +1254,26 @@ const TABLE: Record<string, Case[]> = {
         "--resume: c.safetensors is after step 1; the run has 2 steps, so nothing is left to train",
       ),
     },
-    {
-      name: "resume tensor missing",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture(
-          "checkpoint",
-          (b) => editSafetensors(b, (t) => t.delete("B/fc0.weight")),
-        ),
-      }),
-      expect: bad("c.safetensors: tensor B/fc0.weight is missing"),
-    },
-    {
-      name: "resume tensor F64 in an f32 run",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture(
-          "checkpoint",
-          (b) => editSafetensors(b, (t) => t.set("A/fc0.weight", asF64(t.get("A/fc0.weight")!))),
-        ),
-      }),
-      expect: bad("c.safetensors: tensor A/fc0.weight is F64, expected F32 (--precision f32)"),
-    },
-    {
-      name: "resume tensor transposed",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture(
-          "checkpoint",
-          (b) => editSafetensors(b, (t) => t.get("A/fc0.weight")!.shape.reverse()),
-        ),
-      }),
-      expect: bad("c.safetensors: tensor A/fc0.weight has shape [784,8], the model's is [8,784]"),
-    },
-    {
-      name: "resume extra tensor",
-      cmd: "train",
-      args: [...RESUME, "--resume", "c.safetensors"],
-      setup: files({
-        "c.safetensors": fixture(
-          "checkpoint",
-          (b) => editSafetensors(b, (t) => t.set("A/extra", t.get("A/head.bias")!)),
-        ),
-      }),
-      expect: bad("c.safetensors: tensor A/extra is not part of the model"),
-    },
+    resumeEdited(
+      "resume tensor missing",
+      (b) => editSafetensors(b, (t) => t.delete("B/fc0.weight")),
+      bad("c.safetensors: tensor B/fc0.weight is missing"),
+    ),
+    resumeEdited(
+      "resume tensor F64 in an f32 run",
+      (b) => editSafetensors(b, (t) => t.set("A/fc0.weight", asF64(t.get("A/fc0.weight")!))),
+      bad("c.safetensors: tensor A/fc0.weight is F64, expected F32 (--precision f32)"),
+    ),
+    resumeEdited(
+      "resume tensor transposed",
+      (b) => editSafetensors(b, (t) => t.get("A/fc0.weight")!.shape.reverse()),
+      bad("c.safetensors: tensor A/fc0.weight has shape [784,8], the model's is [8,784]"),
+    ),
+    resumeEdited(
+      "resume extra tensor",
+      (b) => editSafetensors(b, (t) => t.set("A/extra", t.get("A/head.bias")!)),
+      bad("c.safetensors: tensor A/extra is not part of the model"),
+    ),
     {
       name: "resume folder whose newest is corrupt",
       cmd: "train",
