@@ -413,11 +413,13 @@ export interface CheckpointStageOptions {
 export function checkpointStage(
   opts: CheckpointStageOptions,
 ): TransformStream<OutputRow, OutputRow> {
+  let claimed = false;
   return new TransformStream<OutputRow, OutputRow>({
     async transform(row, controller) {
       if (row.kind !== "snapshot") return controller.enqueue(row);
       const { step, diverged } = row.snapshot;
-      await claimCheckpointDir(opts.dir, opts.owner);
+      if (!claimed) await claimCheckpointDir(opts.dir, opts.owner);
+      claimed = true;
       const path = diverged ? divergedPath(opts.dir, step) : checkpointPath(opts.dir, step);
       await writeFileAtomic(path, encodeCheckpoint(opts.context, row.snapshot, row.tracker));
       opts.onWritten?.(path, step, diverged);
