@@ -8,6 +8,7 @@
  */
 
 import type { Hash } from "node:crypto";
+import { utf8Checked } from "../stages/data/byte_stream.ts";
 import { cannotRead, notUtf8, ReportError } from "./errors.ts";
 import { readCsv } from "./read_csv.ts";
 import { readJsonl } from "./read_jsonl.ts";
@@ -55,32 +56,8 @@ export async function readRows(path: string, hash?: Hash): Promise<AsyncGenerato
   const { first, stream } = await peek(bytes);
   if (first === null) throw new ReportError(`${source}: empty file`);
   const format = formatOfPath(path) ?? (first === "{" ? "jsonl" : "csv");
-  const text = stream.pipeThrough(utf8Only(source));
+  const text = stream.pipeThrough(utf8Checked(() => notUtf8(source)));
   return format === "csv" ? readCsv(text, source) : readJsonl(text, source);
-}
-
-/**
- * Passes the bytes on unchanged once a fatal UTF-8 decoder has taken them, and fails the stream
- * with {@link notUtf8} at the first byte that is not UTF-8: the readers would otherwise see
- * replacement characters, and name them as an unknown column or a cell that is not a number.
- */
-function utf8Only(source: string): TransformStream<Uint8Array, Uint8Array> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const check = (decode: () => void) => {
-    try {
-      decode();
-    } catch {
-      throw notUtf8(source);
-    }
-  };
-  return new TransformStream({
-    transform(chunk, controller) {
-      check(() => decoder.decode(chunk, { stream: true }));
-      controller.enqueue(chunk);
-    },
-    // A file that ends inside a character.
-    flush: () => check(() => decoder.decode()),
-  });
 }
 
 /**

@@ -160,3 +160,26 @@ export class ByteReader {
 export function errorText(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ").trim();
 }
+
+/**
+ * Passes bytes on unchanged once a fatal UTF-8 decoder has taken them, failing with `fail()` at
+ * the first byte that is not UTF-8 (or at the end, inside a character): a reader of text would
+ * otherwise see replacement characters and name them as a bad cell or column.
+ */
+export function utf8Checked(fail: () => Error): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const check = (decode: () => void) => {
+    try {
+      decode();
+    } catch {
+      throw fail();
+    }
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      check(() => decoder.decode(chunk, { stream: true }));
+      controller.enqueue(chunk);
+    },
+    flush: () => check(() => decoder.decode()),
+  });
+}

@@ -11,7 +11,7 @@
  */
 
 import { parse } from "csv-parse/stream";
-import { errorText, openDataStream } from "./byte_stream.ts";
+import { errorText, openDataStream, utf8Checked } from "./byte_stream.ts";
 import { DataError } from "./errors.ts";
 import type { Dataset } from "./types.ts";
 
@@ -61,7 +61,8 @@ export async function loadCsv(
 ): Promise<Dataset> {
   const { stream, gzip } = await openDataStream(path);
   // UTF-8 strictly: a binary file is named as such, not as cells of replacement characters.
-  const records = stream.pipeThrough(utf8Checked()).pipeThrough(
+  const notText = () => new DataError(path, "encoding", "not UTF-8 text (a binary file?)");
+  const records = stream.pipeThrough(utf8Checked(notText)).pipeThrough(
     parse({ info: true, relax_column_count: true, skip_empty_lines: true, trim: true, bom: true }),
   ) as ReadableStream<CsvRecord>;
   let layout: CsvColumns | undefined;
@@ -96,9 +97,6 @@ export async function loadCsv(
     if (opened !== undefined) {
       throw new DataError(path, `line ${opened}`, "a quote opens here and is never closed");
     }
-    if (e instanceof TypeError && /encod/i.test(errorText(e)) && !gzip) {
-      throw new DataError(path, "encoding", "not UTF-8 text (a binary file?)");
-    }
     const csvLine = (e as { lines?: unknown }).lines;
     if (typeof csvLine === "number") throw new DataError(path, `line ${csvLine}`, errorText(e));
     // The decompressor or the file failed. No line number: how far parsing got before the
@@ -110,20 +108,6 @@ export async function loadCsv(
     throw new DataError(path, `line ${Math.max(1, line)}`, "empty dataset: no data rows");
   }
   return rows.toDataset(name, path, layout!);
-}
-
-/** Passes bytes on unchanged, failing (a TypeError) at the first that is not UTF-8 text. */
-function utf8Checked(): TransformStream<Uint8Array, Uint8Array> {
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  return new TransformStream({
-    transform(chunk, controller) {
-      decoder.decode(chunk, { stream: true });
-      controller.enqueue(chunk);
-    },
-    flush() {
-      decoder.decode();
-    },
-  });
 }
 
 /**
