@@ -1,5 +1,5 @@
 /**
- * Conv2d benchmark: GFLOP/s of the three kernels of `shaders/conv2d.ts` (forward, dx, dW) at
+ * Conv2d benchmark: GFLOP/s of the three convolution kernels (`shaders/conv2d_*.ts`: forward, dx, dW) at
  * given shapes. Run directly for PreResNet-20's conv shapes (CIFAR 32×32) and the CNN's first
  * layer (28×28) at batch 128: a table on stderr, JSON on stdout.
  * `XDG_RUNTIME_DIR=/tmp deno run --allow-read --allow-env bench/conv.ts [--batch N]
@@ -20,14 +20,10 @@ import {
   type TensorView,
   uploadBuffer,
 } from "../shaders/gpu.ts";
-import {
-  chooseConvTiling,
-  conv2dBackwardInputKernel,
-  conv2dBackwardWeightKernel,
-  conv2dForwardKernel,
-  type ConvProduct,
-  type ConvTiling,
-} from "../shaders/conv2d.ts";
+import { chooseConvTiling, type ConvProduct, type ConvTiling } from "../shaders/conv2d_tiling.ts";
+import { conv2dForwardKernel } from "../shaders/conv2d_forward.ts";
+import { conv2dBackwardInputKernel } from "../shaders/conv2d_backward_input.ts";
+import { conv2dBackwardWeightKernel } from "../shaders/conv2d_backward_weight.ts";
 import { conv2dFlops, type Conv2dShape, convOutputShape } from "../reference/conv.ts";
 import { createRng } from "../core/prng.ts";
 

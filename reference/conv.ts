@@ -1,7 +1,7 @@
 /**
  * Float64 CPU references of the 2-D convolution (llm.c style: forward and both backward
- * products side by side, one run at a time). The WGSL kernels of `shaders/conv2d.ts` are tested
- * against these.
+ * products side by side, one run at a time). The WGSL kernels of `shaders/conv2d_*.ts` are
+ * tested against these.
  *
  * Layouts: activations NHWC, element (n, h, w, c) at ((n*H + h)*W + w)*C + c; weights
  * [K*K*Cin, Cout] row-major, row (kh*K + kw)*Cin + ci, column co ("inputs × outputs", as the

@@ -25,14 +25,10 @@ import {
   type Conv2dShape,
   convOutputShape,
 } from "../reference/conv.ts";
-import {
-  chooseConvTiling,
-  conv2dBackwardInputKernel,
-  conv2dBackwardWeightKernel,
-  conv2dForwardKernel,
-  type ConvProduct,
-  type ConvTiling,
-} from "./conv2d.ts";
+import { chooseConvTiling, type ConvProduct, type ConvTiling } from "./conv2d_tiling.ts";
+import { conv2dForwardKernel } from "./conv2d_forward.ts";
+import { conv2dBackwardInputKernel } from "./conv2d_backward_input.ts";
+import { conv2dBackwardWeightKernel } from "./conv2d_backward_weight.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
 import type { Rng } from "../core/prng.ts";
 import type { TensorView } from "./gpu.ts";

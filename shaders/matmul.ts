@@ -1,52 +1,24 @@
 /**
  * Register-blocked matmul for all three products of an MLP layer (forward X·W (+b), backward
  * dZ·Wᵀ and Xᵀ·dZ), R runs per dispatch, every variant and precision (`precision.ts`: f32, df64,
- * f64) generated from one WGSL template that accumulates with `r_fma`.
+ * f64) generated from one template over the register block of `register_block.ts`.
  *
- * Design, from measurements on lavapipe (llvmpipe, LLVM 15, Mesa 22.3, 2 cores, AVX2 = 8
- * lanes). The host's speed drifts by up to 2x within seconds, so variants were timed
- * interleaved and compared as ratios to a baseline timed in the same round; GFLOP/s are from
- * the machine's fast phases (`bench/matmul.ts`, N dispatches per submit, median).
- * - Cost model: llvmpipe runs 8 invocations in SIMD lanes, but every storage-buffer load in a
- *   loop is a per-lane scalar loop with a bounds check (its "load once and broadcast" path for
- *   uniform addresses is off inside control flow: uniform and divergent addresses cost the
- *   same in the k loop). Loads are ~80% of the time: replacing them by arithmetic lifted 512³
- *   from ~8 to ~45 GFLOP/s. So each invocation keeps a tm×tn block of C in registers (tm+tn
- *   loaded values feed tm·tn FMAs per depth step) and loads vec4 wherever the operand's
- *   contiguous dimension allows (one lane loop then serves 4 values).
- * - Block sizes, ratio to 16×8 (8×8 workgroups; 512³ and 128×784×256):
- *   NN: 16×12 1.03–1.07, 16×16 0.81–0.90, 12×16 0.80–0.99, 8×16 0.92, 8×8 0.85–0.89,
- *   24×8 0.81, 12×12 0.74–0.92, 32×32 0.75, 32×8 0.29–0.52, 4×4 vec ~0.55.
- *   NT: 16×12 1.03–1.07, 16×16 0.79–0.89, 8×16 0.98. TN: 16×16 1.13–1.20, 16×12 1.01–1.02.
- *   Bigger blocks lose to register spills (the tm·tn accumulators times 8 lanes). NN/NT load
- *   A (and B for NT) as vec4 along k, so 4 depths of loads are live at once; TN loads both
- *   operands across the block (one depth a step) and affords 16×16. Hence 16×12 for NN/NT and
- *   16×16 for TN.
- * - Workgroup, ratio to 8×8 at the trainer's shapes: 8×4 1.01–1.07, 8×2 0.98–1.08, 16×4
- *   0.79–1.02, 4×8 0.65–0.75 (x must span the 8 SIMD lanes). Hence 8×4.
- * - Final kernel (16×12 / 16×16, 8×4 workgroups), `bench/matmul.ts` medians of two runs in a
- *   fast phase (GFLOP/s): NN 128×784×256 19.1–19.4, NN 128×256×784 18.7–20.0, NN 128×256×256
- *   13.5–16.8 (R=3: 18.7–19.6), NN 512³ 18.8–19.4, NT 128×784×256 18.4–19.8, TN 784×256×128
- *   18.1–18.3; ceiling (1024×1024×512) 19.9–20.3; slow phases give 10–13. Same-round ratios to
- *   the final kernel: all-scalar fallback 0.68 (NN), 0.72 (NT), 0.90 (TN); naive one output
- *   per invocation 0.09–0.11 (~1 GFLOP/s); 4×4 vec4 0.56–0.61; scalar A + vec4 B for NN
- *   0.72; fma() the same as a*b+c.
- * - No workgroup memory: its loads are per-lane loops too, and barriers turn the shader into
- *   coroutines (a colleague measured shared-memory tiling 3–5x slower than register blocks).
- * - Edges: out-of-range rows/columns are clamped for loads (no branch in the k loop) and
- *   skipped for stores, so every size works (1, odd primes). vec4 is chosen per operand only
- *   when its offset, run stride and contiguous dimension are multiples of 4 (and its buffer a
- *   multiple of 16 bytes); otherwise that operand is loaded scalar by the same template.
- * - Small products (the head, n=10): with fewer than 64 blocks the block shrinks (tn 4, then
- *   tm 8) and the workgroup shrinks to the block grid and until there are 4 workgroups
- *   (lavapipe runs a workgroup on one thread): 128×10×256 0.63 -> 0.25–0.37 ms, 512×10×256
- *   1.3 -> 0.73 ms, TN 256×10×128 0.6 -> 0.38 ms.
- * - Precision: float32 computes the same a·b + c as before (`r_fma` inlines; interleaved with
- *   the previous kernel on the NN, NT, TN and head shapes above, best-of-5 times equal). df64
- *   and f64 have no vec4 slots, so they get the all-scalar 16×12 tiling ({@link defaultTiling}).
- *   df64 NN 256³ against f32 in the same round: 7–20x slower, ~10x in the fastest rounds
- *   (16.4 ms, 2.0 GFLOP/s, against 1.7 ms); df64 blocks 8×8 and 16×16 were no faster, 8×4 and
- *   4×4 slower (noisy, one round each).
+ * Choices (each the fastest variant measured on lavapipe; the measurements are in
+ * docs/results/kernel-variants.md, "## matmul"):
+ * - a tm×tn block of C in registers per invocation, vec4 loads where an operand's contiguous
+ *   dimension allows: loads cost ~80% of the time, so the kernel maximises FMAs per load;
+ * - 16×12 for NN/NT, 16×16 for TN: bigger blocks spill, and TN (both operands across the
+ *   block, one depth a step) has the fewest live loads;
+ * - 8×4 workgroups: x spans the 8 SIMD lanes;
+ * - no workgroup memory: its loads are per-lane loops too, and barriers made it 3–5x slower;
+ * - small products (the head, n=10): below 64 blocks the block shrinks (tn 4, then tm 8) and
+ *   the workgroup shrinks until there are 4 workgroups, so both cores get work;
+ * - df64 and f64 have no vec4 slots and take the all-scalar 16×12 tiling ({@link defaultTiling}).
+ *
+ * Edges: out-of-range rows/columns are clamped for loads (no branch in the k loop) and skipped
+ * for stores, so every size works (1, odd primes). vec4 is chosen per operand only when its
+ * offset, run stride and contiguous dimension are multiples of 4 (and its buffer a multiple of
+ * 16 bytes); otherwise that operand is loaded scalar by the same template.
  *
  * @module
  */
@@ -54,6 +26,15 @@
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
+import {
+  accumulators,
+  type BlockOperand,
+  blockStep,
+  blockStores,
+  indent,
+  lineBases,
+  type RegisterBlock,
+} from "./register_block.ts";
 
 /** Which product: C = op(A)·op(B) (+ bias row-broadcast). op(A) is m×k (A stored k×m when transA); op(B) is k×n (B stored n×k when transB). */
 export interface MatmulVariant {
@@ -143,7 +124,24 @@ function matmulInterface(
   return i;
 }
 
-const range = (n: number): number[] => [...Array(n).keys()];
+/**
+ * One operand of the block: along the depth when its contiguous dimension is k (A, or B when
+ * transB), across the block otherwise; `bases` names its clamped line starts.
+ */
+function matmulOperand(
+  reg: "a" | "b",
+  bases: string,
+  alongDepth: boolean,
+  vec: boolean,
+  lines: number,
+  limit: string,
+): BlockOperand {
+  const at = (pp: number) => (pp ? `(p + ${pp}u)` : "p");
+  const index = alongDepth
+    ? (i: number, pp: number) => `${bases}${i} + ${vec ? "p / 4u" : at(pp)}`
+    : (i: number, pp: number) => `${bases}${i} + ${at(pp)} * ${vec ? `(${limit} / 4u)` : limit}`;
+  return { reg, array: reg, vec, along: alongDepth ? "depth" : "block", lines, index };
+}
 
 /**
  * WGSL for one variant, tiling and precision. Every invocation computes a tm×tn block of C for
@@ -159,83 +157,23 @@ export function matmulWgsl(
   if ((vecA && transA && tm % 4) || (vecB && !transB && tn % 4) || (vecC && tn % 4)) {
     throw new Error(`matmul tiling ${tm}x${tn}: vec4 along a block dimension needs it % 4 == 0`);
   }
+  const a = matmulOperand("a", "ar", !transA, vecA, tm, "u.m");
+  const b = matmulOperand("b", "bc", transB, vecB, tn, "u.n");
   // Depth steps per loop iteration: 4 when an operand is vec4 along k (then k % 4 == 0).
   const ku = (vecA && !transA) || (vecB && transB) ? 4 : 1;
-  const R = range(tm), C = range(tn), PP = range(ku), R4 = range(tm >> 2), C4 = range(tn >> 2);
-
-  // Per-invocation bases: clamped row (A) and column (B) starts; ar*/bc* are loop invariant.
-  const setup: string[] = [];
-  if (!transA) {
-    const rowLen = vecA ? "(u.k / 4u)" : "u.k";
-    for (const r of R) setup.push(`let ar${r} = aBase + min(i0 + ${r}u, u.m - 1u) * ${rowLen};`);
-  } else if (vecA) {
-    for (const r of R4) setup.push(`let ar${r} = aBase + min(i0 / 4u + ${r}u, u.m / 4u - 1u);`);
-  } else {
-    for (const r of R) setup.push(`let ar${r} = aBase + min(i0 + ${r}u, u.m - 1u);`);
-  }
-  if (transB) {
-    const rowLen = vecB ? "(u.k / 4u)" : "u.k";
-    for (const c of C) setup.push(`let bc${c} = bBase + min(j0 + ${c}u, u.n - 1u) * ${rowLen};`);
-  } else if (vecB) {
-    for (const c of C4) setup.push(`let bc${c} = bBase + min(j0 / 4u + ${c}u, u.n / 4u - 1u);`);
-  } else {
-    for (const c of C) setup.push(`let bc${c} = bBase + min(j0 + ${c}u, u.n - 1u);`);
-  }
-
-  // Loop body: load op(A)[i0.., p..p+ku) and op(B)[p..p+ku, j0..), then ku·tm·tn updates.
-  const body: string[] = [];
-  const at = (pp: number) => (pp ? `(p + ${pp}u)` : "p");
-  for (const pp of PP) {
-    if (!transA) {
-      // Contiguous along k: one vec4 covers all ku depths.
-      if (vecA) body.push(...(pp ? [] : R.map((r) => `let a${r} = a[ar${r} + p / 4u];`)));
-      else body.push(...R.map((r) => `let a${r}_${pp} = a[ar${r} + ${at(pp)}];`));
-    } else {
-      const row = `${at(pp)} * ${vecA ? "(u.m / 4u)" : "u.m"}`;
-      body.push(...(vecA ? R4 : R).map((r) => `let a${r}_${pp} = a[ar${r} + ${row}];`));
-    }
-    if (transB) {
-      if (vecB) body.push(...(pp ? [] : C.map((c) => `let b${c} = b[bc${c} + p / 4u];`)));
-      else body.push(...C.map((c) => `let b${c}_${pp} = b[bc${c} + ${at(pp)}];`));
-    } else {
-      const row = `${at(pp)} * ${vecB ? "(u.n / 4u)" : "u.n"}`;
-      body.push(...(vecB ? C4 : C).map((c) => `let b${c}_${pp} = b[bc${c} + ${row}];`));
-    }
-  }
-  const aAt = (r: number, pp: number): string =>
-    !vecA ? `a${r}_${pp}` : transA ? `a${r >> 2}_${pp}[${r & 3}]` : `a${r}[${pp}]`;
-  const bAt = (c: number, pp: number): string =>
-    !vecB ? `b${c}_${pp}` : transB ? `b${c}[${pp}]` : `b${c >> 2}_${pp}[${c & 3}]`;
-  for (const pp of PP) {
-    for (const r of R) {
-      for (const c of C) body.push(`c${r}_${c} = r_fma(${aAt(r, pp)}, ${bAt(c, pp)}, c${r}_${c});`);
-    }
-  }
-
-  // Stores: rows and columns past the edge are skipped.
-  const stores: string[] = [];
-  for (const r of R) {
-    stores.push(`if (i0 + ${r}u < u.m) {`);
-    if (vecC) {
-      for (const c4 of C4) {
-        const v = range(4).map((x) => `c${r}_${c4 * 4 + x}`).join(", ");
-        stores.push(
-          `  if (j0 / 4u + ${c4}u < u.n / 4u) { ` +
-            `c[cBase + (i0 + ${r}u) * (u.n / 4u) + j0 / 4u + ${c4}u] = vec4<f32>(${v}); }`,
-        );
-      }
-    } else {
-      for (const c of C) {
-        stores.push(
-          `  if (j0 + ${c}u < u.n) { c[cBase + (i0 + ${r}u) * u.n + j0 + ${c}u] = c${r}_${c}; }`,
-        );
-      }
-    }
-    stores.push(`}`);
-  }
-
+  const blk: RegisterBlock = { tm, tn, ku, a, b };
+  const setup = [
+    ...lineBases(a, { name: "ar", base: "aBase", start: "i0", limit: "u.m", depth: "u.k" }),
+    ...lineBases(b, { name: "bc", base: "bBase", start: "j0", limit: "u.n", depth: "u.k" }),
+  ];
   const init = (c: number) => (bias ? `bias[at_bias(run, min(j0 + ${c}u, u.n - 1u))]` : "R()");
-  const ind = (lines: string[], n: number) => lines.map((l) => " ".repeat(n) + l).join("\n");
+  const stores = blockStores(blk, {
+    array: "c",
+    vec: vecC,
+    cols: "u.n",
+    valid: (r) => `i0 + ${r}u < u.m`,
+    row: (r) => `(i0 + ${r}u)`,
+  });
   return `// matmul ${precision} transA=${transA} transB=${transB} bias=${bias} ${tm}x${tn} ` +
     `wg ${wgx}x${wgy} vec4 A=${vecA} B=${vecB} C=${vecC}
 ${matmulInterface(bias, tiling, precision).wgsl}
@@ -248,13 +186,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let aBase = at_a(run, 0u);
   let bBase = at_b(run, 0u);
   let cBase = at_c(run, 0u);
-${ind(setup, 2)}
-${ind(C.map((c) => `let init${c} = ${init(c)};`), 2)}
-${ind(R.flatMap((r) => C.map((c) => `var c${r}_${c} = init${c};`)), 2)}
+${indent(setup, 2)}
+${indent(accumulators(blk, init), 2)}
   for (var p = 0u; p < u.k; p += ${ku}u) {
-${ind(body, 4)}
+${indent(blockStep(blk), 4)}
   }
-${ind(stores, 2)}
+${indent(stores, 2)}
 }
 `;
 }
