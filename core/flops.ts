@@ -7,17 +7,11 @@
  */
 
 import type { ModelLayout, Node } from "./graph.ts";
-import { shapeSize } from "./graph.ts";
+import { fanIn, shapeSize } from "./graph.ts";
 
-/** 2 × multiply-adds of one example through `node`'s product (0 for other ops). */
+/** 2 × multiply-adds of one example through `node`'s product (0 for other ops: fan-in 0). */
 function productFlops(layout: ModelLayout, node: Node): number {
-  const op = node.op;
-  if (op.kind !== "linear" && op.kind !== "conv") return 0;
-  const input = layout.graph.nodes[node.inputs[0]];
-  const perOutput = op.kind === "linear"
-    ? shapeSize(input.shape)
-    : op.kernel * op.kernel * input.shape[2];
-  return 2 * shapeSize(node.shape) * perOutput;
+  return 2 * shapeSize(node.shape) * fanIn(layout.graph, node);
 }
 
 /** One forward pass of `rows` examples through one run. */

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { type Conv2dShape, convOutputSize } from "./conv_shape.ts";
+
 /** What a node computes. */
 export type Op =
   | { kind: "input" }
@@ -55,6 +57,48 @@ export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/**
+ * Inputs per output of a linear or conv node (PyTorch's fan-in): the rows of its weight, the
+ * multiply-adds of one output element; 0 for other ops.
+ */
+export function fanIn(graph: Graph, node: Node): number {
+  const op = node.op, input = graph.nodes[node.inputs[0]]?.shape ?? [];
+  if (op.kind === "linear") return shapeSize(input);
+  if (op.kind === "conv") return op.kernel * op.kernel * input[2];
+  return 0;
+}
+
+/**
+ * Rows and features of `node`'s output at `rows` examples as a matrix over its last dimension
+ * (features, or an image's channels): the view BatchNorm normalises.
+ */
+export function nodeMatrix(node: Node, rows: number): { rows: number; features: number } {
+  const features = node.shape[node.shape.length - 1];
+  return { rows: (rows * shapeSize(node.shape)) / features, features };
+}
+
+/** The convolution that conv node `node` computes on `rows` examples. */
+export function convGeometry(graph: Graph, node: Node, rows: number): Conv2dShape {
+  if (node.op.kind !== "conv") throw new Error(`${node.name} is a ${node.op.kind}, not a conv`);
+  const { outputs, kernel, stride, pad } = node.op;
+  const [h, w, cin] = graph.nodes[node.inputs[0]].shape;
+  return { n: rows, h, w, cin, cout: outputs, k: kernel, stride, pad };
+}
+
+/** A pooling node's input on `rows` examples: batch and NHWC image. */
+export interface PoolGeometry {
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+}
+
+/** The input that pooling node `node` reads on `rows` examples. */
+export function poolGeometry(graph: Graph, node: Node, rows: number): PoolGeometry {
+  const [h, w, c] = graph.nodes[node.inputs[0]].shape;
+  return { n: rows, h, w, c };
+}
+
 /** A node's output while the graph is being written; methods append nodes. */
 export class Tensor {
   constructor(readonly builder: GraphBuilder, readonly id: number) {}
@@ -82,7 +126,7 @@ export class Tensor {
   ): Tensor {
     const [h, w] = this.image("conv");
     const stride = opts.stride ?? 1, pad = opts.pad ?? Math.floor(kernel / 2);
-    const out = (n: number) => Math.floor((n + 2 * pad - kernel) / stride) + 1;
+    const out = (n: number) => convOutputSize(n, kernel, stride, pad);
     if (out(h) < 1 || out(w) < 1) {
       throw new Error(`conv ${kernel}x${kernel}/${stride}: input ${h}x${w} is too small`);
     }
@@ -325,7 +369,7 @@ export function modelLayout(graph: Graph, description: string): ModelLayout {
   type Draft = Omit<ParamTensor, "offset">;
   const drafts: Draft[] = [];
   for (const node of graph.nodes) {
-    const op = node.op, inShape = graph.nodes[node.inputs[0]]?.shape ?? [];
+    const op = node.op;
     const vector = (role: Draft["role"], n: number, group: Group = "O", fanIn = 0) =>
       drafts.push({
         name: `${node.name}.${role === "gamma" ? "weight" : role === "beta" ? "bias" : role}`,
@@ -337,17 +381,17 @@ export function modelLayout(graph: Graph, description: string): ModelLayout {
         fanIn,
       });
     if (op.kind === "linear" || op.kind === "conv") {
-      const fanIn = op.kind === "linear" ? shapeSize(inShape) : op.kernel * op.kernel * inShape[2];
+      const rows = fanIn(graph, node);
       drafts.push({
         name: `${node.name}.weight`,
         role: "weight",
         node: node.id,
         group: S.has(node.id) ? "S" : "O",
-        size: fanIn * op.outputs,
-        shape: [fanIn, op.outputs],
-        fanIn,
+        size: rows * op.outputs,
+        shape: [rows, op.outputs],
+        fanIn: rows,
       });
-      if (op.kind === "linear" && op.bias) vector("bias", op.outputs, "O", fanIn);
+      if (op.kind === "linear" && op.bias) vector("bias", op.outputs, "O", rows);
     } else if (op.kind === "batchnorm" && op.affine) {
       const features = node.shape[node.shape.length - 1];
       vector("gamma", features);

@@ -1,4 +1,12 @@
-import { GraphBuilder, modelLayout, scaleInvariantWeights } from "./graph.ts";
+import {
+  convGeometry,
+  fanIn,
+  GraphBuilder,
+  modelLayout,
+  nodeMatrix,
+  poolGeometry,
+  scaleInvariantWeights,
+} from "./graph.ts";
 import { initParams } from "./init.ts";
 import { cnnLayout, mlpLayout, preresnetLayout } from "./test_fixtures.ts";
 import { assertThrows } from "./test_util.ts";
@@ -115,4 +123,38 @@ Deno.test("initParams: PyTorch's bounds (fan-in), gamma 1, beta 0, reproducible 
       }
     }
   }
+});
+
+Deno.test("shape queries: fan-in, a node as a matrix, conv and pool geometry", () => {
+  const b = new GraphBuilder();
+  const x = b.input([9, 9, 2]);
+  const conv = x.conv(4, 3, { stride: 2 });
+  const pool = conv.bn().relu().maxpool2();
+  const head = pool.linear(3, { bias: true });
+  const graph = b.build(head.softmaxCrossEntropy());
+  const node = (t: { id: number }) => graph.nodes[t.id];
+  const same = (a: unknown, e: unknown, what: string) => {
+    if (JSON.stringify(a) !== JSON.stringify(e)) throw new Error(`${what}: ${JSON.stringify(a)}`);
+  };
+  same(node(conv).shape, [5, 5, 4], "conv output (floor((9 + 2 - 3) / 2) + 1)");
+  same(convGeometry(graph, node(conv), 7), {
+    n: 7,
+    h: 9,
+    w: 9,
+    cin: 2,
+    cout: 4,
+    k: 3,
+    stride: 2,
+    pad: 1,
+  }, "conv geometry");
+  same(poolGeometry(graph, node(pool), 7), { n: 7, h: 5, w: 5, c: 4 }, "pool geometry");
+  same(nodeMatrix(node(conv), 7), { rows: 7 * 25, features: 4 }, "conv output as a matrix");
+  same([fanIn(graph, node(conv)), fanIn(graph, node(head)), fanIn(graph, node(pool))], [
+    18,
+    2 * 2 * 4,
+    0,
+  ], "fan-in");
+  const layout = modelLayout(graph, "test");
+  same(layout.tensors.map((t) => t.fanIn), [18, 0, 0, 16, 16], "tensors' fan-in");
+  assertThrows(() => convGeometry(graph, node(pool), 1), "not a conv");
 });

@@ -69,3 +69,33 @@ export function deriveSeed(seed: number, stream: string): number {
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
   return (h ^ (h >>> 16)) >>> 0;
 }
+
+/**
+ * The seeds of a run's independent random streams, each derived from the user's `--seed`.
+ * A type literal, not an interface, so it is a `Record<string, number>` (a checkpoint's record).
+ */
+export type Seeds = {
+  /** The batch order (stages/data/loader.ts). */
+  shuffle: number;
+  /** The flips and crops of `--augment`. */
+  augment: number;
+  /** Run A2's per-step perturbation of S. */
+  perturb: number;
+  /** The initial weights. */
+  init: number;
+};
+
+/**
+ * Every named stream's seed for `config.seed` (`--seed`): the one place the stream names are
+ * spelled, so the trainer, the loader and the checkpoint's record cannot disagree. The key
+ * order is the one checkpoints record.
+ */
+export function seeds(config: { readonly seed: number }): Seeds {
+  const { seed } = config;
+  return {
+    shuffle: deriveSeed(seed, "shuffle"),
+    augment: deriveSeed(seed, "augment"),
+    perturb: deriveSeed(seed, "perturb"),
+    init: deriveSeed(seed, "init"),
+  };
+}

@@ -1,4 +1,4 @@
-import { createRng, deriveSeed } from "./prng.ts";
+import { createRng, deriveSeed, seeds } from "./prng.ts";
 
 Deno.test("createRng: same seed same stream, different seed different stream", () => {
   const a = createRng(7), b = createRng(7), c = createRng(8);
@@ -42,4 +42,14 @@ Deno.test("deriveSeed: distinct streams per name and per seed, reproducible", ()
     }
   }
   if (seen.size !== 300) throw new Error(`${300 - seen.size} collisions`);
+});
+
+Deno.test("seeds: every named stream is deriveSeed of --seed under its name, in the recorded order", () => {
+  const got = seeds({ seed: 42 });
+  const names = ["shuffle", "augment", "perturb", "init"];
+  if (Object.keys(got).join() !== names.join()) throw new Error(`streams ${Object.keys(got)}`);
+  for (const name of names) {
+    const v = got[name as keyof typeof got];
+    if (v !== deriveSeed(42, name)) throw new Error(`${name}: ${v} !== ${deriveSeed(42, name)}`);
+  }
 });

@@ -31,10 +31,11 @@ import {
   validateSchedule,
 } from "./schedule.ts";
 
-/** The runs the tool can train in lockstep. */
-export type RunName = "A" | "B" | "A1" | "A2" | "C";
+/** The runs the tool can train in lockstep, A (the reference) first: the one list of run names. */
+export const RUN_NAMES = ["A", "B", "A1", "A2", "C"] as const;
 
-const RUN_NAMES: readonly RunName[] = ["A", "B", "A1", "A2", "C"];
+/** One of {@link RUN_NAMES}. */
+export type RunName = typeof RUN_NAMES[number];
 
 /** One float32 ulp at 1: A1's initial scale is 1 + ULP, A2's per-step perturbation ULP. */
 export const ULP32 = 2 ** -23;

@@ -29,6 +29,20 @@ export interface LrScheduleSpec {
   totalSteps: number;
 }
 
+/** Whether milestone `m` is a fraction of the run (in (0, 1)) rather than a step index. */
+const isFraction = (m: number): boolean => m < 1;
+
+/**
+ * Whether a schedule's lr at a step depends on the run's length: cosine, or a step schedule
+ * with a fraction milestone. Such a run's trajectory changes with `--steps` or `--epochs`.
+ */
+export function scheduleUsesLength(
+  kind: LrScheduleSpec["kind"],
+  milestones: readonly number[],
+): boolean {
+  return kind === "cosine" || (kind === "step" && milestones.some(isFraction));
+}
+
 /** Throws a one-line Error when `spec` cannot define a schedule. */
 export function validateSchedule(spec: LrScheduleSpec): void {
   const bad = (what: string) => {
@@ -47,7 +61,7 @@ export function validateSchedule(spec: LrScheduleSpec): void {
       if (!(m > 0) || (m >= 1 && !Number.isInteger(m))) {
         bad(`milestone ${m} must be a fraction in (0, 1) or a step index >= 1`);
       }
-      if (m < 1 && !(spec.totalSteps >= 1)) {
+      if (isFraction(m) && !(spec.totalSteps >= 1)) {
         bad(`fraction milestone ${m} needs the total number of steps (got ${spec.totalSteps})`);
       }
     }
@@ -72,11 +86,23 @@ export function constantSchedule(base: number, totalSteps: number): LrScheduleSp
 }
 
 /**
+ * The step milestone `m` falls on in a run of `totalSteps` steps: a value in (0, 1) is a
+ * fraction of the run, rounded to the nearest step; any other is a step index. The one rule for
+ * the schedule and the report's phase marks; null for a fraction when `totalSteps` is null.
+ */
+export function milestoneStep(m: number, totalSteps: number): number;
+export function milestoneStep(m: number, totalSteps: number | null): number | null;
+export function milestoneStep(m: number, totalSteps: number | null): number | null {
+  if (!isFraction(m)) return m;
+  return totalSteps === null ? null : Math.round(m * totalSteps);
+}
+
+/**
  * The step of each milestone (a fraction of the run rounded to a step), in the given order: a
  * step listed twice multiplies the lr by the factor twice, as PyTorch's MultiStepLR does.
  */
 export function milestoneSteps(spec: LrScheduleSpec): number[] {
-  return spec.milestones.map((m) => (m < 1 ? Math.round(m * spec.totalSteps) : m));
+  return spec.milestones.map((m) => milestoneStep(m, spec.totalSteps));
 }
 
 /**

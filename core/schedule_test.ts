@@ -8,6 +8,8 @@ import {
   type LrScheduleSpec,
   matchedBufferFactor,
   milestoneNotes,
+  milestoneStep,
+  scheduleUsesLength,
 } from "./schedule.ts";
 
 const CONST: LrScheduleSpec = constantSchedule(0.1, 500);
@@ -166,4 +168,22 @@ Deno.test("milestoneNotes: milestones on one step (a fraction included) and past
   }
   if (!notes[1].includes("step 40 is not reached in 10 steps")) throw new Error(notes[1]);
   if (milestoneNotes({ ...spec, milestones: [2, 0.5] }).length !== 0) throw new Error("distinct");
+});
+
+Deno.test("milestoneStep: fractions of the run rounded to a step, step indices as they are", () => {
+  const got = [milestoneStep(0.5, 9), milestoneStep(0.25, 10), milestoneStep(3, 10)];
+  if (got.join() !== "5,3,3") throw new Error(`steps ${got}`);
+  if (milestoneStep(0.5, null) !== null || milestoneStep(4, null) !== 4) {
+    throw new Error("a fraction needs the run's length; a step index does not");
+  }
+});
+
+Deno.test("scheduleUsesLength: cosine, or a step schedule with a fraction milestone", () => {
+  const got = [
+    scheduleUsesLength("cosine", []),
+    scheduleUsesLength("step", [0.5, 10]),
+    scheduleUsesLength("step", [10, 20]),
+    scheduleUsesLength("const", [0.5]),
+  ];
+  if (got.join() !== "true,true,false,false") throw new Error(`uses length ${got}`);
 });

@@ -9,6 +9,8 @@
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { RUN_NAMES } from "../core/runs.ts";
+import { scheduleUsesLength } from "../core/schedule.ts";
 import { type Precision, PRECISIONS } from "../shaders/precision.ts";
 import {
   ADAPTER_ENV,
@@ -62,7 +64,7 @@ const list = <T extends z.ZodType>(item: T) =>
     (v) => (typeof v === "string" ? (v.trim() === "" ? [] : v.split(",")) : v),
     z.array(item),
   );
-const runName = z.enum(["A", "B", "A1", "A2", "C"]);
+const runName = z.enum(RUN_NAMES);
 
 /**
  * The default probe period: the probe (half of a metered MLP step with it, on lavapipe) then
@@ -317,8 +319,7 @@ export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
  * as fractions).
  */
 export function trajectorySettings(config: Config): Record<string, unknown> {
-  const usesLength = config.schedule === "cosine" ||
-    (config.schedule === "step" && config.milestones.some((m) => m < 1));
+  const usesLength = scheduleUsesLength(config.schedule, config.milestones);
   const counts = (k: string) =>
     !OUTPUT_SETTINGS.has(k) || (usesLength && /^(steps|epochs)$/.test(k));
   return Object.fromEntries(

@@ -8,7 +8,7 @@
  */
 
 import { type Config, ConfigError } from "./config.ts";
-import { deriveSeed } from "../core/prng.ts";
+import { seeds } from "../core/prng.ts";
 import { type LrScheduleSpec, milestoneNotes } from "../core/schedule.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
@@ -95,7 +95,7 @@ export function augmentOptions(config: Config): AugmentOptions | undefined {
   return {
     flip: config.augment.includes("flip"),
     crop: config.augment.includes("crop"),
-    seed: deriveSeed(config.seed, "augment"),
+    seed: seeds(config).augment,
   };
 }
 
@@ -226,7 +226,7 @@ export async function prepare(config: Config): Promise<Prepared> {
   const plan = new RunPlan(spec);
   const init = config["init-from"]
     ? runStates(layout, plan, await loadWeights(config["init-from"], layout))
-    : initialState(layout, plan, deriveSeed(config.seed, "init"), config["init-scale"]);
+    : initialState(layout, plan, seeds(config).init, config["init-scale"]);
   // Images: a few examples already give BatchNorm thousands of rows, and keep the float64
   // convolutions of the check short.
   const checkRows = Math.min(probe.size, image ? 8 : 64);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { scheduleUsesLength } from "../core/schedule.ts";
 import { type Config, ConfigError, OUTPUT_SETTINGS, validateConfig } from "./config.ts";
 import { CheckpointError, type CheckpointFile, decodeCheckpoint } from "../stages/checkpoint.ts";
 import { listCheckpoints } from "../stages/checkpoint_dir.ts";
@@ -52,8 +53,7 @@ export function checkResumable(
   const differ = [...keys].filter((k) =>
     !OUTPUT_SETTINGS.has(k) && value(saved, k) !== value(config, k)
   );
-  const usesLength = config.schedule === "cosine" ||
-    (config.schedule === "step" && config.milestones.some((m) => m < 1));
+  const usesLength = scheduleUsesLength(config.schedule, config.milestones);
   if (usesLength && lengths(saved) !== lengths(config)) {
     differ.push("steps/epochs (the schedule depends on them)");
   }

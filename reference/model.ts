@@ -7,7 +7,7 @@
  */
 
 import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
-import { nodeParams, shapeSize } from "../core/graph.ts";
+import { convGeometry, nodeMatrix, nodeParams, poolGeometry } from "../core/graph.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -21,12 +21,7 @@ import {
   softmaxCrossEntropy,
   type Vec,
 } from "./ops.ts";
-import {
-  conv2dBackwardInput,
-  conv2dBackwardWeight,
-  conv2dForward,
-  type Conv2dShape,
-} from "./conv.ts";
+import { conv2dBackwardInput, conv2dBackwardWeight, conv2dForward } from "./conv.ts";
 import {
   globalAvgPoolBackward,
   globalAvgPoolForward,
@@ -105,25 +100,12 @@ const param = (ctx: Context, node: Node, role: ParamTensor["role"]) => {
   return t && tensor(ctx.params, t);
 };
 
-/** Rows and features of a node's output seen as a matrix over its last dimension. */
-function matrix(node: Node, rows: number): { rows: number; features: number } {
-  const features = node.shape[node.shape.length - 1];
-  return { rows: (rows * shapeSize(node.shape)) / features, features };
-}
-
 const passThrough = (_n: Node, dOut: Float64Array) => [dOut, dOut];
 
-/** The convolution shape of a conv node. */
-function convShape(node: Node, ctx: Context): Conv2dShape {
-  const op = node.op as Extract<Node["op"], { kind: "conv" }>;
-  const [h, w, cin] = ctx.layout.graph.nodes[node.inputs[0]].shape;
-  return { n: ctx.rows, h, w, cin, cout: op.outputs, k: op.kernel, stride: op.stride, pad: op.pad };
-}
-
-/** Batch and input image shape of a pooling node. */
+/** Batch and input image shape of a pooling node, as the pooling twins take them. */
 function poolShape(node: Node, ctx: Context): [number, number, number, number] {
-  const [h, w, c] = ctx.layout.graph.nodes[node.inputs[0]].shape;
-  return [ctx.rows, h, w, c];
+  const { n, h, w, c } = poolGeometry(ctx.layout.graph, node, ctx.rows);
+  return [n, h, w, c];
 }
 
 /** The twins, by op kind. */
@@ -145,16 +127,17 @@ const OPS: Partial<Record<OpKind, ReferenceOp>> = {
   },
   conv: {
     forward: (node, [x], ctx) =>
-      conv2dForward(x, param(ctx, node, "weight")!, convShape(node, ctx)),
+      conv2dForward(x, param(ctx, node, "weight")!, convGeometry(ctx.layout.graph, node, ctx.rows)),
     backward(node, dOut, [x], ctx, _tape, grad) {
-      const { weight } = nodeParams(ctx.layout, node.id), shape = convShape(node, ctx);
+      const { weight } = nodeParams(ctx.layout, node.id);
+      const shape = convGeometry(ctx.layout.graph, node, ctx.rows);
       grad.set(conv2dBackwardWeight(x, dOut, shape), weight!.offset);
       return [conv2dBackwardInput(dOut, tensor(ctx.params, weight!), shape)];
     },
   },
   batchnorm: {
     forward(node, [x], ctx, tape) {
-      const { rows, features } = matrix(node, ctx.rows);
+      const { rows, features } = nodeMatrix(node, ctx.rows);
       const gamma = param(ctx, node, "gamma"), beta = param(ctx, node, "beta");
       if (ctx.stats) {
         const bn = ctx.layout.batchNorms.find((b) => b.node === node.id)!;
@@ -168,7 +151,7 @@ const OPS: Partial<Record<OpKind, ReferenceOp>> = {
       return out.y;
     },
     backward(node, dOut, _inputs, ctx, tape, grad) {
-      const { rows, features } = matrix(node, ctx.rows);
+      const { rows, features } = nodeMatrix(node, ctx.rows);
       const { gamma, beta } = nodeParams(ctx.layout, node.id);
       const bn = batchNormBackward(
         dOut,

@@ -7,7 +7,8 @@
  */
 
 import { MinMaxBins } from "./bins.ts";
-import { type RunName, runsOf } from "./columns.ts";
+import type { RunName } from "../core/runs.ts";
+import { runsOf } from "./columns.ts";
 import { type Onsets, OnsetTracker } from "./onsets.ts";
 import { LrPhaseDetector, type Mark } from "./phases.ts";
 import type { EventRow, Row } from "./rows.ts";

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { milestoneStep } from "../core/schedule.ts";
+
 /** A vertical mark on the plots. */
 export interface Mark {
   step: number;
@@ -36,8 +38,8 @@ export function phasesFromConfig(
   if (c.schedule === "step") {
     const total = (c.steps ?? 0) > 0 ? c.steps! : plannedSteps;
     for (const m of c.milestones ?? []) {
-      if (m < 1 && total === null) return null;
-      const step = m < 1 ? Math.round(m * total!) : m;
+      const step = milestoneStep(m, total);
+      if (step === null) return null;
       marks.push({ step, kind: "phase", label: `lr ×${c["step-factor"] ?? 0.1}` });
     }
   }

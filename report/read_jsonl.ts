@@ -7,7 +7,8 @@
  */
 
 import { z } from "zod";
-import { checkColumn, RUN_NAMES, runsOf } from "./columns.ts";
+import { RUN_NAMES } from "../core/runs.ts";
+import { checkColumn, runsOf } from "./columns.ts";
 import { ReportError } from "./errors.ts";
 import { lineSplitter } from "./lines.ts";
 import { checkStep, type Row } from "./rows.ts";

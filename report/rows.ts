@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RUN_NAMES, type RunName } from "./columns.ts";
+import { RUN_NAMES, type RunName } from "../core/runs.ts";
 import { ReportError } from "./errors.ts";
 
 /**

@@ -1,14 +1,21 @@
 /**
- * The arithmetic a kernel computes in, chosen once per trainer (`--precision`): every kernel
- * template is written against the real type `R` and the `r_*` functions below, and
- * {@link KernelInterface} pastes the matching definitions, so one template gives the float32,
- * double-float and native float64 variants of a kernel.
+ * The arithmetic a kernel computes in (`R`), chosen once per trainer with `--precision`.
  *
- * - "f32": `R = f32`, the functions are the plain operators (the compiler inlines them, so the
- *   float32 kernels compile to what they were before).
- * - "df64": `R = vec2<f32>`, a (hi, lo) pair of float32 (`df64.ts`, ~48-bit mantissa); buffers
- *   hold interleaved pairs, 8 bytes per element.
- * - "f64": `R = f64`, native doubles where the adapter has the `shader-f64` feature.
+ * Decisions, each with its reason:
+ * - Every kernel template is written once, against the real type `R` and the `r_*` functions
+ *   below, and {@link KernelInterface} pastes the matching definitions: the float32, df64 and
+ *   float64 variants of a kernel then cannot drift apart.
+ * - "f32": `R = f32` and the `r_*` are the plain operators: the compiler inlines them, so the
+ *   float32 kernels pay nothing for the abstraction.
+ * - "df64": `R = vec2<f32>`, a (hi, lo) pair of float32 (`df64.ts`, ~48-bit mantissa), buffers
+ *   of interleaved pairs (8 bytes an element): it runs on any adapter, and keeps runs A and B
+ *   equal to ~1e-13 where float32 cannot.
+ * - "f64": `R = f64`, native doubles, only where the adapter has `shader-f64`: exact float64
+ *   where the hardware has it; the startup self-test is the evidence that it works.
+ * - Host arrays are float32 for f32 and float64 for the two others ({@link Reals}): a df64 pair
+ *   is split and joined at the buffer boundary, so callers see one number per element.
+ *
+ * The measured cost of each precision is in docs/results/kernel-variants.md.
  *
  * The WGSL vocabulary (a, b, c: R; x: f32):
  * - `R()` is zero in every precision; `r_f(x)` is the float32 x as an R (never `R(x)`: in df64
