@@ -21,14 +21,15 @@
 
 import { z } from "zod";
 import type { ModelLayout, ParamTensor } from "../core/graph.ts";
-import type { PlanState, RunName, RunStep } from "../core/runs.ts";
+import { type PlanState, RUN_NAMES, type RunName, type RunStep } from "../core/runs.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
   type SafeTensor,
   SafetensorsError,
 } from "../core/safetensors.ts";
-import type { StepperState, TrainingSnapshot } from "./step.ts";
+import type { TrainingSnapshot } from "./step.ts";
+import type { StepperState } from "../core/step_policy.ts";
 import type { OutputRow, TrackerState } from "./monitor.ts";
 import { STATE_ARRAYS, type StateArray, type TrainerState } from "./trainer.ts";
 import { newReals, type Precision, type Reals } from "../shaders/precision.ts";
@@ -321,7 +322,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointF
     }
     return r.data;
   };
-  const runName = z.enum(["A", "B", "A1", "A2", "C"]);
+  const runName = z.enum(RUN_NAMES);
   return {
     source,
     tensors: decoded.tensors,
