@@ -175,6 +175,31 @@ export function reluBackward(dy: Vec, y: Vec): Float64Array {
   return Float64Array.from(dy, (d, i) => (y[i] > 0 ? d : 0));
 }
 
+/** BatchNorm (training mode) then ReLU, the twin of the GPU's fused kernel: y = relu(BN(x)). */
+export function batchNormReluForward(
+  x: Vec,
+  rows: number,
+  features: number,
+  eps: number,
+  gamma?: Vec,
+  beta?: Vec,
+): { y: Float64Array } & BatchNormCache {
+  const bn = batchNormForward(x, rows, features, eps, gamma, beta);
+  return { ...bn, y: reluForward(bn.y) };
+}
+
+/** Backward of relu(BN(x)) from its output y: BatchNorm's backward of reluBackward(dy, y). */
+export function batchNormReluBackward(
+  dy: Vec,
+  y: Vec,
+  cache: BatchNormCache,
+  rows: number,
+  features: number,
+  gamma?: Vec,
+): { dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array } {
+  return batchNormBackward(reluBackward(dy, y), cache, rows, features, gamma);
+}
+
 /**
  * Softmax cross-entropy, numerically stable (max subtracted). Returns the mean loss over rows,
  * the count of rows whose argmax (first maximum) equals the label, the probabilities, and the

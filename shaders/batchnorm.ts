@@ -1,66 +1,66 @@
 /**
- * BatchNorm1d over a run-stacked [rows, features] activation: training-mode forward (batch
- * statistics, optionally saving xhat and 1/std for the backward and updating the running
- * statistics), eval-mode forward (running statistics, optionally stored in units of the layer's
- * weight norm, THEORY §5), and the training-mode backward. A workgroup's threads read
- * consecutive features of a row, so loads coalesce. With few rows (an MLP's batch) one thread
- * per (feature, run) loops over all rows; with many (BatchNorm2d: rows = N·H·W, 100k for a
- * batch of 128 28×28 images) `lanes` threads share a feature, each summing every lanes-th row,
- * and their sums meet in workgroup memory. Besides using more threads, this keeps each
- * invocation's loops short: on lavapipe an invocation that ran more than about 65,000 loop
- * iterations silently stopped writing (measured: rows past ~20,000 came out 0), so
- * {@link batchNormLanes} keeps each thread at most ROWS_PER_LANE rows.
+ * BatchNorm over a run-stacked [rows, features] activation (features contiguous: BatchNorm1d's
+ * batch, BatchNorm2d's N·H·W rows in NHWC): training-mode forward (batch statistics, optionally
+ * saving xhat and 1/std for the backward and updating the running statistics), eval-mode forward
+ * (running statistics, optionally stored in units of the layer's weight norm, THEORY §5) and the
+ * training-mode backward, each optionally fused with a following ReLU (`relu`: the forward writes
+ * relu(y); the backward masks dy where that output is not positive, = ReLU's backward).
+ *
+ * Two designs, chosen by the rows ({@link batchNormSplit}):
+ * - whole (rows <= SPLIT_ROWS, an MLP's batch): one dispatch; one thread per (feature, run) sums
+ *   its feature over every row in blocks of SUM_BLOCK, then normalises it. Reason: with few rows
+ *   one pass is cheapest, and the MLP's summation order (hence its results) stays as it was.
+ * - split (more rows): three dispatches. `partials`: one thread per (chunk of CHUNK_ROWS rows,
+ *   feature) computes the chunk's mean and sum of squared deviations (two passes over the
+ *   chunk, the second from cache) or, backward, its sums of dy and dy·xhat; `stats`: one thread
+ *   per feature folds the chunks in chunk order (Chan et al.'s pairwise update for mean and
+ *   M2; plain sums backward: deterministic) into mean and 1/std (and the running statistics,
+ *   dgamma, dbeta); `apply`: again one thread per (chunk, feature), which loads its feature's
+ *   statistics once and normalises (forward) or forms dx (backward) for the chunk's rows.
+ *   Reason: the former kernel (one workgroup of lane trees per feature tile: 8 workgroups for
+ *   100k × 32) took 79-90 ms forward there, the split ~20 ms; chunked threads keep loops short
+ *   (lavapipe stopped writing from invocations that ran ~65k iterations) and an apply with one
+ *   thread per element was ~2x slower (per-element gathers). Measured variants:
+ *   docs/results/kernel-variants.md.
  *
  * Every variant comes from the one template {@link batchNormWgsl}, in every precision
- * (`precision.ts`): the statistics, 1/sqrt(var + eps), every sum (the lanes' workgroup sums too)
- * and the running-statistics update compute in R, so df64 kernels keep ~1e-14 relative accuracy
- * and float32 ones compute exactly what they did before (`precision` on the specs and as
- * {@link batchNormWgsl}'s last parameter, default f32). Measured on lavapipe (2 busy cores, noisy,
- * train forward with update, R = 1): df64 takes 1.5-2.2x the float32 time at 128×1024 (4.5-6.7
- * ms), 2.7-4x at 16384×16 (8 lanes, 42-45 ms). Each tensor is a whole-buffer
+ * (`precision.ts`): statistics, 1/sqrt(var + eps), every sum and the running-statistics update
+ * compute in R, so df64 kernels keep ~1e-14 relative accuracy. Each tensor is a whole-buffer
  * `read_write` binding addressed through `offset + run * runStride + i` from the uniform, so any
- * two views may share a buffer (wgpu rejects one buffer bound both read-only and read-write in a
- * dispatch, which would forbid e.g. x and y living in one activation buffer). Only the RunScalars
- * buffer, never written by a kernel, is bound read-only.
+ * two views may share a buffer (WebGPU forbids one buffer bound read-only and writable in one
+ * dispatch). Only the RunScalars buffer, never written by a kernel, is bound read-only. The split
+ * design's scratch (chunk partials, per-feature statistics) is allocated by the kernel builder.
  *
  * @module
  */
 
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
-import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
+import { type Dispatch, type Gpu, realBuffer, type TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
 
-/** Threads per workgroup along the features when one thread takes a whole feature. */
+/** Threads per workgroup: one thread per feature (whole, stats) or per chunk and feature. */
 const WORKGROUP = 64;
-/** Threads per workgroup when several lanes share a feature (features × lanes). */
-const LANE_WORKGROUP = 256;
-/** Rows a thread takes at most before the rows are split over lanes. */
-const ROWS_PER_LANE = 2048;
-/** Lanes per feature at most. */
-const MAX_LANES = 64;
+/** Rows above which BatchNorm runs split (partials, stats, apply); at or below, whole. */
+export const SPLIT_ROWS = 2048;
+/** Rows per chunk of the split design's partials. */
+export const CHUNK_ROWS = 128;
+/** Rows summed into a partial before it joins the total (whole design): bounds the error growth. */
+const SUM_BLOCK = 32;
 
-/**
- * Lanes (threads) per feature for `rows` rows: 1 up to ROWS_PER_LANE rows (the summation
- * order of one thread per feature), else the power of two that keeps each lane at most
- * ROWS_PER_LANE rows.
- */
-export function batchNormLanes(rows: number): number {
-  if (rows <= ROWS_PER_LANE) return 1;
-  const lanes = 2 ** Math.ceil(Math.log2(rows / ROWS_PER_LANE));
-  if (lanes > MAX_LANES) {
-    throw new Error(`batchnorm: ${rows} rows exceed ${MAX_LANES * ROWS_PER_LANE}`);
-  }
-  return lanes;
+/** Whether `rows` rows run the split design (else whole). */
+export function batchNormSplit(rows: number): boolean {
+  return rows > SPLIT_ROWS;
 }
 
-/** Rows summed into a partial before it joins the total: bounds the error growth of long sums. */
-const SUM_BLOCK = 32;
+/** A BatchNorm dispatch: the whole kernel, or one of the split design's three passes. */
+export type BatchNormStage = "whole" | "partials" | "stats" | "apply";
 
 /** The compile-time choices of one BatchNorm kernel; every flag is a branch of one template. */
 export type BatchNormVariant =
   | {
     pass: "forward";
-    /** train: batch statistics; eval: running statistics. */
+    stage: BatchNormStage;
+    /** train: batch statistics; eval: running statistics (no partials stage). */
     mode: "train" | "eval";
     /** gamma/beta present. */
     affine: boolean;
@@ -72,15 +72,17 @@ export type BatchNormVariant =
     unit: boolean;
     /** The RunScalars field holding this forward's eps. */
     epsField: "eps" | "eps_next";
-    /** Threads per feature ({@link batchNormLanes}). */
-    lanes: number;
+    /** Write relu(y) (BatchNorm fused with the ReLU that follows it). */
+    relu: boolean;
   }
   | {
     pass: "backward";
+    stage: BatchNormStage;
     gamma: boolean;
     dgamma: boolean;
     dbeta: boolean;
-    lanes: number;
+    /** dy is the gradient of relu(y): masked where the forward's fused output `y` is not > 0. */
+    relu: boolean;
   };
 
 /** Inputs and outputs of a BatchNorm forward; see the module doc and reference/ops.ts. */
@@ -94,8 +96,10 @@ export interface BatchNormForwardSpec {
   mode: "train" | "eval";
   /** Input z [rows, features]. */
   x: TensorView;
-  /** Output [rows, features]. */
+  /** Output [rows, features]: y, or relu(y) with `relu`. */
   y: TensorView;
+  /** Apply the following ReLU: y = relu(BatchNorm(x)) (reference: BatchNorm then reluForward). */
+  relu?: boolean;
   /** Train mode: normalised input saved for backward [rows, features] (with invStd or neither). */
   xhat?: TensorView;
   /** Train mode: 1/sqrt(var+eps) saved for backward [features]. */
@@ -128,107 +132,138 @@ export interface BatchNormBackwardSpec {
   runs: number;
   rows: number;
   features: number;
+  /** Gradient of the forward's output (of relu(y) when `y` is given). */
   dy: TensorView;
   xhat: TensorView;
   invStd: TensorView;
   gamma?: TensorView;
+  /** The fused forward's output relu(y): dy counts only where it is > 0 (ReLU's backward). */
+  y?: TensorView;
   dx: TensorView;
   dgamma?: TensorView;
   dbeta?: TensorView;
 }
 
-/** Tensor bindings of a variant, in binding order (after the uniform and, forward, the scalars). */
+/** Tensor bindings of a variant, in binding order (after the uniform and the scalars). */
 function tensorSlots(v: BatchNormVariant): string[] {
+  const opt = (on: boolean, ...names: string[]) => (on ? names : []);
   if (v.pass === "backward") {
-    return [
-      "dy",
-      "xhat",
-      "inv_std",
-      "dx",
-      ...(v.gamma ? ["gamma"] : []),
-      ...(v.dgamma ? ["dgamma"] : []),
-      ...(v.dbeta ? ["dbeta"] : []),
-    ];
+    switch (v.stage) {
+      case "whole":
+        return [
+          "dy",
+          "xhat",
+          "inv_std",
+          "dx",
+          ...opt(v.gamma, "gamma"),
+          ...opt(v.dgamma, "dgamma"),
+          ...opt(v.dbeta, "dbeta"),
+          ...opt(v.relu, "y"),
+        ];
+      case "partials":
+        return ["dy", "xhat", ...opt(v.relu, "y"), "part"];
+      case "stats":
+        return [
+          "part",
+          "stat",
+          "inv_std",
+          ...opt(v.gamma, "gamma"),
+          ...opt(v.dgamma, "dgamma"),
+          ...opt(v.dbeta, "dbeta"),
+        ];
+      case "apply":
+        return ["dy", "xhat", "dx", ...opt(v.relu, "y"), "stat"];
+    }
   }
-  const running = v.mode === "eval" || v.update;
-  return [
-    "x",
-    "y",
-    ...(v.mode === "train" && v.save ? ["xhat", "inv_std"] : []),
-    ...(v.affine ? ["gamma", "beta"] : []),
-    ...(running ? ["run_mean", "run_var"] : []),
-    ...(running && v.unit ? ["unit_sq"] : []),
+  const train = v.mode === "train", save = train && v.save;
+  const running = !train || v.update;
+  const runningSlots = [
+    ...opt(running, "run_mean", "run_var"),
+    ...opt(running && v.unit, "unit_sq"),
   ];
+  switch (v.stage) {
+    case "whole":
+      return [
+        "x",
+        "y",
+        ...opt(save, "xhat", "inv_std"),
+        ...opt(v.affine, "gamma", "beta"),
+        ...runningSlots,
+      ];
+    case "partials":
+      return ["x", "part"];
+    case "stats":
+      return [...opt(train, "part"), "stat", ...opt(save, "inv_std"), ...runningSlots];
+    case "apply":
+      return ["x", "y", ...opt(save, "xhat"), "stat", ...opt(v.affine, "gamma", "beta")];
+  }
 }
 
-/** Per-feature slots hold [features] per run; unit_sq one scalar; the rest [rows, features]. */
+/** Per-feature slots hold [features] per run; unit_sq one scalar; part, stat the split's scratch. */
 const PER_FEATURE = ["inv_std", "gamma", "beta", "run_mean", "run_var", "dgamma", "dbeta"];
 
-/** Whether a variant updates the running statistics (the only reader of the momentum). */
+/** Whether a variant's dispatch updates the running statistics (the only reader of the momentum). */
 function updates(v: BatchNormVariant): boolean {
-  return v.pass === "forward" && v.mode === "train" && v.update;
+  return v.pass === "forward" && v.mode === "train" && v.update &&
+    (v.stage === "whole" || v.stage === "stats");
+}
+
+/** Whether a variant's dispatch reads eps from RunScalars. */
+function readsEps(v: BatchNormVariant): boolean {
+  return v.pass === "forward" && (v.stage === "whole" || v.stage === "stats");
 }
 
 const interfaces = new Map<string, KernelInterface>();
 
 /**
  * The (cached) interface of a variant in `precision`: every slot `read_write` (of R), RunScalars
- * for the forward, the momentum a uniform real where the running statistics are updated.
+ * where eps is read, the momentum a uniform real where the running statistics are updated; the
+ * split stages add the chunk geometry to the dims.
  */
 function batchNormInterface(v: BatchNormVariant, precision: Precision): KernelInterface {
   const slots = tensorSlots(v);
-  // Lanes do not change the interface.
-  const key = `${precision} ${v.pass} ${updates(v)} ${slots.join(" ")}`;
+  const key = `${precision} ${v.pass} ${v.stage} ${updates(v)} ${slots.join(" ")}`;
   let i = interfaces.get(key);
   if (!i) {
-    i = new KernelInterface(`batchnorm ${v.pass}`, {
+    i = new KernelInterface(`batchnorm ${v.pass} ${v.stage}`, {
       precision,
-      dims: ["rows", "features"],
+      dims: v.stage === "whole" ? ["rows", "features"] : ["rows", "features", "chunk", "chunks"],
       reals: updates(v) ? ["momentum"] : [],
       slots: slots.map((name) => ({ name, access: "read_write" })),
-      runScalars: v.pass === "forward",
+      runScalars: readsEps(v),
     });
     interfaces.set(key, i);
   }
   return i;
 }
 
-/** WGSL of one BatchNorm variant (forward train/eval or backward) in `precision`: one template. */
+type Forward = Extract<BatchNormVariant, { pass: "forward" }>;
+type Backward = Extract<BatchNormVariant, { pass: "backward" }>;
+
+/** WGSL of one BatchNorm variant (any pass and stage) in `precision`: one template. */
 export function batchNormWgsl(v: BatchNormVariant, precision: Precision = "f32"): string {
-  const body = v.pass === "forward" ? forwardBody(v) : backwardBody(v);
-  const L = v.lanes, FT = featureTile(L);
-  // With one lane, lane_sum is the identity and threads past the features return at once;
-  // with several, every thread reaches the barriers (uniform control flow) and only the
-  // threads of real features write.
-  const laneSum = L === 1 ? "fn lane_sum(v: R, lid: vec3<u32>) -> R { return v; }" : `
-var<workgroup> lane_part: array<R, ${FT * L}>;
-fn lane_sum(v: R, lid: vec3<u32>) -> R {
-  lane_part[lid.y * ${FT}u + lid.x] = v;
-  workgroupBarrier();
-  for (var s = ${L / 2}u; s > 0u; s >>= 1u) {
-    if (lid.y < s) {
-      let k = lid.y * ${FT}u + lid.x;
-      lane_part[k] = r_add(lane_part[k], lane_part[(lid.y + s) * ${FT}u + lid.x]);
-    }
-    workgroupBarrier();
-  }
-  let total = lane_part[lid.x];
-  workgroupBarrier();
-  return total;
-}`;
-  return /* wgsl */ `${batchNormInterface(v, precision).wgsl}
+  const decl = batchNormInterface(v, precision).wgsl;
+  // One thread per feature (whole, stats) or per chunk of rows and feature (partials, apply).
+  const body = v.pass === "forward"
+    ? { whole: wholeForward, partials: partialsForward, stats: statsForward, apply: applyForward }[
+      v.stage
+    ](v)
+    : {
+      whole: wholeBackward,
+      partials: partialsBackward,
+      stats: statsBackward,
+      apply: applyBackward,
+    }[v.stage](v);
+  const threads = v.stage === "partials" || v.stage === "apply" ? "u.chunks * f" : "f";
+  return /* wgsl */ `${decl}
 
 const SUM_BLOCK: u32 = ${SUM_BLOCK}u;
-const LANES: u32 = ${L}u;
-${laneSum}
 
-@compute @workgroup_size(${FT}, ${L})
+@compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let f = u.features;
-  let in_range = wid.x * ${FT}u + lid.x < f;
-  ${L === 1 ? "if (!in_range) { return; }" : ""}
-  let j = min(wid.x * ${FT}u + lid.x, f - 1u);
-  let lane = lid.y;
+  let t = wid.x * ${WORKGROUP}u + lid.x;
+  if (t >= ${threads}) { return; }
   let r = wid.z;
   let n = u.rows;
 ${body}
@@ -236,44 +271,76 @@ ${body}
 `;
 }
 
-/** Features per workgroup for `lanes` lanes per feature. */
-function featureTile(lanes: number): number {
-  return lanes === 1 ? WORKGROUP : LANE_WORKGROUP / lanes;
+/** The output of the forward from h (xhat) at feature j: affine, then the fused ReLU. */
+function forwardOut(v: Forward, g: string, b: string): string {
+  const o = v.affine ? `r_fma(${g}, h, ${b})` : "h";
+  return v.relu ? `select(R(), ${o}, r_hi(${o}) > 0.0)` : o;
+}
+
+/** dy at element k, masked by the fused ReLU's output. */
+function dyAt(v: Backward, k: string): string {
+  return v.relu
+    ? `select(R(), dy[at_dy(r, ${k})], r_hi(y[at_y(r, ${k})]) > 0.0)`
+    : `dy[at_dy(r, ${k})]`;
 }
 
 /**
- * WGSL summing over the rows in blocks of SUM_BLOCK (partial sums, then their total), so the
- * rounding error grows with rows/SUM_BLOCK + SUM_BLOCK rather than with rows; each lane sums its
- * rows (lane, lane + LANES, ...) so, then the lanes' sums are added. Declares the totals `acc`;
- * `term` (the loop body, row `i`) adds to their partials `<acc>_part`.
+ * WGSL summing feature j over all rows in blocks of SUM_BLOCK (partial sums, then their total),
+ * so the rounding error grows with rows/SUM_BLOCK + SUM_BLOCK rather than with rows. Declares the
+ * totals `acc`; `term` (the loop body, row `i`) adds to their partials `<acc>_part`.
  */
 function blockedSum(acc: string[], term: string): string {
-  const decl = acc.map((a) => `  var ${a}_lane = R();`).join("\n");
+  const decl = acc.map((a) => `  var ${a} = R();`).join("\n");
   const part = acc.map((a) => `    var ${a}_part = R();`).join("\n");
-  const fold = acc.map((a) => `    ${a}_lane = r_add(${a}_lane, ${a}_part);`).join("\n");
-  const total = acc.map((a) => `  let ${a} = lane_sum(${a}_lane, lid);`).join("\n");
+  const fold = acc.map((a) => `    ${a} = r_add(${a}, ${a}_part);`).join("\n");
   return `${decl}
-  for (var i0 = lane; i0 < n; i0 += SUM_BLOCK * LANES) {
+  for (var i0 = 0u; i0 < n; i0 += SUM_BLOCK) {
 ${part}
-    for (var i = i0; i < min(i0 + SUM_BLOCK * LANES, n); i += LANES) {
+    for (var i = i0; i < min(i0 + SUM_BLOCK, n); i++) {
 ${term}
     }
 ${fold}
-  }
-${total}`;
+  }`;
 }
 
-function forwardBody(v: Extract<BatchNormVariant, { pass: "forward" }>): string {
-  const train = v.mode === "train";
-  const save = train && v.save;
-  const running = !train || v.update;
-  const unit = running && v.unit
+/** From `mean`, `variance`, `nr` (train): inv, saved invStd, the running-statistics update. */
+function trainFinish(v: Forward): string {
+  const unit = v.unit
     ? `  let unit_sq_r = unit_sq[at_unit_sq(r, 0u)];
   let unit_len = r_sqrt(unit_sq_r);`
     : `  let unit_sq_r = r_f(1.0);
   let unit_len = r_f(1.0);`;
-  const eps = `scalars[r].${v.epsField}`;
-  const stats = train
+  return `  let inv = r_div(r_f(1.0), r_sqrt(r_add(variance, scalars[r].${v.epsField})));
+${v.save ? "  inv_std[at_inv_std(r, j)] = inv;" : ""}
+${
+    v.update
+      ? `${unit}
+  // PyTorch's running update: unbiased variance; stored in units of the weight norm.
+  let m = u.momentum;
+  let keep = r_sub(r_f(1.0), m);
+  let unbias = r_div(nr, r_f(f32(max(1u, n - 1u))));
+  let km = at_run_mean(r, j);
+  let kv = at_run_var(r, j);
+  run_mean[km] = r_fma(keep, run_mean[km], r_div(r_mul(m, mean), unit_len));
+  run_var[kv] = r_fma(keep, run_var[kv], r_div(r_mul(r_mul(m, variance), unbias), unit_sq_r));`
+      : ""
+  }`;
+}
+
+/** Eval mode: mean and inv from the running statistics (stored in units of the weight norm). */
+function evalStats(v: Forward): string {
+  const unit = v.unit
+    ? `  let unit_sq_r = unit_sq[at_unit_sq(r, 0u)];
+  let unit_len = r_sqrt(unit_sq_r);`
+    : `  let unit_sq_r = r_f(1.0);
+  let unit_len = r_f(1.0);`;
+  return `${unit}
+  let mean = r_mul(unit_len, run_mean[at_run_mean(r, j)]);
+  let inv = r_div(r_f(1.0), r_sqrt(r_fma(unit_sq_r, run_var[at_run_var(r, j)], scalars[r].${v.epsField})));`;
+}
+
+function wholeForward(v: Forward): string {
+  const stats = v.mode === "train"
     ? `${blockedSum(["total"], `      total_part = r_add(total_part, x[at_x(r, i * f + j)]);`)}
   let nr = r_f(f32(n));
   let mean = r_div(total, nr);
@@ -285,94 +352,217 @@ ${
       )
     }
   let variance = r_div(sq, nr);
-  let inv = r_div(r_f(1.0), r_sqrt(r_add(variance, ${eps})));
-  let writer = in_range && lane == 0u;
-${save ? "  if (writer) { inv_std[at_inv_std(r, j)] = inv; }" : ""}
-${
-      running
-        ? `${unit}
-  // PyTorch's running update: unbiased variance; stored in units of the weight norm.
-  let m = u.momentum;
-  let keep = r_sub(r_f(1.0), m);
-  let unbias = r_div(nr, r_f(f32(max(1u, n - 1u))));
-  let km = at_run_mean(r, j);
-  let kv = at_run_var(r, j);
-  if (writer) {
-    run_mean[km] = r_fma(keep, run_mean[km], r_div(r_mul(m, mean), unit_len));
-    run_var[kv] = r_fma(keep, run_var[kv], r_div(r_mul(r_mul(m, variance), unbias), unit_sq_r));
-  }`
-        : ""
-    }`
-    : `${unit}
-  let mean = r_mul(unit_len, run_mean[at_run_mean(r, j)]);
-  let inv = r_div(r_f(1.0), r_sqrt(r_fma(unit_sq_r, run_var[at_run_var(r, j)], ${eps})));`;
+${trainFinish(v)}`
+    : evalStats(v);
   const affine = v.affine
     ? `  let g = gamma[at_gamma(r, j)];
   let b = beta[at_beta(r, j)];`
     : "";
-  return `${stats}
+  return `  let j = t;
+${stats}
 ${affine}
-  if (!in_range) { return; }
-  for (var i = lane; i < n; i += LANES) {
+  for (var i = 0u; i < n; i++) {
     let h = r_mul(r_sub(x[at_x(r, i * f + j)], mean), inv);
-${save ? "    xhat[at_xhat(r, i * f + j)] = h;" : ""}
-    y[at_y(r, i * f + j)] = ${v.affine ? "r_fma(g, h, b)" : "h"};
+${v.mode === "train" && v.save ? "    xhat[at_xhat(r, i * f + j)] = h;" : ""}
+    y[at_y(r, i * f + j)] = ${forwardOut(v, "g", "b")};
   }`;
 }
 
-function backwardBody(v: Extract<BatchNormVariant, { pass: "backward" }>): string {
-  return `${
+/** Rows [i0, i1) of chunk c = t / f, feature j; the chunk's partials sit at t and chunks·f + t. */
+const CHUNK = `  let c = t / f;
+  let j = t - c * f;
+  let i0 = c * u.chunk;
+  let i1 = min(i0 + u.chunk, n);`;
+
+function partialsForward(): string {
+  return `${CHUNK}
+  var s = R();
+  for (var i = i0; i < i1; i++) { s = r_add(s, x[at_x(r, i * f + j)]); }
+  let m = r_div(s, r_f(f32(i1 - i0)));
+  var q = R();
+  for (var i = i0; i < i1; i++) {
+    let d = r_sub(x[at_x(r, i * f + j)], m);
+    q = r_fma(d, d, q);
+  }
+  part[at_part(r, t)] = m;
+  part[at_part(r, u.chunks * f + t)] = q;`;
+}
+
+function statsForward(v: Forward): string {
+  const stats = v.mode === "train"
+    ? `  // Chan et al.'s pairwise update, chunk by chunk in order: mean and M2 of the rows so far.
+  var cnt = R();
+  var mean = R();
+  var m2 = R();
+  for (var c = 0u; c < u.chunks; c++) {
+    let nb = r_f(f32(min(u.chunk, n - c * u.chunk)));
+    let tot = r_add(cnt, nb);
+    let d = r_sub(part[at_part(r, c * f + j)], mean);
+    let w = r_div(nb, tot);
+    mean = r_fma(d, w, mean);
+    m2 = r_add(r_add(m2, part[at_part(r, (u.chunks + c) * f + j)]), r_mul(r_mul(d, d), r_mul(cnt, w)));
+    cnt = tot;
+  }
+  let nr = r_f(f32(n));
+  let variance = r_div(m2, nr);
+${trainFinish(v)}`
+    : evalStats(v);
+  return `  let j = t;
+${stats}
+  stat[at_stat(r, j)] = mean;
+  stat[at_stat(r, f + j)] = inv;`;
+}
+
+function applyForward(v: Forward): string {
+  const affine = v.affine
+    ? `  let g = gamma[at_gamma(r, j)];
+  let b = beta[at_beta(r, j)];`
+    : "";
+  return `${CHUNK}
+  let mean = stat[at_stat(r, j)];
+  let inv = stat[at_stat(r, f + j)];
+${affine}
+  for (var i = i0; i < i1; i++) {
+    let k = i * f + j;
+    let h = r_mul(r_sub(x[at_x(r, k)], mean), inv);
+${v.mode === "train" && v.save ? "    xhat[at_xhat(r, k)] = h;" : ""}
+    y[at_y(r, k)] = ${forwardOut(v, "g", "b")};
+  }`;
+}
+
+function wholeBackward(v: Backward): string {
+  return `  let j = t;
+${
     blockedSum(
       ["sdy", "sdyx"],
-      `      let d = dy[at_dy(r, i * f + j)];
+      `      let d = ${dyAt(v, "i * f + j")};
       sdy_part = r_add(sdy_part, d);
       sdyx_part = r_fma(d, xhat[at_xhat(r, i * f + j)], sdyx_part);`,
     )
   }
-  if (!in_range) { return; }
-${v.dgamma ? "  if (lane == 0u) { dgamma[at_dgamma(r, j)] = sdyx; }" : ""}
-${v.dbeta ? "  if (lane == 0u) { dbeta[at_dbeta(r, j)] = sdy; }" : ""}
+${v.dgamma ? "  dgamma[at_dgamma(r, j)] = sdyx;" : ""}
+${v.dbeta ? "  dbeta[at_dbeta(r, j)] = sdy;" : ""}
   let nf = r_f(f32(n));
   let inv = inv_std[at_inv_std(r, j)];
   let scale = r_div(${v.gamma ? "r_mul(gamma[at_gamma(r, j)], inv)" : "inv"}, nf);
-  for (var i = lane; i < n; i += LANES) {
+  for (var i = 0u; i < n; i++) {
     let k = i * f + j;
-    let bracket = r_sub(r_sub(r_mul(nf, dy[at_dy(r, k)]), sdy), r_mul(xhat[at_xhat(r, k)], sdyx));
+    let bracket = r_sub(r_sub(r_mul(nf, ${dyAt(v, "k")}), sdy), r_mul(xhat[at_xhat(r, k)], sdyx));
     dx[at_dx(r, k)] = r_mul(scale, bracket);
   }`;
 }
 
-/** Builds the dispatch of `variant` over the views named by its slots (others are ignored). */
+function partialsBackward(v: Backward): string {
+  return `${CHUNK}
+  var s = R();
+  var sx = R();
+  for (var i = i0; i < i1; i++) {
+    let k = i * f + j;
+    let d = ${dyAt(v, "k")};
+    s = r_add(s, d);
+    sx = r_fma(d, xhat[at_xhat(r, k)], sx);
+  }
+  part[at_part(r, t)] = s;
+  part[at_part(r, u.chunks * f + t)] = sx;`;
+}
+
+/** Backward totals: the chunks' sums in chunk order; stat = (sdy, sdyx, gamma·invStd/rows). */
+function statsBackward(v: Backward): string {
+  return `  let j = t;
+  var sdy = R();
+  var sdyx = R();
+  for (var c = 0u; c < u.chunks; c++) {
+    sdy = r_add(sdy, part[at_part(r, c * f + j)]);
+    sdyx = r_add(sdyx, part[at_part(r, (u.chunks + c) * f + j)]);
+  }
+${v.dgamma ? "  dgamma[at_dgamma(r, j)] = sdyx;" : ""}
+${v.dbeta ? "  dbeta[at_dbeta(r, j)] = sdy;" : ""}
+  let inv = inv_std[at_inv_std(r, j)];
+  stat[at_stat(r, j)] = sdy;
+  stat[at_stat(r, f + j)] = sdyx;
+  stat[at_stat(r, 2u * f + j)] = r_div(${
+    v.gamma ? "r_mul(gamma[at_gamma(r, j)], inv)" : "inv"
+  }, r_f(f32(n)));`;
+}
+
+function applyBackward(v: Backward): string {
+  return `${CHUNK}
+  let nf = r_f(f32(n));
+  let sdy = stat[at_stat(r, j)];
+  let sdyx = stat[at_stat(r, f + j)];
+  let scale = stat[at_stat(r, 2u * f + j)];
+  for (var i = i0; i < i1; i++) {
+    let k = i * f + j;
+    let bracket = r_sub(r_sub(r_mul(nf, ${dyAt(v, "k")}), sdy), r_mul(xhat[at_xhat(r, k)], sdyx));
+    dx[at_dx(r, k)] = r_mul(scale, bracket);
+  }`;
+}
+
+/** Elements per run of a slot: [features], one scalar, the split's scratch, or [rows, features]. */
+function slotLength(s: string, rows: number, features: number, chunks: number): number {
+  if (s === "unit_sq") return 1;
+  if (PER_FEATURE.includes(s)) return features;
+  if (s === "part") return 2 * chunks * features;
+  if (s === "stat") return 3 * features;
+  return rows * features;
+}
+
+/**
+ * The dispatches of `base` (stage "whole" unless the rows split) over the views named by the
+ * slots (others are ignored); the split design's scratch is allocated here.
+ */
 function build(
   gpu: Gpu,
-  variant: BatchNormVariant,
+  base: BatchNormVariant,
   shape: { precision?: Precision; runs: number; rows: number; features: number; momentum: number },
   views: Record<string, TensorView | undefined>,
-  scalars?: GPUBuffer,
-): Dispatch {
+  scalars: GPUBuffer | undefined,
+): Dispatch[] {
   const { precision = "f32", runs, rows, features } = shape;
   assertCounts("batchnorm", { runs, rows, features });
-  const lengthOf = (s: string) =>
-    s === "unit_sq" ? 1 : PER_FEATURE.includes(s) ? features : rows * features;
-  const bound = Object.entries(views).flatMap(([s, view]) =>
-    view ? [[s, { view, length: lengthOf(s) }]] : []
-  );
-  return batchNormInterface(variant, precision).dispatch(gpu, {
-    code: batchNormWgsl(variant, precision),
-    dims: { rows, features },
-    reals: { momentum: shape.momentum },
-    views: Object.fromEntries(bound),
-    runs,
-    workgroups: [ceilDiv(features, featureTile(variant.lanes)), 1, runs],
-    scalars,
+  const split = batchNormSplit(rows);
+  const chunks = ceilDiv(rows, CHUNK_ROWS);
+  const all = { ...views };
+  if (split) {
+    const scratch = (n: number, what: string): TensorView => ({
+      buffer: realBuffer(gpu, precision, runs * n, `batchnorm ${base.pass} ${what}`),
+      offset: 0,
+      runStride: n,
+    });
+    all.part = scratch(2 * chunks * features, "chunk partials");
+    all.stat = scratch(3 * features, "statistics");
+  }
+  const stages: BatchNormStage[] = !split
+    ? ["whole"]
+    : base.pass === "forward" && base.mode === "eval"
+    ? ["stats", "apply"]
+    : ["partials", "stats", "apply"];
+  return stages.map((stage) => {
+    const v = { ...base, stage } as BatchNormVariant;
+    const bound = tensorSlots(v).map((s) => {
+      const view = all[s];
+      if (!view) throw new Error(`batchnorm ${v.pass} ${stage}: missing ${s}`);
+      return [s, { view, length: slotLength(s, rows, features, chunks) }];
+    });
+    const threads = stage === "partials" || stage === "apply" ? chunks * features : features;
+    return batchNormInterface(v, precision).dispatch(gpu, {
+      code: batchNormWgsl(v, precision),
+      dims: { rows, features, chunk: CHUNK_ROWS, chunks },
+      reals: { momentum: shape.momentum },
+      views: Object.fromEntries(bound),
+      runs,
+      workgroups: [ceilDiv(threads, WORKGROUP), 1, runs],
+      scalars: readsEps(v) ? scalars : undefined,
+    });
   });
 }
 
 /**
  * BatchNorm forward = reference `batchNormForward` (+ `updateRunningStats`) in train mode,
- * `batchNormEval` in eval mode; eps is read per run from `scalars[run][epsField]` every step.
+ * `batchNormEval` in eval mode, then `reluForward` with `relu`; eps is read per run from
+ * `scalars[run][epsField]` every step. One dispatch (whole) or three (split; eval: two).
  */
-export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Dispatch {
+export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Dispatch[] {
   const train = spec.mode === "train";
   const run = spec.running;
   if (!!spec.gamma !== !!spec.beta) throw new Error("batchnorm: gamma and beta go together");
@@ -382,13 +572,14 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
   if (!train && run?.update) throw new Error("batchnorm: eval mode cannot update running stats");
   const variant: BatchNormVariant = {
     pass: "forward",
+    stage: "whole",
     mode: spec.mode,
     affine: !!spec.gamma,
     save: !!spec.xhat,
     update: train && !!run?.update,
     unit: !!run?.unit,
     epsField: spec.epsField,
-    lanes: batchNormLanes(spec.rows),
+    relu: !!spec.relu,
   };
   return build(gpu, variant, { ...spec, momentum: run?.momentum ?? 0 }, {
     x: spec.x,
@@ -403,22 +594,27 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
   }, spec.scalars);
 }
 
-/** BatchNorm backward (training mode) = reference `batchNormBackward`; outputs are overwritten. */
-export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): Dispatch {
+/**
+ * BatchNorm backward (training mode) = reference `batchNormBackward` (of `reluBackward`'s dx
+ * when `y` is given); outputs are overwritten. One dispatch (whole) or three (split).
+ */
+export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): Dispatch[] {
   const variant: BatchNormVariant = {
     pass: "backward",
+    stage: "whole",
     gamma: !!spec.gamma,
     dgamma: !!spec.dgamma,
     dbeta: !!spec.dbeta,
-    lanes: batchNormLanes(spec.rows),
+    relu: !!spec.y,
   };
   return build(gpu, variant, { ...spec, momentum: 0 }, {
     dy: spec.dy,
     xhat: spec.xhat,
     inv_std: spec.invStd,
     gamma: spec.gamma,
+    y: spec.y,
     dx: spec.dx,
     dgamma: spec.dgamma,
     dbeta: spec.dbeta,
-  });
+  }, undefined);
 }

@@ -18,11 +18,20 @@ import {
   type BatchNormCache,
   batchNormEval,
   batchNormForward,
+  batchNormReluBackward,
+  batchNormReluForward,
+  reluForward,
   updateRunningStats,
 } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
-import { batchNormBackwardKernel, batchNormForwardKernel } from "./batchnorm.ts";
+import {
+  batchNormBackwardKernel,
+  batchNormForwardKernel,
+  batchNormSplit,
+  CHUNK_ROWS,
+  SPLIT_ROWS,
+} from "./batchnorm.ts";
 
 /** Places run-stacked tensors one after another, with a gap and padded run strides. */
 class Arena {
@@ -150,13 +159,15 @@ interface ForwardCase {
   /** undefined: no running statistics bound (train-mode probe). */
   running?: { update: boolean; unit: boolean; momentum: number };
   epsField: "eps" | "eps_next";
+  /** The fused ReLU: y = relu(BatchNorm(x)). */
+  relu?: boolean;
 }
 
 async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const { precision: p, runs: R, rows, features: F } = c;
   const N = rows * F;
   const tag = `${p} R${R} ${rows}x${F} ${c.mode} affine=${c.affine} save=${c.save} ` +
-    `running=${JSON.stringify(c.running)} ${c.epsField}`;
+    `running=${JSON.stringify(c.running)} ${c.epsField} relu=${!!c.relu}`;
   // Inputs: x (own buffer); gamma, beta, unit in one "parameter" buffer; running mean and
   // var in one "statistics" buffer; y, xhat, invStd in one poisoned "activation" buffer.
   const inA = new Arena(), parA = new Arena(), statA = new Arena(), outA = new Arena();
@@ -205,6 +216,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     beta: c.affine ? viewOf(parBuf, bS) : undefined,
     scalars: sc.buffer,
     epsField: c.epsField,
+    relu: c.relu,
     running: c.running && {
       mean: viewOf(statBuf, mS),
       var: viewOf(statBuf, vS),
@@ -213,7 +225,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
       update: c.running.update,
     },
   });
-  runDispatches(gpu, [dispatch]);
+  runDispatches(gpu, dispatch);
   const out = await readReals(gpu, p, outBuf);
   const stats = await readReals(gpu, p, statBuf);
 
@@ -223,12 +235,12 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     const what = `${tag} run ${r}`;
     if (c.mode === "eval") {
       const y = batchNormEval(xs[r], rows, F, epsOf[r], rms[r], rvs[r], unit, g, b);
-      close(p, take(out, yS, r), y, `${what} y`);
+      close(p, take(out, yS, r), c.relu ? reluForward(y) : y, `${what} y`);
       assertClose(take(stats, mS, r), rms[r], 0, 0, `${what} running mean unchanged`);
       assertClose(take(stats, vS, r), rvs[r], 0, 0, `${what} running var unchanged`);
       continue;
     }
-    const ref = batchNormForward(xs[r], rows, F, epsOf[r], g, b);
+    const ref = (c.relu ? batchNormReluForward : batchNormForward)(xs[r], rows, F, epsOf[r], g, b);
     close(p, take(out, yS, r), ref.y, `${what} y`);
     if (c.save) {
       close(p, take(out, hS, r), ref.xhat, `${what} xhat`);
@@ -244,8 +256,21 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   assertUntouched(out, R, [yS, ...(c.save ? [hS, iS] : [])], `${tag} activation buffer`);
 }
 
-// 5000 rows: several lanes per feature (batchNormLanes), as BatchNorm2d over N·H·W rows.
-const SHAPES: [number, number][] = [[2, 1], [37, 13], [128, 70], [300, 256], [5000, 11]];
+// Whole below SPLIT_ROWS; split above (BatchNorm2d over N·H·W rows): 5000 rows end in a short
+// chunk, SPLIT_ROWS + 1 in a chunk of one row.
+const SHAPES: [number, number][] = [
+  [2, 1],
+  [37, 13],
+  [128, 70],
+  [300, 256],
+  [5000, 11],
+  [SPLIT_ROWS + 1, 5],
+];
+
+Deno.test("batchNormSplit: whole up to SPLIT_ROWS rows, split above; chunks leave a tail", () => {
+  if (batchNormSplit(SPLIT_ROWS) || !batchNormSplit(SPLIT_ROWS + 1)) throw new Error("threshold");
+  if (5000 % CHUNK_ROWS === 0 || SPLIT_ROWS % CHUNK_ROWS !== 0) throw new Error("tails untested");
+});
 
 for (const runs of [1, 3]) {
   gpuTest(
@@ -277,6 +302,22 @@ for (const runs of [1, 3]) {
           epsField: "eps_next",
         });
         await checkForward(gpu, rng, { ...base, affine: false, save: false, epsField: "eps" });
+        // Fused with the ReLU after it (the walker's BatchNorm -> ReLU).
+        await checkForward(gpu, rng, {
+          ...base,
+          affine: true,
+          save: true,
+          running: { update: true, unit: true, momentum: 0.1 },
+          epsField: "eps",
+          relu: true,
+        });
+        await checkForward(gpu, rng, {
+          ...base,
+          affine: false,
+          save: false,
+          epsField: "eps_next",
+          relu: true,
+        });
       }
     },
   );
@@ -306,6 +347,13 @@ for (const runs of [1, 3]) {
           running: { update: false, unit: false, momentum: 0.1 },
           epsField: "eps_next",
         });
+        await checkForward(gpu, rng, {
+          ...base,
+          affine: true,
+          running: { update: false, unit: true, momentum: 0.1 },
+          epsField: "eps",
+          relu: true,
+        });
       }
     },
   );
@@ -314,7 +362,9 @@ for (const runs of [1, 3]) {
     const rng = freshRng(`batchnorm backward R=${runs}`);
     for (const [rows, features] of SHAPES) {
       for (const affine of [true, false]) {
-        await checkBackward(gpu, rng, "f32", runs, rows, features, affine);
+        for (const relu of [false, true]) {
+          await checkBackward(gpu, rng, "f32", runs, rows, features, affine, relu);
+        }
       }
     }
   });
@@ -328,18 +378,30 @@ async function checkBackward(
   rows: number,
   F: number,
   affine: boolean,
+  relu = false,
 ): Promise<void> {
   const N = rows * F;
-  const tag = `backward ${p} R${R} ${rows}x${F} affine=${affine}`;
+  const tag = `backward ${p} R${R} ${rows}x${F} affine=${affine} relu=${relu}`;
   const inA = new Arena(), outA = new Arena();
   const dyS = inA.alloc(R, N), hS = inA.alloc(R, N), iS = inA.alloc(R, F), gS = inA.alloc(R, F);
+  const yS = inA.alloc(R, N);
   const dxS = outA.alloc(R, N), dgS = outA.alloc(R, F), dbS = outA.alloc(R, F);
   // xhat and invStd as a forward would leave them (held in the precision), from random inputs.
   const caches: BatchNormCache[] = [];
-  const dys: Float64Array[] = [], gammas: Float64Array[] = [];
+  const dys: Float64Array[] = [], gammas: Float64Array[] = [], ys: Float64Array[] = [];
   for (let r = 0; r < R; r++) {
-    const ref = batchNormForward(randomReals(rng, p, N, -2, 2), rows, F, EPS[r]);
+    // The fused output relu(y) masks dy; a shift makes the positive fraction differ per run.
+    const beta = new Float64Array(F).fill(0.4 * r - 0.4);
+    const ref = batchNormReluForward(
+      randomReals(rng, p, N, -2, 2),
+      rows,
+      F,
+      EPS[r],
+      undefined,
+      beta,
+    );
     caches.push({ ...ref, xhat: held(p, ref.xhat), invStd: held(p, ref.invStd) });
+    ys.push(held(p, ref.y));
     dys.push(randomReals(rng, p, N));
     gammas.push(randomReals(rng, p, F, 0.5, 2));
   }
@@ -348,25 +410,33 @@ async function checkBackward(
   place(inData, R, hS, (r) => caches[r].xhat);
   place(inData, R, iS, (r) => caches[r].invStd);
   place(inData, R, gS, (r) => gammas[r]);
+  place(inData, R, yS, (r) => ys[r]);
   const inBuf = uploadReals(gpu, p, inData);
   const outBuf = realBuffer(gpu, p, outA.size);
   poison(gpu, outBuf);
-  runDispatches(gpu, [batchNormBackwardKernel(gpu, {
-    precision: p,
-    runs: R,
-    rows,
-    features: F,
-    dy: viewOf(inBuf, dyS),
-    xhat: viewOf(inBuf, hS),
-    invStd: viewOf(inBuf, iS),
-    gamma: affine ? viewOf(inBuf, gS) : undefined,
-    dx: viewOf(outBuf, dxS),
-    dgamma: affine ? viewOf(outBuf, dgS) : undefined,
-    dbeta: affine ? viewOf(outBuf, dbS) : undefined,
-  })]);
+  runDispatches(
+    gpu,
+    batchNormBackwardKernel(gpu, {
+      precision: p,
+      runs: R,
+      rows,
+      features: F,
+      dy: viewOf(inBuf, dyS),
+      xhat: viewOf(inBuf, hS),
+      invStd: viewOf(inBuf, iS),
+      gamma: affine ? viewOf(inBuf, gS) : undefined,
+      y: relu ? viewOf(inBuf, yS) : undefined,
+      dx: viewOf(outBuf, dxS),
+      dgamma: affine ? viewOf(outBuf, dgS) : undefined,
+      dbeta: affine ? viewOf(outBuf, dbS) : undefined,
+    }),
+  );
   const out = await readReals(gpu, p, outBuf);
   for (let r = 0; r < R; r++) {
-    const ref = batchNormBackward(dys[r], caches[r], rows, F, affine ? gammas[r] : undefined);
+    const gamma = affine ? gammas[r] : undefined;
+    const ref = relu
+      ? batchNormReluBackward(dys[r], ys[r], caches[r], rows, F, gamma)
+      : batchNormBackward(dys[r], caches[r], rows, F, gamma);
     const gi = caches[r].invStd.map((v, j) => v * (affine ? gammas[r][j] : 1));
     closeDx(p, take(out, dxS, r), ref.dx, gi, dys[r], `${tag} run ${r} dx`);
     if (affine) {
@@ -386,7 +456,7 @@ gpuTest(
     // dx scales by 1/c. Each run must match the float64 reference to relative tolerance.
     const scales = [1, 1000, 1e-3];
     const R = scales.length;
-    for (const [rows, F] of [[2, 1], [37, 13], [300, 256]]) {
+    for (const [rows, F] of [[2, 1], [37, 13], [300, 256], [3000, 3]]) {
       const N = rows * F;
       const tag = `scale ${rows}x${F}`;
       const x0 = randomFloats(rng, N, -1, 1).map((v) => v + 0.3);
@@ -410,7 +480,7 @@ gpuTest(
       });
       const common = { runs: R, rows, features: F, gamma: v(gBuf, 0) };
       runDispatches(gpu, [
-        batchNormForwardKernel(gpu, {
+        ...batchNormForwardKernel(gpu, {
           ...common,
           mode: "train",
           x: v(xBuf, N),
@@ -421,7 +491,7 @@ gpuTest(
           scalars: sc.buffer,
           epsField: "eps",
         }),
-        batchNormBackwardKernel(gpu, {
+        ...batchNormBackwardKernel(gpu, {
           ...common,
           dy: v(dyBuf, 0),
           xhat: v(hBuf, N),
@@ -458,8 +528,8 @@ gpuTest(
 );
 
 /**
- * The df64 variants: those of the catalog (catalog.ts's BATCHNORM), each at one lane (2 and 37
- * rows), 4 lanes (5000 rows) and 64 lanes (66000 rows: the lanes' workgroup tree sums in R).
+ * The df64 variants: those of the catalog (catalog.ts's BATCHNORM), whole (2 and 37 rows) and
+ * split (5000 rows; 66000 rows: 516 chunks folded in R).
  */
 const DF64_SHAPES: [number, number][] = [[2, 1], [37, 13], [5000, 3], [66000, 3]];
 const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features">[] = [
@@ -480,6 +550,22 @@ const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features"
   { mode: "train", affine: false, save: true, epsField: "eps" },
   { mode: "train", affine: false, save: false, epsField: "eps_next" },
   {
+    mode: "train",
+    affine: true,
+    save: true,
+    running: { update: true, unit: true, momentum: 0.1 },
+    epsField: "eps",
+    relu: true,
+  },
+  {
+    mode: "eval",
+    affine: true,
+    save: false,
+    running: { update: false, unit: true, momentum: 0.1 },
+    epsField: "eps_next",
+    relu: true,
+  },
+  {
     mode: "eval",
     affine: true,
     save: false,
@@ -496,7 +582,7 @@ const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features"
 ];
 
 gpuTest(
-  "batchNormForwardKernel in df64: the catalog's variants at 1, 4, 64 lanes, R=3",
+  "batchNormForwardKernel in df64: the catalog's variants, whole and split, R=3",
   async (gpu) => {
     const rng = freshRng("batchnorm forward df64");
     for (const [rows, features] of DF64_SHAPES) {
@@ -507,11 +593,88 @@ gpuTest(
   },
 );
 
-gpuTest("batchNormBackwardKernel in df64: affine and plain at 1, 4, 64 lanes, R=3", async (gpu) => {
-  const rng = freshRng("batchnorm backward df64");
-  for (const [rows, features] of DF64_SHAPES) {
-    for (const affine of [true, false]) {
-      await checkBackward(gpu, rng, "df64", 3, rows, features, affine);
+gpuTest(
+  "batchNormBackwardKernel in df64: affine and plain, ReLU-fused or not, R=3",
+  async (gpu) => {
+    const rng = freshRng("batchnorm backward df64");
+    for (const [rows, features] of DF64_SHAPES) {
+      for (const affine of [true, false]) {
+        for (const relu of [false, true]) {
+          await checkBackward(gpu, rng, "df64", 3, rows, features, affine, relu);
+        }
+      }
     }
+  },
+);
+
+/**
+ * The fused backward against central finite differences of the float64 reference forward
+ * relu(BN(x)): loss = sum(w * relu(BN(x))), dx from the df64 kernels (whole and split). Elements
+ * are sampled (skipping any whose ±h moves an output across the ReLU's kink); with h = 1e-6 the
+ * difference quotient is accurate to ~1e-8.
+ */
+gpuTest("BatchNorm+ReLU backward (df64) = finite differences of the reference", async (gpu) => {
+  const rng = freshRng("batchnorm relu finite differences");
+  const p = "df64", eps = 1e-3;
+  for (const [rows, F] of [[37, 5], [3000, 2]]) {
+    const N = rows * F;
+    const x = randomReals(rng, p, N, -2, 2), w = randomReals(rng, p, N);
+    const gamma = randomReals(rng, p, F, 0.5, 2), beta = randomReals(rng, p, F, -0.5, 0.5);
+    const loss = (xs: Float64Array) => {
+      const y = batchNormReluForward(xs, rows, F, eps, gamma, beta).y;
+      return y.reduce((acc, v, i) => acc + v * w[i], 0);
+    };
+    const fwd = batchNormReluForward(x, rows, F, eps, gamma, beta);
+    const sc = scalarsBuffer(gpu, p, [eps], [eps]);
+    const buf = (values: ArrayLike<number>) => uploadReals(gpu, p, values);
+    const view = (buffer: GPUBuffer): TensorView => ({ buffer, offset: 0, runStride: 0 });
+    const [xB, wB, gB, bB] = [x, w, gamma, beta].map(buf);
+    const yB = realBuffer(gpu, p, N), hB = realBuffer(gpu, p, N), iB = realBuffer(gpu, p, F);
+    const dxB = realBuffer(gpu, p, N);
+    for (const b of [yB, hB, iB, dxB]) poison(gpu, b);
+    const common = { precision: p, runs: 1, rows, features: F, gamma: view(gB) } as const;
+    runDispatches(gpu, [
+      ...batchNormForwardKernel(gpu, {
+        ...common,
+        mode: "train",
+        x: view(xB),
+        y: view(yB),
+        relu: true,
+        xhat: view(hB),
+        invStd: view(iB),
+        beta: view(bB),
+        scalars: sc.buffer,
+        epsField: "eps",
+      }),
+      ...batchNormBackwardKernel(gpu, {
+        ...common,
+        dy: view(wB),
+        xhat: view(hB),
+        invStd: view(iB),
+        y: view(yB),
+        dx: view(dxB),
+      }),
+    ]);
+    const dx = await readReals(gpu, p, dxB);
+    const h = 1e-6;
+    let checked = 0;
+    for (let s = 0; s < 24; s++) {
+      const k = Math.floor(rng.uniform(0, N));
+      const plus = Float64Array.from(x), minus = Float64Array.from(x);
+      plus[k] += h;
+      minus[k] -= h;
+      // Skip a sample where some output crosses the ReLU's kink between x - h and x + h.
+      const [yp, ym] = [plus, minus].map((xs) => batchNormForward(xs, rows, F, eps, gamma, beta).y);
+      if (yp.some((v, i) => (v > 0) !== (ym[i] > 0))) continue;
+      checked++;
+      const fd = (loss(plus) - loss(minus)) / (2 * h);
+      const scale = Math.max(1, Math.abs(fd));
+      if (!(Math.abs(dx[k] - fd) <= 1e-6 * scale)) {
+        throw new Error(`${rows}x${F} dx[${k}] = ${dx[k]}, finite differences ${fd}`);
+      }
+    }
+    if (checked < 12) throw new Error(`${rows}x${F}: only ${checked} samples off the kink`);
+    // The fused output itself (relu applied in the kernel).
+    close(p, (await readReals(gpu, p, yB)).subarray(0, N), fwd.y, `${rows}x${F} fused y`);
   }
 });

@@ -13,9 +13,10 @@
  *   coalesce;
  * - average backward: dx = dy[n, c] / (H*W), one invocation per dx element;
  * - max forward: y = x at the window's argmax;
- * - max backward: one invocation per dx element recomputes its window's argmax from x and
- *   writes dy there, 0 elsewhere (the trailing row/column included), so every element of dx is
- *   written and no clearing pass is needed.
+ * - max backward: one invocation per window finds its argmax once and writes the window's dx,
+ *   dy at the argmax and 0 elsewhere (the windows of the last row and column also clear an odd
+ *   trailing row and column), so every element of dx is written and no clearing pass is needed;
+ *   one invocation per dx element would find each window's argmax four times.
  *
  * The argmax is one WGSL function shared by both max-pool kernels and follows the reference's
  * tie rule exactly: the window is scanned (h, w), (h, w+1), (h+1, w), (h+1, w+1) and a later
@@ -136,7 +137,10 @@ fn window_argmax(r: u32, b: u32, ho: u32, wo: u32, j: u32) -> u32 {
   return arg;
 }`;
 
-/** Per-kind body of the grid-stride loop over output element `i` of run `r`. */
+/**
+ * Per-kind body of the grid-stride loop over element `i` of run `r`: of the output, but of the
+ * pooled windows for max backward.
+ */
 const BODY: Record<PoolKind, string> = {
   avgForward: `    let b = i / u.c;
     let j = i % u.c;
@@ -166,14 +170,21 @@ const BODY: Record<PoolKind, string> = {
     let wo_n = u.w / 2u;
     let j = i % u.c;
     let t = i / u.c;
-    let wo = (t % u.w) / 2u;
-    let ho = ((t / u.w) % u.h) / 2u;
-    let b = t / (u.w * u.h);
-    var g = R();
-    if (ho < ho_n && wo < wo_n && window_argmax(r, b, ho, wo, j) == i) {
-      g = dy[at_dy(r, ((b * ho_n + ho) * wo_n + wo) * u.c + j)];
-    }
-    dx[at_dx(r, i)] = g;`,
+    let wo = t % wo_n;
+    let ho = (t / wo_n) % ho_n;
+    let b = t / (wo_n * ho_n);
+    let g = dy[at_dy(r, i)];
+    let arg = window_argmax(r, b, ho, wo, j);
+    let base = ((b * u.h + 2u * ho) * u.w + 2u * wo) * u.c + j;
+    // A window on the last row (column) also clears the odd trailing row (column) beside it.
+    let rows = select(2u, 3u, ho + 1u == ho_n && u.h % 2u == 1u);
+    let cols = select(2u, 3u, wo + 1u == wo_n && u.w % 2u == 1u);
+    for (var dh = 0u; dh < rows; dh++) {
+      for (var dw = 0u; dw < cols; dw++) {
+        let k = base + (dh * u.w + dw) * u.c;
+        dx[at_dx(r, k)] = select(R(), g, k == arg);
+      }
+    }`,
 };
 
 /** WGSL of one pooling kernel, from the one template. */
@@ -209,14 +220,14 @@ function build(
   assertCounts(`pool ${kind}`, { h, w }, min);
   const input = n * h * w * c;
   const pooled = kind.startsWith("avg") ? n * c : n * Math.floor(h / 2) * Math.floor(w / 2) * c;
-  // Elements per run of each slot; `count` is the number of elements the kernel writes.
+  // Elements per run of each slot; `count` is the number of invocations (elements or windows).
   const lengths: Record<string, number> = {
     avgForward: { x: input, y: pooled },
     avgBackward: { dy: pooled, dx: input },
     maxForward: { x: input, y: pooled },
     maxBackward: { dy: pooled, x: input, dx: input },
   }[kind];
-  const count = kind.endsWith("Forward") ? pooled : input;
+  const count = kind === "avgBackward" ? input : pooled;
   if (input > 0xffffffff) throw new Error(`pool ${kind}: ${input} elements exceed u32 indexing`);
   const groups = Math.min(ceilDiv(count, WORKGROUP[kind]), MAX_GROUPS, MAX_GROUPS_PER_DIM);
   return poolInterface(kind, precision).dispatch(gpu, {
