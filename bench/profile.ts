@@ -8,7 +8,7 @@
  */
 
 import type { Gpu } from "../shaders/gpu.ts";
-import { STEP_PHASES, type StepPhase } from "../stages/trainer.ts";
+import { STEP_PHASES, type StepPhase } from "../stages/step_program.ts";
 import { buildModel } from "../core/models.ts";
 import { BATCH, benchTrainer } from "./trainer.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { gpuName } from "../shaders/gpu.ts";
-import { deriveSeed } from "../core/prng.ts";
+import { seeds } from "../core/prng.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
@@ -15,13 +15,8 @@ import { realSelfTest, realSelfTestMessage } from "../shaders/precision_selftest
 import { batchStream } from "../stages/data/loader.ts";
 import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
-import {
-  monitorColumns,
-  type MonitorOptions,
-  monitorStage,
-  type OutputRow,
-  SummaryTracker,
-} from "../stages/monitor.ts";
+import { monitorStage, type OutputRow, SummaryTracker } from "../stages/monitor.ts";
+import { outputColumns, type RowOptions } from "../stages/columns.ts";
 import { eventLogStage } from "../stages/events.ts";
 import { outputSink, type RowsWritten } from "../stages/sink.ts";
 import { type CheckpointContext, checkpointStage } from "../stages/checkpoint.ts";
@@ -107,7 +102,7 @@ export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
     probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
     bnMomentum: config["bn-momentum"],
     runningStats: config["running-stats"],
-    seed: deriveSeed(config.seed, "perturb"),
+    seed: seeds(config).perturb,
     inFlight: config["in-flight"],
   };
   return p.resume
@@ -129,12 +124,7 @@ function checkpointContext(p: Prepared): CheckpointContext {
       batch_in_epoch: (step + 1) % perEpoch,
       batch_size: config["batch-size"],
     }),
-    seeds: {
-      shuffle: deriveSeed(config.seed, "shuffle"),
-      augment: deriveSeed(config.seed, "augment"),
-      perturb: deriveSeed(config.seed, "perturb"),
-      init: deriveSeed(config.seed, "init"),
-    },
+    seeds: seeds(config),
   };
 }
 
@@ -175,9 +165,9 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
   const trainer = await createTrainer(p, gpu);
   const startStep = p.resume ? p.resume.file.meta.step + 1 : 0;
   if (p.resume) p.plan.restore(p.resume.file.meta.plan);
-  const monitorOpts: MonitorOptions = {
+  const monitorOpts: RowOptions = {
     runs: config.runs,
-    layout: trainer.metrics,
+    record: trainer.record,
     sTensors: p.layout.sTensors.length,
     probeRows: p.probe.size,
     perLayer: config["per-layer"],
@@ -208,7 +198,7 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
     batchSize: config["batch-size"],
     epochs: p.epochs,
     shuffle: config.shuffle,
-    seed: deriveSeed(config.seed, "shuffle"),
+    seed: seeds(config).shuffle,
     lastBatch: config["last-batch"],
     maxSteps: p.totalSteps,
     startStep,
@@ -235,7 +225,7 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
     .pipeThrough(checkpoints)
     .pipeTo(outputSink(io.stdout, {
       format: config.format,
-      columns: monitorColumns(monitorOpts),
+      columns: outputColumns(monitorOpts),
       control,
       onClose: (written) => rows = written,
     }));

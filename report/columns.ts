@@ -6,24 +6,13 @@
  * @module
  */
 
-import { monitorColumns, type MonitorOptions } from "../stages/monitor.ts";
+import { RUN_NAMES, type RunName } from "../core/runs.ts";
+import { outputColumns } from "../stages/columns.ts";
 import { ReportError } from "./errors.ts";
 
-/** The run names the trainer knows, A first. */
-export const RUN_NAMES = ["A", "B", "A1", "A2", "C"] as const;
-/** One run name. */
-export type RunName = typeof RUN_NAMES[number];
-
-// The trainer's own column list (stages/monitor.ts) for runs A and B is the source of the
-// metric names, so a column the trainer adds is known here at once. monitorColumns reads only
-// the run names, the per-layer switch and the S tensor count.
-const TRAINER_COLUMNS = monitorColumns({
-  runs: ["A", "B"],
-  perLayer: false,
-  sTensors: 0,
-  probeRows: 0,
-  layout: {} as MonitorOptions["layout"],
-});
+// The trainer's own column list (stages/columns.ts) for runs A and B is the source of the
+// metric names, so a column the trainer adds is known here at once.
+const TRAINER_COLUMNS = outputColumns({ runs: ["A", "B"], perLayer: false, sTensors: 0 });
 const metricsOf = (run: string) =>
   TRAINER_COLUMNS.filter((c) => c.startsWith(`${run}.`)).map((c) => c.slice(run.length + 1));
 

@@ -18,7 +18,7 @@ import { columnSumWgsl } from "./reduce.ts";
 import { chunkSumsWgsl, totalSumsWgsl } from "./sums.ts";
 import { type ReluDirection, reluWgsl } from "./relu.ts";
 import { type ScaleSVariant, scaleSWgsl } from "./scale_s.ts";
-import { sgdWgsl } from "./sgd.ts";
+import { type OptimizerVariant, sgdWgsl } from "./sgd.ts";
 import { softmaxXentWgsl } from "./softmax_xent.ts";
 import type { Precision } from "./precision.ts";
 import { DF64_OPS, df64OpWgsl } from "./df64_op.ts";
@@ -34,8 +34,9 @@ function batchNormName(v: BatchNormVariant): string {
     ? [v.mode, ...flags({ affine: v.affine, save: v.save, update: v.update, unit: v.unit })]
     : flags({ gamma: v.gamma, dgamma: v.dgamma, dbeta: v.dbeta });
   const eps = v.pass === "forward" && v.epsField === "eps_next" ? ["eps_next"] : [];
-  const lanes = v.lanes > 1 ? [`lanes${v.lanes}`] : [];
-  return ["batchnorm", v.pass, ...parts, ...eps, ...lanes].join(".");
+  const relu = v.relu ? ["relu"] : [];
+  const stage = v.stage !== "whole" ? [v.stage] : [];
+  return ["batchnorm", v.pass, ...parts, ...eps, ...relu, ...stage].join(".");
 }
 
 const fwd = (mode: Forward["mode"], flags: Partial<Forward> = {}): Forward => ({
@@ -46,7 +47,8 @@ const fwd = (mode: Forward["mode"], flags: Partial<Forward> = {}): Forward => ({
   update: false,
   unit: false,
   epsField: "eps",
-  lanes: 1,
+  relu: false,
+  stage: "whole",
   ...flags,
 });
 const bwd = (flags: Partial<Backward> = {}): Backward => ({
@@ -54,7 +56,8 @@ const bwd = (flags: Partial<Backward> = {}): Backward => ({
   gamma: false,
   dgamma: false,
   dbeta: false,
-  lanes: 1,
+  relu: false,
+  stage: "whole",
   ...flags,
 });
 
@@ -67,9 +70,18 @@ const BATCHNORM: BatchNormVariant[] = [
   fwd("eval"),
   bwd({ gamma: true, dgamma: true, dbeta: true }),
   bwd(),
-  fwd("train", { affine: true, save: true, update: true, unit: true, lanes: 64 }),
-  fwd("eval", { affine: true, unit: true, epsField: "eps_next", lanes: 4 }),
-  bwd({ gamma: true, dgamma: true, dbeta: true, lanes: 64 }),
+  fwd("train", { affine: true, save: true, update: true, unit: true, relu: true }),
+  fwd("eval", { affine: true, unit: true, relu: true }),
+  bwd({ gamma: true, dgamma: true, dbeta: true, relu: true }),
+  // The split design's passes (many rows).
+  ...(["partials", "stats", "apply"] as const).flatMap((stage) => [
+    fwd("train", { affine: true, save: true, update: true, unit: true, relu: true, stage }),
+    fwd("train", { epsField: "eps_next", stage }),
+    bwd({ gamma: true, dgamma: true, dbeta: true, relu: true, stage }),
+    bwd({ stage }),
+  ]),
+  fwd("eval", { affine: true, unit: true, epsField: "eps_next", stage: "stats" }),
+  fwd("eval", { affine: true, relu: true, stage: "apply" }),
 ];
 
 /** Products by name (NN = C = A·B, NT = A·Bᵀ, TN = Aᵀ·B, TT) and the tilings they get. */
@@ -125,23 +137,15 @@ export const KERNELS: readonly Entry[] = [
   ["softmax_xent", softmaxXentWgsl],
   ["reduce.columnSum", columnSumWgsl],
   [
-    "sums.chunks.dot",
-    (precision) => chunkSumsWgsl([{ kind: "dot", a: "w", b: "g" }], precision),
+    "sums.chunks",
+    (precision) => chunkSumsWgsl([{ a: "w", b: "g" }, { a: "g", b: "g" }], precision),
   ],
-  [
-    "sums.chunks.distance",
-    (precision) =>
-      chunkSumsWgsl(
-        [{ kind: "distance", a: "w", b: "wA", aNorm2: "w", bNorm2: "wA" }],
-        precision,
-      ),
-  ],
-  ["sums.totals", (precision) => totalSumsWgsl(false, precision)],
-  ["sums.totals.layers", (precision) => totalSumsWgsl(true, precision)],
-  ["sgd", (precision) => sgdWgsl(false, precision)],
-  ["sgd.previous", (precision) => sgdWgsl(true, precision)],
-  ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats", "perturb"], scaleSWgsl),
+  ["sums.totals", (precision) => totalSumsWgsl(true, [0], 2, precision)],
+  ["sums.totals.layers", (precision) => totalSumsWgsl(false, [0], 1, precision)],
+  ...each<OptimizerVariant>("optimizer", ["norms", "monitor"], (v, p) => sgdWgsl(v, 3, p)),
+  ...each<ScaleSVariant>("scale_s", ["rescale", "rescale-stats"], scaleSWgsl),
   ["probe_distance", probeDistanceWgsl],
+  ["probe_distance.no_correct", (precision) => probeDistanceWgsl(precision, false)],
   ["add", addWgsl],
   ...each<PoolKind>("pool", ["avgForward", "avgBackward", "maxForward", "maxBackward"], poolWgsl),
 ];

@@ -3,13 +3,15 @@
  * and the conventions every kernel in `shaders/` follows.
  *
  * Conventions:
- * - every tensor is row-major float32 (labels: u32) and *run-stacked*: element `i` of run `r`
- *   lives at `offset + r * runStride + i` of its buffer (a {@link TensorView}); a tensor shared by
- *   all runs (the input batch) has `runStride` 0;
+ * - every tensor is row-major, of reals `R` in the trainer's precision (f32, df64 or f64: see
+ *   `precision.ts`; labels: u32), and *run-stacked*: element `i` of run `r` lives at
+ *   `offset + r * runStride + i` of its buffer (a {@link TensorView}); a tensor shared by all
+ *   runs (the input batch) has `runStride` 0;
  * - a kernel is dispatched with the run index in `workgroup_id.z` (or folded into x), so R runs
  *   of the same architecture execute in one dispatch;
- * - a kernel module exports a float64 reference next to its WGSL, and a builder that returns a
- *   {@link Dispatch}; bind groups and uniforms are built once at setup, never per step.
+ * - a kernel module exports its WGSL and a builder that returns a {@link Dispatch}; its float64
+ *   reference lives in `reference/`, which the kernel's tests compare against; bind groups and
+ *   uniforms are built once at setup, never per step.
  *
  * @module
  */
@@ -412,10 +414,13 @@ const RUN_SCALAR_REALS = [
   "rescale",
   "perturb",
   "epsNext",
+  "cPred",
 ] as const satisfies readonly (keyof RunStep)[];
 
 /** The per-run scalars of one step (see {@link RUN_SCALARS_WGSL}): the plan's reals, and A2's stream. */
-export type RunScalarValues = Pick<RunStep, typeof RUN_SCALAR_REALS[number]> & {
+export type RunScalarValues = Pick<RunStep, Exclude<typeof RUN_SCALAR_REALS[number], "cPred">> & {
+  /** Predicted ||w_{r,t+1}|| / ||w_{A,t+1}|| over S; sent as 0 when absent or not finite. */
+  cPred?: number;
   seed: number;
   step: number;
 };
@@ -429,7 +434,9 @@ const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
  * `eps_next` is the eps for evaluating the weights after the step's update (the monitor's
  * probe): they differ for run B, whose eps follows c_t^2 (THEORY §5). `rescale` is the Lemma-2
  * factor applied to S before the step (1 = none), `perturb` the relative amplitude of the
- * per-step random perturbation of S (run A2), `seed`/`step` its random stream. The CPU writes
+ * per-step random perturbation of S (run A2), `seed`/`step` its random stream; `c_pred` the
+ * predicted norm ratio to run A after the update (0: none), which the optimizer's angle to A
+ * scales by. The CPU writes
  * one record per run ({@link packRunScalars}) with `queue.writeBuffer` before each step's submit
  * (writes are ordered with submits, so steps in flight each see their own values).
  */
@@ -439,7 +446,7 @@ struct RunScalars {
   seed: u32, step: u32,
 }`;
 
-/** Bytes of one RunScalars record: 11 reals then 2 u32 (f32: 52; df64 and f64: 96). */
+/** Bytes of one RunScalars record: 12 reals then 2 u32 (f32: 56; df64 and f64: 104). */
 export function runScalarsBytes(precision: Precision): number {
   return RUN_SCALAR_REALS.length * realBytes(precision) + 8;
 }
@@ -461,7 +468,9 @@ export function packRunScalars(
     const at = precision === "f64"
       ? new Float64Array(out.buffer, base * 4, reals)
       : new Float32Array(out.buffer, base * 4, reals * words);
-    encodeReals(precision, RUN_SCALAR_REALS.map((k) => values[k]), at);
+    const real = (k: typeof RUN_SCALAR_REALS[number]) =>
+      k === "cPred" ? (Number.isFinite(values.cPred) ? values.cPred! : 0) : values[k];
+    encodeReals(precision, RUN_SCALAR_REALS.map(real), at);
     out[base + reals * words] = values.seed >>> 0;
     out[base + reals * words + 1] = values.step >>> 0;
   });

@@ -33,12 +33,15 @@ import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 import { type Precision, realLiteral } from "./precision.ts";
 
 /**
- * Layout of the per-run output record (reals): max|softmax_r - softmax_0|,
- * Σ (l_r - l_0)^2, Σ l_0^2, count(argmax_r == argmax_0), Σ_rows KL(p_0||p_r),
- * count(argmax_r == label); words 6 and 7 are written 0.
+ * The per-run output record (reals), in order: max|softmax_r - softmax_0|, Σ (l_r - l_0)^2,
+ * Σ l_0^2, count(argmax_r == argmax_0), Σ_rows KL(p_0||p_r), and (unless left out)
+ * count(argmax_r == label).
  */
+export const PROBE_TERMS = ["maxprob", "diff2", "norm2", "agree", "kl", "correct"] as const;
+
+/** Offsets of {@link PROBE_TERMS} in the record, and its length. */
 export const PROBE_STATS = {
-  words: 8,
+  words: PROBE_TERMS.length,
   maxProb: 0,
   diff2: 1,
   norm2: 2,
@@ -99,8 +102,9 @@ function log1pTail(precision: Precision): number[] {
  * WGSL of the probe distances; run r = `workgroup_id.z`, rows strided over the invocations.
  * Counts (agree, correct) are summed as f32, exact below 2^24 rows.
  */
-export function probeDistanceWgsl(precision: Precision = "f32"): string {
+export function probeDistanceWgsl(precision: Precision = "f32", correct = true): string {
   const sums = ["diff2", "norm2", "kl"], counts = ["agree", "correct"];
+  const stored = correct ? counts : ["agree"];
   const one = "r_f(1.0)";
   return /* wgsl */ `${probeInterface(precision).wgsl}
 
@@ -222,12 +226,10 @@ ${
       .join("\n")
   }
 ${
-    counts.map((s) =>
+    stored.map((s) =>
       `    out[o + ${PROBE_STATS[s as keyof typeof PROBE_STATS]}u] = r_f(w_${s}[0]);`
     ).join("\n")
   }
-    out[o + 6u] = R();
-    out[o + 7u] = R();
   }
 }`;
 }
@@ -243,8 +245,13 @@ export interface ProbeDistanceSpec {
   logits: TensorView;
   /** u32[rows], shared by all runs. */
   labels: GPUBuffer;
-  /** Per run {@link PROBE_STATS}.words reals (runStride >= 8); must not be the logits' buffer. */
+  /**
+   * Per run the {@link PROBE_TERMS} (without `correct` when `correct` is false); must not be the
+   * logits' buffer.
+   */
   out: TensorView;
+  /** Whether to store count(argmax_r == label) (default true). */
+  correct?: boolean;
 }
 
 /**
@@ -252,15 +259,15 @@ export interface ProbeDistanceSpec {
  * forms relL2 = sqrt(diff2/norm2), agree/rows, kl/rows, correct/rows (reference/metrics.ts).
  */
 export function probeDistanceKernel(gpu: Gpu, spec: ProbeDistanceSpec): Dispatch {
-  const { precision = "f32", runs, rows, classes, logits, labels, out } = spec;
+  const { precision = "f32", runs, rows, classes, logits, labels, out, correct = true } = spec;
   assertCounts("probe distance", { rows, classes });
   return probeInterface(precision).dispatch(gpu, {
-    code: probeDistanceWgsl(precision),
+    code: probeDistanceWgsl(precision, correct),
     dims: { rows, classes },
     views: {
       logits: { view: logits, length: rows * classes },
       labels: { view: { buffer: labels, offset: 0, runStride: 0 }, length: rows },
-      out: { view: out, length: PROBE_STATS.words },
+      out: { view: out, length: PROBE_STATS.words - (correct ? 0 : 1) },
     },
     runs,
     workgroups: [1, 1, runs],

@@ -11,8 +11,7 @@ import {
 } from "./gpu.ts";
 import { gpuTest, randomReals, stackedReals } from "./test_gpu.ts";
 import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
-import { perturbKernel, rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
-import { perturbSign } from "../reference/ops.ts";
+import { rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
 import type { Precision, Reals } from "./precision.ts";
 
 type Rng = ReturnType<typeof freshRng>;
@@ -200,76 +199,6 @@ gpuTest(
 );
 
 gpuTest(
-  "perturbKernel: p*(1 ± 2^-23) bit-exact with perturbSign's signs, others untouched",
-  async (gpu) => {
-    const rng = freshRng("perturb");
-    const u = 2 ** -23;
-    let plus = 0, total = 0;
-    for (const [runs, sEnd, size] of SHAPES) {
-      const off = 1, stride = size + 3;
-      const p = stacked(rng, runs, size, stride, off);
-      const buf = uploadBuffer(gpu, p);
-      const amp = runs === 1 ? [u] : [0, u, 0]; // run 1 is the control run A2
-      const seeds = amp.map(() => rng.nextU32()), steps = amp.map(() => rng.int(1 << 20));
-      const scalars = amp.map((perturb, r) => ({ perturb, seed: seeds[r], step: steps[r] }));
-      runDispatches(gpu, [
-        perturbKernel(gpu, {
-          runs,
-          sEnd,
-          params: view(buf, stride, off),
-          scalars: uploadScalars(gpu, "f32", scalars),
-        }),
-      ]);
-      const got = await readFloats(gpu, buf, p.length);
-      const want = p.slice();
-      for (let r = 0; r < runs; r++) {
-        if (amp[r] === 0) continue;
-        for (let i = 0; i < sEnd; i++) {
-          const k = off + r * stride + i;
-          const sign = perturbSign(seeds[r], steps[r], r, i);
-          // p, (1 ± 2^-23): 24-bit mantissas, so the double product is exact; fround rounds once
-          want[k] = Math.fround(p[k] * (1 + amp[r] * sign));
-          if (want[k] === p[k]) throw new Error("the perturbation must change every element");
-          // the GPU's sign, read back from which side of p the result landed
-          const gpuSign = (got[k] > p[k]) === (p[k] > 0) ? 1 : -1;
-          if (gpuSign !== sign) {
-            throw new Error(`sign of element ${i} of run ${r}: GPU and perturbSign disagree`);
-          }
-          if (sign === 1) plus++;
-          total++;
-        }
-      }
-      assertBits(got, want, `perturb R=${runs} sEnd=${sEnd}`);
-      buf.destroy();
-    }
-    // ~1.2M signs: the fraction of +1 has standard deviation 4.6e-4
-    const frac = plus / total;
-    console.error(`  ${total} signs, fraction +1 = ${frac.toFixed(5)}`);
-    if (Math.abs(frac - 0.5) > 0.003) throw new Error(`fraction of +1 signs ${frac}`);
-  },
-);
-
-Deno.test("perturbSign: streams of different steps, runs and seeds are uncorrelated", () => {
-  const n = 100000;
-  const agree = (f: (i: number) => number, g: (i: number) => number) => {
-    let same = 0;
-    for (let i = 0; i < n; i++) if (f(i) === g(i)) same++;
-    return same / n;
-  };
-  const base = (i: number) => perturbSign(7, 100, 1, i);
-  const others: [string, (i: number) => number][] = [
-    ["step+1", (i) => perturbSign(7, 101, 1, i)],
-    ["run+1", (i) => perturbSign(7, 100, 2, i)],
-    ["seed+1", (i) => perturbSign(8, 100, 1, i)],
-    ["index+1", (i) => perturbSign(7, 100, 1, i + 1)],
-  ];
-  for (const [what, g] of others) {
-    const a = agree(base, g); // std 0.0016
-    if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
-  }
-});
-
-gpuTest(
   "rescaleKernel in df64: p*s, buf/s exact for powers of two, within 1e-13 otherwise",
   async (gpu) => {
     const rng = freshRng("rescale df64");
@@ -352,43 +281,3 @@ gpuTest("rescaleStatsKernel in df64: mean*s and var*s^2, exact for a power of tw
     for (const b of [mBuf, vBuf, sBuf]) b.destroy();
   }
 });
-
-gpuTest(
-  "perturbKernel in df64: p*(1 + a*perturbSign) within 1e-13, amplitude 0 untouched",
-  async (gpu) => {
-    const rng = freshRng("perturb df64");
-    const precision = "df64";
-    // 2^-23 as in the trainer, and an amplitude with a lo part
-    const amp = [0, 2 ** -23, randomReals(rng, precision, 1, 1e-3, 0.1)[0]];
-    const runs = amp.length;
-    for (const [sEnd, size] of [[1, 3], [777, 1000], [20000, 20003]]) {
-      const off = 1, stride = size + 3;
-      const p = stackedReals(rng, "df64", runs, size, stride, off, -2, 2);
-      const buf = uploadReals(gpu, precision, p);
-      const seeds = amp.map(() => rng.nextU32()), steps = amp.map(() => rng.int(1 << 20));
-      const scalars = amp.map((perturb, r) => ({ perturb, seed: seeds[r], step: steps[r] }));
-      const bufS = uploadScalars(gpu, precision, scalars);
-      runDispatches(gpu, [
-        perturbKernel(gpu, {
-          precision,
-          runs,
-          sEnd,
-          params: view(buf, stride, off),
-          scalars: bufS,
-        }),
-      ]);
-      const want = p.slice();
-      for (let r = 1; r < runs; r++) {
-        for (let i = 0; i < sEnd; i++) {
-          want[off + r * stride + i] *= 1 + amp[r] * perturbSign(seeds[r], steps[r], r, i);
-        }
-      }
-      // a wrong sign is off by 2a >= 2^-22 relative: far outside the tolerance
-      const got = await readReals(gpu, precision, buf, p.length);
-      const starts = [1, 2].map((r) => off + r * stride);
-      assertOnS(got, want, starts, sEnd, [DF64_RTOL, DF64_RTOL], `perturb sEnd=${sEnd}`);
-      buf.destroy();
-      bufS.destroy();
-    }
-  },
-);

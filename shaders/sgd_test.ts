@@ -12,20 +12,19 @@ import {
   view,
 } from "./gpu.ts";
 import { gpuTest, randomReals, stackedReals } from "./test_gpu.ts";
-import { sgdStep } from "../reference/ops.ts";
+import { dot, normalizedDistance, perturbSign, sgdStep } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
 import { encodeReals, type Precision, type Reals } from "./precision.ts";
-import { sgdKernel } from "./sgd.ts";
+import { OPTIMIZER_TERMS, type OptimizerTerm, sgdKernel } from "./sgd.ts";
+import { CHUNK } from "./sums.ts";
+import { angleFromSums } from "../core/angles.ts";
 
-/** The fields SGD does not read: NaN, so reading one would show. */
-const UNREAD = { eps: NaN, rescale: NaN, perturb: NaN, epsNext: NaN, seed: 0, step: 0 };
+/** The fields the optimizer does not read: NaN, so reading one would show. */
+const UNREAD = { eps: NaN, rescale: NaN, epsNext: NaN };
 
-/**
- * One step's RunScalars of run r, exact in `precision`; run 0 has no shrink on O, run 1 no
- * momentum.
- */
-function randomScalars(rng: Rng, precision: Precision, r: number): RunScalarValues {
+/** Random RunScalars of one step, exact in `precision`, the same for every run. */
+function randomScalars(rng: Rng, precision: Precision): Omit<RunScalarValues, "perturb"> {
   const real = (lo: number, hi: number) => randomReals(rng, precision, 1, lo, hi)[0];
   return {
     ...UNREAD,
@@ -34,189 +33,274 @@ function randomScalars(rng: Rng, precision: Precision, r: number): RunScalarValu
     shrinkS: real(0, 0.02),
     lrO: real(0.01, 0.5),
     wdO: real(0, 0.05),
-    shrinkO: r === 0 ? 0 : real(0, 0.02),
-    momentum: r === 1 ? 0 : real(0.5, 0.95),
+    shrinkO: real(0, 0.02),
+    momentum: real(0.5, 0.95),
+    seed: rng.nextU32(),
+    step: rng.int(1 << 20),
   };
 }
 
-/** A storage buffer for the RunScalars of `runs`. */
-function scalarsBuffer(gpu: Gpu, precision: Precision, runs: number): GPUBuffer {
-  return storageBuffer(gpu, runs, "scalars", runScalarsBytes(precision));
+/**
+ * One case: the S tensors, the O elements after them, each run's perturbation amplitude, and
+ * whether the runs' norm ratios to A are given as predictions (else the angle scales by each
+ * run's own norm).
+ */
+interface Case {
+  segments: number[];
+  oSize: number;
+  perturb: number[];
+  predicted?: boolean;
 }
 
-/** Tolerances of the GPU's params and bufs against the float64 reference. */
-interface Tolerance {
-  rtol: number;
-  atol: number;
-}
+/** Tolerances against the float64 reference: the update, the sums, the angles' |â - b̂|². */
+const TOLERANCE = {
+  // f32: a few roundings per step over 3 steps, |p|, |buf| <= ~5; sums ~40 additions deep.
+  f32: { update: 2e-6, sum: 5e-7, distance: (_d: number) => [2e-3, 1e-13] },
+  // df64: ~12 df64 operations per element (~1e-14 each); distances as the unit vectors allow.
+  df64: {
+    update: 1e-13,
+    sum: 1e-12,
+    distance: (d: number) => [1e-11, 2e-13 * Math.sqrt(d) + 1e-26],
+  },
+} as const;
 
 /**
- * Three SGD steps of fresh random grads and scalars on every [runs, size, sEnd] of `shapes`,
- * against the float64 `sgdStep`; with `previous`, the previous slot must hold S's weights the
- * GPU had before the last step, bit for bit, and nothing else.
+ * Three optimizer steps of `c` on the GPU (the last one with the monitor's sums) against the
+ * float64 `sgdStep` and perturbation. Run 1 is 3 × run 0 with 1e-4 noise and run 2 exactly
+ * 4 × run 0 (inputs and gradients), all runs sharing the step's scalars, so the angles to A are
+ * ~1e-4 and 0; the sums are checked against float64 sums of the GPU's own weights.
  */
-async function checkSteps(
-  gpu: Gpu,
-  precision: Precision,
-  shapes: number[][],
-  previous: boolean,
-  tol: Tolerance,
-): Promise<void> {
-  const rng = freshRng(`sgd ${precision}${previous ? " previous" : ""}`);
-  const steps = 3;
-  for (const [runs, size, sEnd] of shapes) {
-    const off = 2, stride = size + 3; // NaN gaps around every run catch stray writes
-    const stacked = () => stackedReals(rng, precision, runs, size, stride, off);
-    const p = stacked(), buf = stacked();
-    const bufP = uploadReals(gpu, precision, p), bufM = uploadReals(gpu, precision, buf);
-    const bufG = realBuffer(gpu, precision, p.length);
-    const bufS = scalarsBuffer(gpu, precision, runs);
-    const prevStride = sEnd + 1, bufPrev = realBuffer(gpu, precision, runs * prevStride + 1);
-    poison(gpu, bufPrev);
-    const dispatch = sgdKernel(gpu, {
-      precision,
-      runs,
-      size,
-      sEnd,
-      params: view(bufP, stride, off),
-      grads: view(bufG, stride, off),
-      bufs: view(bufM, stride, off),
-      scalars: bufS,
-      previous: previous ? view(bufPrev, prevStride, 1) : undefined,
+async function checkCase(gpu: Gpu, rng: Rng, precision: "f32" | "df64", c: Case): Promise<void> {
+  const runs = c.perturb.length, S = c.segments.reduce((a, b) => a + b, 0), L = c.segments.length;
+  const size = S + c.oSize, off = 2, stride = size + 3; // NaN gaps catch stray writes
+  const tol = TOLERANCE[precision];
+  const like = (a: Float64Array) => {
+    for (let r = 1; r < runs; r++) {
+      for (let i = 0; i < size; i++) {
+        const x = a[off + i], k = off + r * stride + i;
+        a[k] = r === 2 ? 4 * x : 3 * x * (1 + 1e-4 * rng.uniform(-1, 1));
+      }
+    }
+    return Float64Array.from(a, (x) => precision === "f32" ? Math.fround(x) : x);
+  };
+  const stacked = () => like(stackedReals(rng, precision, runs, size, stride, off));
+  const p = stacked(), buf = stacked();
+  const [P, B, G] = [p, buf, p].map((a) => uploadReals(gpu, precision, a));
+  const scalars = storageBuffer(gpu, runs, "scalars", runScalarsBytes(precision));
+  const sNorms = realBuffer(gpu, precision, runs * L), M = OPTIMIZER_TERMS.length + L + 1;
+  const record = realBuffer(gpu, precision, runs * M);
+  poison(gpu, record);
+  const spec = {
+    precision,
+    runs,
+    size,
+    segments: c.segments,
+    params: view(P, stride, off),
+    grads: view(G, stride, off),
+    bufs: view(B, stride, off),
+    scalars,
+    sNorms: view(sNorms, L),
+  };
+  const norms = sgdKernel(gpu, spec);
+  const monitor = sgdKernel(gpu, {
+    ...spec,
+    monitor: { totals: view(record, M), layerNorm2Before: view(record, M, OPTIMIZER_TERMS.length) },
+  });
+  const slice = <T extends Reals>(a: T, r: number) =>
+    a.subarray(off + r * stride, off + r * stride + size) as T;
+  const refP = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(p, r)));
+  const refB = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(buf, r)));
+  let before: Reals = p, grads: Float64Array = p;
+  for (let step = 0; step < 3; step++) {
+    grads = stacked();
+    const s = randomScalars(rng, precision);
+    const cPred = c.predicted ? [1, 3, 4] : [];
+    const records = c.perturb.map((perturb, r) => ({ ...s, perturb, cPred: cPred[r] }));
+    gpu.device.queue.writeBuffer(scalars, 0, packRunScalars(precision, records));
+    gpu.device.queue.writeBuffer(G, 0, encodeReals(precision, grads));
+    if (step === 2) before = await readReals(gpu, precision, P, p.length);
+    runDispatches(gpu, step === 2 ? monitor : norms);
+    records.forEach((s, r) => {
+      const g = slice(grads, r), m = s.momentum;
+      const [pS, gS, bS] = [refP[r], g, refB[r]].map((a) => a.subarray(0, S));
+      const [pO, gO, bO] = [refP[r], g, refB[r]].map((a) => a.subarray(S));
+      sgdStep(pS, gS, bS, { lr: s.lrS, wd: s.wdS, shrink: s.shrinkS, momentum: m });
+      sgdStep(pO, gO, bO, { lr: s.lrO, wd: s.wdO, shrink: s.shrinkO, momentum: m });
+      if (s.perturb === 0) return;
+      for (let i = 0; i < S; i++) pS[i] *= 1 + s.perturb * perturbSign(s.seed, s.step, r, i);
     });
-    const slice = (a: Reals, r: number) => a.subarray(off + r * stride, off + r * stride + size);
-    const refP = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(p, r)));
-    const refB = Array.from({ length: runs }, (_, r) => Float64Array.from(slice(buf, r)));
-    let before: Reals = p;
-    for (let step = 0; step < steps; step++) {
-      const grads = stacked();
-      const records = Array.from({ length: runs }, (_, r) => randomScalars(rng, precision, r));
-      // queue writes are ordered with submits, as in the trainer
-      gpu.device.queue.writeBuffer(bufS, 0, packRunScalars(precision, records));
-      gpu.device.queue.writeBuffer(bufG, 0, encodeReals(precision, grads));
-      if (previous && step === steps - 1) before = await readReals(gpu, precision, bufP, p.length);
-      runDispatches(gpu, [dispatch]);
-      records.forEach((s, r) => {
-        const g = grads.subarray(off + r * stride, off + r * stride + size), m = s.momentum;
-        const [pS, gS, bS] = [refP[r], g, refB[r]].map((a) => a.subarray(0, sEnd));
-        const [pO, gO, bO] = [refP[r], g, refB[r]].map((a) => a.subarray(sEnd));
-        sgdStep(pS, gS, bS, { lr: s.lrS, wd: s.wdS, shrink: s.shrinkS, momentum: m });
-        sgdStep(pO, gO, bO, { lr: s.lrO, wd: s.wdO, shrink: s.shrinkO, momentum: m });
-      });
+  }
+  const gotP = await readReals(gpu, precision, P, p.length);
+  const gotB = await readReals(gpu, precision, B, p.length);
+  const what = `${precision} R=${runs} S=${c.segments} O=${c.oSize}`;
+  for (let r = 0; r < runs; r++) {
+    assertClose(slice(gotP, r), refP[r], tol.update, tol.update, `${what} run ${r} params`);
+    assertClose(slice(gotB, r), refB[r], tol.update, tol.update, `${what} run ${r} bufs`);
+  }
+  for (let k = 0; k < p.length; k++) {
+    const inRun = k >= off && (k - off) % stride < size;
+    if (!inRun && !(Number.isNaN(gotP[k]) && Number.isNaN(gotB[k]))) {
+      throw new Error(`${what}: the optimizer wrote outside the runs at element ${k}`);
     }
-    const gotP = await readReals(gpu, precision, bufP, p.length);
-    const gotB = await readReals(gpu, precision, bufM, p.length);
-    for (let r = 0; r < runs; r++) {
-      const what = `${precision} R=${runs} size=${size} sEnd=${sEnd} run ${r}`;
-      assertClose(slice(gotP, r), refP[r], tol.rtol, tol.atol, `${what} params`);
-      assertClose(slice(gotB, r), refB[r], tol.rtol, tol.atol, `${what} bufs`);
-    }
-    for (let k = 0; k < p.length; k++) {
-      const inRun = k >= off && (k - off) % stride < size;
-      if (!inRun && !(Number.isNaN(gotP[k]) && Number.isNaN(gotB[k]))) {
-        throw new Error(`sgd wrote outside the runs at element ${k}`);
-      }
-    }
-    if (previous) {
-      const got = await readReals(gpu, precision, bufPrev, runs * prevStride + 1);
-      for (let k = 0; k < got.length; k++) {
-        const r = Math.floor((k - 1) / prevStride), i = (k - 1) % prevStride;
-        const want = k >= 1 && i < sEnd ? before[off + r * stride + i] : NaN;
-        if (!Object.is(got[k], want)) {
-          throw new Error(`R=${runs} size=${size}: previous[${k}] = ${got[k]}, want ${want}`);
-        }
-      }
-    }
-    for (const b of [bufP, bufM, bufG, bufS, bufPrev]) b.destroy();
+  }
+  const sums = await readReals(gpu, precision, record);
+  const layers = await readReals(gpu, precision, sNorms);
+  checkSums(precision, c, sums, layers, {
+    before: (r) => slice(before, r).subarray(0, S),
+    after: (r) => slice(gotP, r).subarray(0, S),
+    grads: (r) => slice(grads, r).subarray(0, S),
+  }, what);
+}
+
+/** The monitor's sums of the last step against float64 sums of the GPU's own vectors. */
+function checkSums(
+  precision: "f32" | "df64",
+  c: Case,
+  got: Reals,
+  layers: Reals,
+  v: Record<"before" | "after" | "grads", (r: number) => Reals>,
+  what: string,
+): void {
+  const tol = TOLERANCE[precision], runs = c.perturb.length, L = c.segments.length;
+  const M = OPTIMIZER_TERMS.length + L + 1;
+  const at = (r: number, t: OptimizerTerm) => got[r * M + OPTIMIZER_TERMS.indexOf(t)];
+  const abs = (a: Reals) => a.map(Math.abs);
+  for (let r = 0; r < runs; r++) {
+    const [w0, w1, g] = [v.before(r), v.after(r), v.grads(r)];
+    const close = (x: number, want: number, scale: number, s: string) =>
+      assertClose([x], [want], 0, tol.sum * scale, `${what} run ${r} ${s}`);
+    close(at(r, "norm2_before"), dot(w0, w0), dot(w0, w0), "|w_t|²");
+    close(at(r, "grad_dot_w"), dot(g, w0), dot(abs(g), abs(w0)), "<g, w_t>");
+    close(at(r, "grad_norm2"), dot(g, g), dot(g, g), "|g|²");
+    close(at(r, "norm2"), dot(w1, w1), dot(w1, w1), "|w_t+1|²");
+    const distance = (sumsAngle: number, ref: number, s: string) => {
+      const [rtol, atol] = tol.distance(ref);
+      const d2 = (2 * Math.sin(sumsAngle / 2)) ** 2;
+      assertClose([d2], [ref], rtol, atol, `${what} run ${r} ${s}`);
+    };
+    const update = angleFromSums(
+      at(r, "prev_diff2"),
+      at(r, "prev_diff_sum"),
+      at(r, "norm2"),
+      at(r, "norm2_before"),
+    );
+    distance(update, normalizedDistance(w1, w0), "|ŵ_t+1 - ŵ_t|²");
+    const toA = angleFromSums(
+      at(r, "a_diff2"),
+      at(r, "a_diff_sum"),
+      at(0, "scaled_norm2"),
+      at(r, "scaled_norm2"),
+    );
+    distance(toA, normalizedDistance(v.after(0), w1), "|ŵ_A - ŵ|²");
+    let start = 0;
+    c.segments.forEach((len, l) => {
+      const [b, a] = [w0, w1].map((x) => x.subarray(start, start + len));
+      close(got[r * M + OPTIMIZER_TERMS.length + l], dot(b, b), dot(b, b), `layer ${l} before`);
+      close(layers[r * L + l], dot(a, a), dot(a, a), `layer ${l} after`);
+      start += len;
+    });
+    if (!Number.isNaN(got[r * M + M - 1])) throw new Error(`${what}: wrote past run ${r}'s sums`);
   }
 }
 
 gpuTest(
-  "sgdKernel: 3 steps, per-run per-group lr/wd/shrink/momentum, vs float64 sgdStep",
-  // [runs, size, sEnd]; the last two exceed the 64 workgroups of 256, so the grid-stride loop
-  // runs. |p|, |buf| <= ~5 after 3 steps; f32 rounding of a few operations per step.
-  (gpu) =>
-    checkSteps(
-      gpu,
-      "f32",
-      [[1, 1, 0], [3, 7, 3], [3, 1000, 777], [3, 70001, 50003], [1, 1100001, 1100001]],
-      false,
-      { rtol: 2e-6, atol: 2e-6 },
-    ),
-);
-
-// df64: ~12 operations per element over 3 steps, each within ~1e-14 of its result (df64.ts).
-// keep·p - lr·buf and grad + wd·p may cancel, so the earlier steps' errors, relative to |p|,
-// |buf| <= ~3, stay as absolute errors on results near 0 (relative errors up to 1e-9 seen there):
-// atol. Measured worst |error| 2.2e-14 (1.2e-14 of the run's largest |p|) in 6 runs.
-// The grid-stride loop runs on the last shape.
-const DF64_SHAPES = [[1, 1, 0], [3, 7, 3], [3, 1000, 777], [2, 20000, 12345]];
-const DF64_TOLERANCE = { rtol: 1e-13, atol: 1e-13 };
-
-gpuTest(
-  "sgdKernel in df64: 3 steps vs float64 sgdStep",
-  (gpu) => checkSteps(gpu, "df64", DF64_SHAPES, false, DF64_TOLERANCE),
-);
-
-gpuTest(
-  "sgdKernel in df64 with previous: 3 steps vs float64 sgdStep, S's weights before the last step",
-  (gpu) => checkSteps(gpu, "df64", DF64_SHAPES, true, DF64_TOLERANCE),
-);
-
-gpuTest(
-  "sgdKernel with previous: stores S's weights before the step, nothing else; the step is unchanged",
+  "optimizer (f32): 3 steps vs float64 sgdStep and perturbation; the monitor's sums and angles vs float64 sums of the GPU's weights",
   async (gpu) => {
-    const rng = freshRng("sgd previous");
-    const precision = "f32";
-    for (const [runs, size, sEnd] of [[1, 5, 5], [3, 1000, 777], [3, 70001, 50003]]) {
-      const off = 2, stride = size + 3;
-      const stacked = () => stackedReals(rng, precision, runs, size, stride, off);
-      const p = stacked(), buf = stacked(), grads = stacked();
-      const records = Array.from({ length: runs }, () => ({
-        ...UNREAD,
-        lrS: 0.1,
-        lrO: 0.1,
-        wdS: 5e-4,
-        wdO: 5e-4,
-        shrinkS: 0,
-        shrinkO: 0,
-        momentum: 0.9,
-      }));
-      const prevStride = sEnd + 1;
-      const run = async (previous: boolean) => {
-        const bufP = uploadReals(gpu, precision, p), bufM = uploadReals(gpu, precision, buf);
-        const bufPrev = realBuffer(gpu, precision, runs * prevStride + 1);
-        poison(gpu, bufPrev);
-        const bufS = scalarsBuffer(gpu, precision, runs);
-        gpu.device.queue.writeBuffer(bufS, 0, packRunScalars(precision, records));
-        runDispatches(gpu, [sgdKernel(gpu, {
-          runs,
-          size,
-          sEnd,
-          params: view(bufP, stride, off),
-          grads: view(uploadReals(gpu, precision, grads), stride, off),
-          bufs: view(bufM, stride, off),
-          scalars: bufS,
-          previous: previous ? view(bufPrev, prevStride, 1) : undefined,
-        })]);
-        return {
-          params: await readReals(gpu, precision, bufP, p.length),
-          previous: await readReals(gpu, precision, bufPrev, runs * prevStride + 1),
-        };
-      };
-      const plain = await run(false), saving = await run(true);
-      if (saving.params.some((v, i) => !Object.is(v, plain.params[i]))) {
-        throw new Error("storing the previous weights changed the step");
-      }
-      for (let k = 0; k < saving.previous.length; k++) {
-        const r = Math.floor((k - 1) / prevStride), i = (k - 1) % prevStride;
-        const want = k >= 1 && i < sEnd ? p[off + r * stride + i] : NaN;
-        if (!Object.is(saving.previous[k], want)) {
-          throw new Error(
-            `R=${runs} size=${size}: previous[${k}] = ${saving.previous[k]}, want ${want}`,
-          );
-        }
-      }
-    }
+    const rng = freshRng("optimizer f32");
+    const u = 2 ** -23;
+    // Tensors off the chunk and workgroup sizes, one of several chunks; O of none to several.
+    const cases: Case[] = [
+      { segments: [7], oSize: 0, perturb: [0] },
+      { segments: [5000, 37], oSize: 13, perturb: [0, 0, u], predicted: true },
+      { segments: [3 * CHUNK + 11, 300], oSize: CHUNK + 5, perturb: [0, u, 0] },
+    ];
+    for (const c of cases) await checkCase(gpu, rng, "f32", c);
   },
 );
+
+gpuTest("optimizer (df64): 3 steps, sums and angles to 1e-12", async (gpu) => {
+  const rng = freshRng("optimizer df64");
+  const cases: Case[] = [
+    { segments: [7], oSize: 3, perturb: [0] },
+    { segments: [5000, 37, CHUNK + 11], oSize: 20, perturb: [0, 0, 0.0123456789] },
+    { segments: [300, 2 * CHUNK], oSize: 0, perturb: [0, 0, 0], predicted: true },
+  ];
+  for (const c of cases) await checkCase(gpu, rng, "df64", c);
+});
+
+gpuTest(
+  "optimizer: A2's perturbation is p*(1 ± 2^-23) bit for bit with perturbSign's signs, on S only; both variants update alike",
+  async (gpu) => {
+    const rng = freshRng("optimizer perturbation");
+    const precision = "f32",
+      u = 2 ** -23,
+      segments = [3000, 2 * CHUNK + 1],
+      S = 3000 + 2 * CHUNK + 1;
+    const size = S + 500, runs = 2;
+    const twin = (a: Float64Array) => Float64Array.from([...a, ...a]);
+    const one = () => randomReals(rng, precision, size);
+    const p = twin(one()), buf = twin(one()), g = twin(one());
+    const s = { ...randomScalars(rng, precision) };
+    const records = [{ ...s, perturb: 0 }, { ...s, perturb: u }];
+    const run = async (monitor: boolean) => {
+      const [P, B, G] = [p, buf, g].map((a) => uploadReals(gpu, precision, a));
+      const scalars = storageBuffer(gpu, runs, "scalars", runScalarsBytes(precision));
+      gpu.device.queue.writeBuffer(scalars, 0, packRunScalars(precision, records));
+      const record = realBuffer(gpu, precision, runs * 16);
+      runDispatches(
+        gpu,
+        sgdKernel(gpu, {
+          precision,
+          runs,
+          size,
+          segments,
+          params: view(P, size),
+          grads: view(G, size),
+          bufs: view(B, size),
+          scalars,
+          sNorms: view(realBuffer(gpu, precision, runs * 2), 2),
+          monitor: monitor
+            ? { totals: view(record, 16), layerNorm2Before: view(record, 16, 12) }
+            : undefined,
+        }),
+      );
+      return await readReals(gpu, precision, P, p.length);
+    };
+    const got = await run(false), metered = await run(true);
+    if (got.some((x, i) => !Object.is(x, metered[i]))) {
+      throw new Error("the monitor variant's update differs from the norms variant's");
+    }
+    let plus = 0;
+    for (let i = 0; i < size; i++) {
+      const a = got[i], sign = perturbSign(s.seed, s.step, 1, i);
+      // Both factors have 24-bit mantissas, so the double product is exact; fround rounds once.
+      const want = i < S ? Math.fround(a * (1 + u * sign)) : a;
+      if (!Object.is(got[size + i], want)) {
+        throw new Error(`element ${i}: run 1 holds ${got[size + i]}, expected ${want}`);
+      }
+      if (i < S && sign === 1) plus++;
+    }
+    // ~36k signs: the fraction of +1 has standard deviation 2.6e-3.
+    if (Math.abs(plus / S - 0.5) > 0.015) throw new Error(`fraction of +1 signs ${plus / S}`);
+  },
+);
+
+Deno.test("perturbSign: streams of different steps, runs and seeds are uncorrelated", () => {
+  const n = 100000;
+  const agree = (f: (i: number) => number, g: (i: number) => number) => {
+    let same = 0;
+    for (let i = 0; i < n; i++) if (f(i) === g(i)) same++;
+    return same / n;
+  };
+  const base = (i: number) => perturbSign(7, 100, 1, i);
+  const others: [string, (i: number) => number][] = [
+    ["step+1", (i) => perturbSign(7, 101, 1, i)],
+    ["run+1", (i) => perturbSign(7, 100, 2, i)],
+    ["seed+1", (i) => perturbSign(8, 100, 1, i)],
+    ["index+1", (i) => perturbSign(7, 100, 1, i + 1)],
+  ];
+  for (const [what, g] of others) {
+    const a = agree(base, g); // std 0.0016
+    if (Math.abs(a - 0.5) > 0.01) throw new Error(`perturbSign vs ${what}: agreement ${a}`);
+  }
+});

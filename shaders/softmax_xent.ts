@@ -27,6 +27,9 @@ import { assertCounts, KernelInterface } from "./binding.ts";
 import type { Dispatch, Gpu, TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
 
+/** The per-run stats the kernel writes, in order: the mean loss, the count of correct rows. */
+export const LOSS_TERMS = ["loss", "correct"] as const;
+
 const WORKGROUP = 256;
 
 const rw = (name: string) => ({ name, access: "read_write" as const });

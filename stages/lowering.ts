@@ -8,7 +8,7 @@
  */
 
 import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
-import { nodeParams, shapeSize } from "../core/graph.ts";
+import { convGeometry, nodeMatrix, nodeParams, poolGeometry, shapeSize } from "../core/graph.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { matmulKernel } from "../shaders/matmul.ts";
@@ -17,11 +17,9 @@ import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
 import { softmaxCrossEntropyKernel } from "../shaders/softmax_xent.ts";
 import { columnSumKernel } from "../shaders/reduce.ts";
 import { addKernel } from "../shaders/add.ts";
-import {
-  conv2dBackwardInputKernel,
-  conv2dBackwardWeightKernel,
-  conv2dForwardKernel,
-} from "../shaders/conv2d.ts";
+import { conv2dForwardKernel } from "../shaders/conv2d_forward.ts";
+import { conv2dBackwardInputKernel } from "../shaders/conv2d_backward_input.ts";
+import { conv2dBackwardWeightKernel } from "../shaders/conv2d_backward_weight.ts";
 import {
   globalAvgPoolBackwardKernel,
   globalAvgPoolForwardKernel,
@@ -81,6 +79,8 @@ interface Lowering {
   needsGrad(id: number): boolean;
   /** Per-node tensors the forward saves for the backward. */
   saved: Map<number, Record<string, TensorView>>;
+  /** BatchNorm nodes whose kernels apply the ReLU that consumes them ({@link reluFusions}). */
+  reluFused: Set<number>;
 }
 
 /** The forward and backward of one op. `dx(k)` is where input k's gradient is written. */
@@ -101,33 +101,11 @@ const runView = (buffer: GPUBuffer, runStride: number, offset = 0): TensorView =
   runStride,
 });
 
-/** Rows and features of a node's output as a matrix over its last dimension. */
-function matrix(node: Node, rows: number): { rows: number; features: number } {
-  const features = node.shape[node.shape.length - 1];
-  return { rows: (rows * shapeSize(node.shape)) / features, features };
-}
-
-/** The convolution shape of a conv node at `rows` examples. */
-function convShape(node: Node, l: Lowering) {
-  const op = node.op as Extract<Node["op"], { kind: "conv" }>;
-  const [h, w, cin] = l.b.layout.graph.nodes[node.inputs[0]].shape;
-  return {
-    n: l.rows,
-    h,
-    w,
-    cin,
-    cout: op.outputs,
-    k: op.kernel,
-    stride: op.stride,
-    pad: op.pad,
-  };
-}
-
-/** Runs, batch and input image shape of a pooling node. */
-function poolShape(node: Node, l: Lowering) {
-  const [h, w, c] = l.b.layout.graph.nodes[node.inputs[0]].shape;
-  return { runs: l.b.runs, n: l.rows, h, w, c };
-}
+/** Runs, batch and input image shape of a pooling node, as the pooling kernels take them. */
+const poolShape = (node: Node, l: Lowering) => ({
+  runs: l.b.runs,
+  ...poolGeometry(l.b.layout.graph, node, l.rows),
+});
 
 const OPS: Partial<Record<OpKind, GpuOp>> = {
   linear: {
@@ -192,7 +170,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       return [conv2dForwardKernel(l.gpu, {
         precision: l.b.precision,
         runs: l.b.runs,
-        shape: convShape(node, l),
+        shape: convGeometry(l.b.layout.graph, node, l.rows),
         x: l.act(node.inputs[0]),
         w: l.param(weight!),
         y: l.act(node.id),
@@ -200,7 +178,8 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
     },
     backward(node, l, dOut, dx) {
       const { weight } = nodeParams(l.b.layout, node.id);
-      const shape = convShape(node, l), input = node.inputs[0], runs = l.b.runs;
+      const shape = convGeometry(l.b.layout.graph, node, l.rows);
+      const input = node.inputs[0], runs = l.b.runs;
       return [
         conv2dBackwardWeightKernel(l.gpu, {
           precision: l.b.precision,
@@ -228,7 +207,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const { layout, runs } = l.b;
       const { gamma, beta } = nodeParams(layout, node.id);
       const bn = layout.batchNorms.find((s) => s.node === node.id)!;
-      const { rows, features } = matrix(node, l.rows);
+      const { rows, features } = nodeMatrix(node, l.rows);
       const train = l.mode === "train";
       const save = train
         ? {
@@ -237,7 +216,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
         }
         : undefined;
       if (save) l.saved.set(node.id, save);
-      return [batchNormForwardKernel(l.gpu, {
+      return batchNormForwardKernel(l.gpu, {
         precision: l.b.precision,
         runs,
         rows,
@@ -245,6 +224,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
         mode: l.mode === "eval" ? "eval" : "train",
         x: l.act(node.inputs[0]),
         y: l.act(node.id),
+        relu: l.reluFused.has(node.id),
         xhat: save?.xhat,
         invStd: save?.invStd,
         gamma: gamma && l.param(gamma),
@@ -258,13 +238,13 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
           unit: bn.unit !== undefined ? l.b.unitNorm2?.(bn.unit) : undefined,
           update: train,
         },
-      })];
+      });
     },
     backward(node, l, dOut, dx) {
       const { gamma, beta } = nodeParams(l.b.layout, node.id);
-      const { rows, features } = matrix(node, l.rows);
+      const { rows, features } = nodeMatrix(node, l.rows);
       const save = l.saved.get(node.id)!;
-      return [batchNormBackwardKernel(l.gpu, {
+      return batchNormBackwardKernel(l.gpu, {
         precision: l.b.precision,
         runs: l.b.runs,
         rows,
@@ -273,10 +253,12 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
         xhat: save.xhat,
         invStd: save.invStd,
         gamma: gamma && l.param(gamma),
+        // Fused: dOut is the ReLU output's gradient, masked by that output (this node's act).
+        y: l.reluFused.has(node.id) ? l.act(node.id) : undefined,
         dx: dx(0),
         dgamma: gamma && l.grad(gamma),
         dbeta: beta && l.grad(beta),
-      })];
+      });
     },
   },
   relu: {
@@ -356,6 +338,24 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
 };
 
+/**
+ * BatchNorm nodes whose only consumer is a ReLU: their kernels apply it (the forward writes
+ * relu(y), the backward masks dy by that output), saving the ReLU's two passes over memory; the
+ * ReLU node then records nothing and shares the BatchNorm's output and gradient.
+ */
+function reluFusions(nodes: readonly Node[]): Set<number> {
+  const consumers = new Map<number, Node[]>();
+  for (const n of nodes) {
+    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  return new Set(
+    nodes.filter((n) => {
+      const c = consumers.get(n.id);
+      return n.op.kind === "batchnorm" && c?.length === 1 && c[0].op.kind === "relu";
+    }).map((n) => n.id),
+  );
+}
+
 function op(kind: OpKind): GpuOp {
   const o = OPS[kind];
   if (!o) throw new Error(`no GPU lowering for ${kind}`);
@@ -386,13 +386,19 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
     grad: (t) => runView(b.grads, layout.size, t.offset),
     needsGrad: (id) => nodes[id].op.kind !== "input",
     saved: new Map(),
+    reluFused: reluFusions(nodes),
   };
+  const fusedRelu = (node: Node) => node.op.kind === "relu" && l.reluFused.has(node.inputs[0]);
   const train = mode === "train";
   const last = train ? layout.graph.loss : layout.graph.logits;
   const forward: Dispatch[] = [];
   for (const node of nodes.slice(0, last + 1)) {
     if (node.op.kind === "input") {
       acts.set(node.id, runView(b.input, 0));
+      continue;
+    }
+    if (fusedRelu(node)) {
+      acts.set(node.id, acts.get(node.inputs[0])!); // written by its BatchNorm's kernels
       continue;
     }
     if (node.op.kind === "softmax_xent") {
@@ -439,7 +445,9 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
       if (grads.has(id)) accumulate(id, view);
       else grads.set(id, { view, owned: false });
     };
-    backward.push(...op(node.op.kind).backward(node, l, dOut, dx, pass), ...after);
+    if (fusedRelu(node)) pass(0, dOut); // its backward runs in its BatchNorm's
+    else backward.push(...op(node.op.kind).backward(node, l, dOut, dx, pass));
+    backward.push(...after);
   }
   return { rows, forward, backward, logits };
 }

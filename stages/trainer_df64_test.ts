@@ -11,7 +11,6 @@
 
 import { gpuTest } from "../shaders/test_gpu.ts";
 import { probeDistance } from "../reference/metrics.ts";
-import { PROBE_STATS } from "../shaders/probe_distance.ts";
 import type { Reals } from "../shaders/precision.ts";
 import { CONV_MODELS, MLP, modelTested, setupTrainers } from "./test_trainers.ts";
 
@@ -56,7 +55,6 @@ for (const model of [MLP, ...CONV_MODELS]) {
         precision: "df64",
       });
       const classes = layout.classes, runs = 3, probeRows = probe.rows, rows = model.rows;
-      const L = trainer.metrics;
       let worstLoss = 0, worstProb = 0, worstAB = 0;
       for (let t = 0; t < STEPS; t++) {
         const { x, y } = batch();
@@ -68,13 +66,13 @@ for (const model of [MLP, ...CONV_MODELS]) {
         });
         const r64 = ref.step(x, y, rows);
         if (!metered) continue;
-        const m = await metrics!;
+        const m = trainer.record.reader(await metrics!);
         for (let r = 0; r < runs; r++) {
-          const loss = m[r * L.words + L.loss];
+          const loss = m(r, "loss");
           worstLoss = Math.max(worstLoss, relErr(loss, r64.loss[r]));
-          if (m[r * L.words + L.correct] !== r64.correct[r]) {
+          if (m(r, "correct") !== r64.correct[r]) {
             throw new Error(
-              `step ${t} run ${r}: ${m[r * L.words + L.correct]} correct, ` +
+              `step ${t} run ${r}: ${m(r, "correct")} correct, ` +
                 `reference ${r64.correct[r]}`,
             );
           }
@@ -83,10 +81,7 @@ for (const model of [MLP, ...CONV_MODELS]) {
           const logits = ref.probeLogits(probe.x, probeRows, mode);
           for (let r = 1; r < runs; r++) {
             const d = probeDistance(logits[0], logits[r], probe.y, probeRows, classes);
-            const got = m[
-              r * L.words + (mode === "train" ? L.probe : L.evalProbe) +
-              PROBE_STATS.maxProb
-            ];
+            const got = m(r, `${mode === "train" ? "probe" : "eval"}.maxprob`);
             // A–A2 distances are O(1e-7..1): relative; A–B is rounding-level: absolute.
             worstProb = Math.max(worstProb, Math.abs(got - d.maxProb) / Math.max(d.maxProb, 1e-6));
             if (r === 1) worstAB = Math.max(worstAB, got);

@@ -5,7 +5,7 @@
  * statistics over 20 steps, and the probe metrics the monitor reads.
  */
 
-import type { Gpu } from "../shaders/gpu.ts";
+import { type Gpu, poison } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { gpuTest } from "../shaders/test_gpu.ts";
 import { GpuTrainer } from "./trainer.ts";
@@ -22,7 +22,6 @@ import {
   setupTrainers,
   trainerSpec,
 } from "./test_trainers.ts";
-import { PROBE_STATS } from "../shaders/probe_distance.ts";
 
 const STEPS = 20;
 
@@ -76,6 +75,32 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "every field of the metrics record is written on a metered step with both probes, nothing else",
+  async (gpu) => {
+    const { gpuPlan, trainer, batch, rows } = await setup(gpu, ["A", "B", "A1"], "weightnorm");
+    // The record's buffer is the trainer's own; poisoning it shows every word no kernel writes.
+    poison(gpu, (trainer as unknown as { b: { record: GPUBuffer } }).b.record);
+    const { x, y } = batch();
+    const step = await trainer.submitStep(x, y, rows, gpuPlan.next(), {
+      meter: true,
+      probe: true,
+      evalMode: true,
+    });
+    const m = await step.metrics!, record = trainer.record;
+    const written = new Uint8Array(record.words);
+    for (const f of record.fields) written.fill(1, f.offset, f.offset + f.size);
+    for (let r = 0; r < 3; r++) {
+      for (let i = 0; i < record.words; i++) {
+        const v = m[r * record.words + i];
+        const field = record.fields.find((f) => i >= f.offset && i < f.offset + f.size);
+        if (written[i] && !Number.isFinite(v)) throw new Error(`run ${r} ${field!.name}: ${v}`);
+        if (!written[i] && !Number.isNaN(v)) throw new Error(`run ${r}: pad word ${i} written`);
+      }
+    }
+  },
+);
+
 const FOLLOW = [
   ...(["weightnorm", "plain"] as const).map((stats) => ({ model: MLP, stats })),
   ...CONV_MODELS.map((model) => ({ model, stats: "weightnorm" as const })),
@@ -91,7 +116,6 @@ for (const { model, stats: runningStats } of FOLLOW) {
         model,
       );
       const dim = layout.inputSize, PROBE = probe.rows;
-      const L = trainer.metrics;
       let worstLoss = 0, worstProb = 0, worstBatch = 0;
       for (let t = 0; t < STEPS; t++) {
         const { x, y } = batch();
@@ -103,17 +127,15 @@ for (const { model, stats: runningStats } of FOLLOW) {
           evalMode: true,
         });
         const r64 = ref.step(x.subarray(0, rows * dim), y.subarray(0, rows), rows);
-        const m = await metrics!;
+        const m = trainer.record.reader(await metrics!);
         for (let r = 0; r < 3; r++) {
-          const loss = m[r * L.words + L.loss];
+          const loss = m(r, "loss");
           worstLoss = Math.max(worstLoss, Math.abs(loss - r64.loss[r]) / r64.loss[r]);
-          if (m[r * L.words + L.correct] !== r64.correct[r]) {
+          if (m(r, "correct") !== r64.correct[r]) {
             // An exact tie at the argmax can flip in float32; allow one row.
-            if (Math.abs(m[r * L.words + L.correct] - r64.correct[r]) > 1) {
+            if (Math.abs(m(r, "correct") - r64.correct[r]) > 1) {
               throw new Error(
-                `step ${t} run ${r}: ${m[r * L.words + L.correct]} correct, reference ${
-                  r64.correct[r]
-                }`,
+                `step ${t} run ${r}: ${m(r, "correct")} correct, reference ${r64.correct[r]}`,
               );
             }
           }
@@ -121,11 +143,10 @@ for (const { model, stats: runningStats } of FOLLOW) {
         // The distances against A on the training batch (the logits of this step's forward).
         for (let r = 1; r < 3; r++) {
           const d = probeDistance(r64.logits[0], r64.logits[r], y, rows, layout.classes);
-          const base = r * L.words + L.batch;
-          const got = m[base + PROBE_STATS.maxProb];
+          const got = m(r, "batch.maxprob");
           worstBatch = Math.max(worstBatch, Math.abs(got - d.maxProb));
           // An exact tie at the argmax can flip in float32: one row may disagree.
-          const agree = m[base + PROBE_STATS.agree];
+          const agree = m(r, "batch.agree");
           if (Math.abs(got - d.maxProb) > 1e-5 || Math.abs(agree - d.agree * rows) > 1) {
             throw new Error(
               `step ${t} run ${r} batch: maxProb ${got}, agree ${agree}; reference ${d.maxProb}, ${
@@ -133,9 +154,9 @@ for (const { model, stats: runningStats } of FOLLOW) {
               }`,
             );
           }
-          if (Math.abs(m[base + PROBE_STATS.kl] / rows - d.kl) > 1e-5 * Math.max(1, d.kl)) {
+          if (Math.abs(m(r, "batch.kl") / rows - d.kl) > 1e-5 * Math.max(1, d.kl)) {
             throw new Error(
-              `step ${t} run ${r} batch: KL ${m[base + PROBE_STATS.kl] / rows} vs ${d.kl}`,
+              `step ${t} run ${r} batch: KL ${m(r, "batch.kl") / rows} vs ${d.kl}`,
             );
           }
         }
@@ -144,8 +165,7 @@ for (const { model, stats: runningStats } of FOLLOW) {
           const logits = ref.probeLogits(probe.x, PROBE, mode);
           for (let r = 1; r < 3; r++) {
             const d = probeDistance(logits[0], logits[r], probe.y, PROBE, layout.classes);
-            const base = r * L.words + (mode === "train" ? L.probe : L.evalProbe);
-            const got = m[base + PROBE_STATS.maxProb];
+            const got = m(r, `${mode === "train" ? "probe" : "eval"}.maxprob`);
             worstProb = Math.max(worstProb, Math.abs(got - d.maxProb));
             // Run B is equivalent to A (in eval mode only with weight-norm statistics, THEORY
             // §5): in float32 their distance stays tiny over 20 steps.
@@ -225,7 +245,6 @@ for (const precision of ["f32", "df64"] as const) {
         rescaled.init.params,
         rescaled.init.bufs,
       );
-      const L = reference.metrics;
       let worst = 0, applied = 0;
       for (let t = 0; t < STEPS; t++) {
         if (t % 3 === 1) rescaled.gpuPlan.requestRescale(1, t % 2 ? 2 ** -5 : 2 ** 3);
@@ -242,18 +261,12 @@ for (const precision of ["f32", "df64"] as const) {
           probe: true,
           evalMode: true,
         });
-        const [ma, mb] = [await a.metrics!, await b.metrics!];
-        for (
-          const w of [
-            L.loss,
-            L.probe + PROBE_STATS.maxProb,
-            L.evalProbe + PROBE_STATS.maxProb,
-            L.probe + PROBE_STATS.kl,
-          ]
-        ) {
-          worst = Math.max(worst, Math.abs(ma[L.words + w] - mb[L.words + w]));
+        const ma = twin.record.reader(await a.metrics!);
+        const mb = reference.record.reader(await b.metrics!);
+        for (const field of ["loss", "probe.maxprob", "eval.maxprob", "probe.kl"]) {
+          worst = Math.max(worst, Math.abs(ma(1, field) - mb(1, field)));
         }
-        const ratio = Math.sqrt(ma[L.words + L.norm2] / ma[L.norm2]);
+        const ratio = Math.sqrt(ma(1, "norm2") / ma(0, "norm2"));
         if (!(Math.abs(ratio / steps[1].cPred - 1) <= RESCALE_TOLERANCE[precision].ratio)) {
           throw new Error(`step ${t}: norm ratio ${ratio}, c_pred ${steps[1].cPred}`);
         }

@@ -1,0 +1,267 @@
+/**
+ * The training step, declared once: the named phases a step runs, each a list of dispatches
+ * recorded at setup over the trainer's state buffers, and the metrics record they write
+ * (`metrics_record.ts`). The trainer only uploads a batch, encodes the phases a step asks for and
+ * reads back (`trainer.ts`); nothing is allocated or compiled per step.
+ *
+ * A step: (rescale: Lemma 2, then S's norms again) → forward → distances on the training batch →
+ * backward → optimizer (SGD, A2's perturbation, and the monitor's sums in the same pass) →
+ * probe forward and distances → eval-mode probe forward and distances.
+ *
+ * @module
+ */
+
+import type { Dispatch, Gpu, TensorView } from "../shaders/gpu.ts";
+import type { Precision } from "../shaders/precision.ts";
+import type { ModelLayout } from "../core/graph.ts";
+import { fusedSums } from "../shaders/sums.ts";
+import { sgdKernel } from "../shaders/sgd.ts";
+import { rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
+import { probeDistanceKernel } from "../shaders/probe_distance.ts";
+import { type Pass, type PassMode, recordPass } from "./lowering.ts";
+import { MetricsRecord, type RecordWriter } from "./metrics_record.ts";
+
+/** The phases of a step in order, each its own compute pass (and row of `bench --profile`). */
+export const STEP_PHASES = [
+  "rescale",
+  "forward",
+  "batch distances",
+  "backward",
+  "optimizer",
+  "probe",
+  "eval probe",
+] as const;
+
+/** One of {@link STEP_PHASES}. */
+export type StepPhase = typeof STEP_PHASES[number];
+
+/** What one step runs besides its forward, backward and update. */
+export interface StepOptions {
+  /** Read the metrics back (with the distances on the training batch) at this step. */
+  meter: boolean;
+  /** Also evaluate the probe (training-mode BatchNorm, weights after the update); metered only. */
+  probe: boolean;
+  /** Also evaluate the probe in eval mode (running statistics); metered only. */
+  evalMode: boolean;
+}
+
+/** The GPU state a program reads and writes (the trainer owns it). */
+export interface StepBuffers {
+  params: GPUBuffer;
+  grads: GPUBuffer;
+  bufs: GPUBuffer;
+  runningMean: GPUBuffer;
+  runningVar: GPUBuffer;
+  /** `array<RunScalars>`, rewritten every step. */
+  scalars: GPUBuffer;
+  /** The training batch's inputs and labels (sized for the largest batch). */
+  x: GPUBuffer;
+  labels: GPUBuffer;
+  probeX: GPUBuffer;
+  probeLabels: GPUBuffer;
+  /** The held-out chunk's inputs (probe rows). */
+  evalX: GPUBuffer;
+  /** runs × record.words reals. */
+  record: GPUBuffer;
+  /** runs × S tensors reals: each S tensor's squared norm of the current weights. */
+  sNorms: GPUBuffer;
+}
+
+/** What a program is built for. */
+export interface ProgramOptions {
+  precision: Precision;
+  layout: ModelLayout;
+  runs: number;
+  /** Row counts of the training batches the run will see (a kept short last batch too). */
+  batchRows: number[];
+  probeRows: number;
+  bnMomentum: number;
+  runningStats: "weightnorm" | "plain";
+}
+
+/** The recorded step. */
+export interface StepProgram {
+  record: MetricsRecord;
+  /** The phases a step of `rows` rows runs, in order, with their dispatches. */
+  phases(rows: number, options: StepOptions & { rescale: boolean }): [StepPhase, Dispatch[]][];
+  /** Writes each S tensor's squared norm of the current weights (after a restore). */
+  norms: Dispatch[];
+  /** The eval-mode pass over the held-out chunk buffer (recorded on first use). */
+  evalChunk(): Pass;
+}
+
+/** How a program's builders see the buffers: views into the record and the state. */
+interface Views {
+  gpu: Gpu;
+  b: StepBuffers;
+  opts: ProgramOptions;
+  record: MetricsRecord;
+  /** S's tensor lengths, contiguous from element 0. */
+  segments: number[];
+  /** The record's group that `writer` fills, per run. */
+  at(writer: RecordWriter): TensorView;
+  /** A whole run-stacked buffer (parameters by default). */
+  all(buffer: GPUBuffer, runStride?: number): TensorView;
+  sNorms: TensorView;
+}
+
+/** The views of `b` for `opts`; checks that S leads every run's vector, tensor after tensor. */
+function views(gpu: Gpu, b: StepBuffers, opts: ProgramOptions): Views {
+  const { layout } = opts;
+  const record = new MetricsRecord(layout.sTensors.length);
+  const segments = layout.sTensors.map((t) => t.size);
+  let at = 0;
+  for (const t of layout.sTensors) {
+    if (t.offset !== at) throw new Error("group S is not contiguous from offset 0");
+    at += t.size;
+  }
+  const L = segments.length;
+  return {
+    gpu,
+    b,
+    opts,
+    record,
+    segments,
+    at: (writer) => ({ buffer: b.record, offset: record.start(writer), runStride: record.words }),
+    all: (buffer, runStride = layout.size) => ({ buffer, offset: 0, runStride }),
+    sNorms: { buffer: b.sNorms, offset: 0, runStride: L },
+  };
+}
+
+/** The graph recorded as a pass of `rows` rows reading `input` (stages/lowering.ts). */
+function pass(v: Views, rows: number, input: GPUBuffer, mode: PassMode): Pass {
+  const { b, opts } = v, L = v.segments.length;
+  return recordPass(
+    v.gpu,
+    {
+      precision: opts.precision,
+      layout: opts.layout,
+      runs: opts.runs,
+      input,
+      labels: b.labels,
+      params: b.params,
+      grads: b.grads,
+      scalars: b.scalars,
+      lossStats: v.at("loss"),
+      runningMean: b.runningMean,
+      runningVar: b.runningVar,
+      bnMomentum: opts.bnMomentum,
+      unitNorm2: opts.runningStats === "weightnorm"
+        ? (i) => ({ buffer: b.sNorms, offset: i, runStride: L })
+        : undefined,
+    },
+    rows,
+    mode,
+  );
+}
+
+/** The distances of `p`'s logits against run A's into `writer`'s group of the record. */
+function distances(v: Views, p: Pass, labels: GPUBuffer, writer: RecordWriter): Dispatch {
+  return probeDistanceKernel(v.gpu, {
+    precision: v.opts.precision,
+    runs: v.opts.runs,
+    rows: p.rows,
+    classes: v.opts.layout.classes,
+    logits: p.logits,
+    labels,
+    out: v.at(writer),
+    correct: writer !== "batch distances",
+  });
+}
+
+/** The optimizer pass, with the monitor's sums when `monitor`. */
+function optimizer(v: Views, monitor: boolean): Dispatch[] {
+  const { b, opts } = v;
+  return sgdKernel(v.gpu, {
+    precision: opts.precision,
+    runs: opts.runs,
+    size: opts.layout.size,
+    segments: v.segments,
+    params: v.all(b.params),
+    grads: v.all(b.grads),
+    bufs: v.all(b.bufs),
+    scalars: b.scalars,
+    sNorms: v.sNorms,
+    monitor: monitor
+      ? { totals: v.at("optimizer"), layerNorm2Before: v.at("optimizer (per tensor)") }
+      : undefined,
+  });
+}
+
+/** Each S tensor's squared norm of the current weights, into `sNorms`. */
+function sNormsOf(v: Views): Dispatch[] {
+  return fusedSums(v.gpu, {
+    precision: v.opts.precision,
+    runs: v.opts.runs,
+    segments: v.segments,
+    vectors: { w: v.all(v.b.params) },
+    terms: [{ a: "w", b: "w" }],
+    layers: v.sNorms,
+  });
+}
+
+/** Lemma 2 on S (and on plain running statistics, which scale with s), then S's norms again. */
+function rescale(v: Views, norms: Dispatch[]): Dispatch[] {
+  const { gpu, b, opts } = v, { precision, runs, layout } = opts;
+  // Weight-norm running statistics are invariant under Lemma 2; plain ones scale with s.
+  const stats = opts.runningStats === "plain"
+    ? [rescaleStatsKernel(gpu, {
+      precision,
+      runs,
+      size: layout.statsSize,
+      mean: v.all(b.runningMean, layout.statsSize),
+      var: v.all(b.runningVar, layout.statsSize),
+      scalars: b.scalars,
+    })]
+    : [];
+  const s = rescaleKernel(gpu, {
+    precision,
+    runs,
+    sEnd: layout.sEnd,
+    params: v.all(b.params),
+    bufs: v.all(b.bufs),
+    scalars: b.scalars,
+  });
+  return [s, ...stats, ...norms];
+}
+
+/** Records the step of `opts` over `b`. */
+export function buildStepProgram(gpu: Gpu, b: StepBuffers, opts: ProgramOptions): StepProgram {
+  const v = views(gpu, b, opts);
+  const train = new Map(opts.batchRows.map((rows) => {
+    const p = pass(v, rows, b.x, "train");
+    return [rows, { ...p, batchStats: distances(v, p, b.labels, "batch distances") }];
+  }));
+  const probe = pass(v, opts.probeRows, b.probeX, "probe");
+  const evalProbe = pass(v, opts.probeRows, b.probeX, "eval");
+  const probePhase = [...probe.forward, distances(v, probe, b.probeLabels, "probe distances")];
+  const evalPhase = [
+    ...evalProbe.forward,
+    distances(v, evalProbe, b.probeLabels, "eval distances"),
+  ];
+  const update = optimizer(v, false), metered = optimizer(v, true);
+  const norms = sNormsOf(v), lemma2 = rescale(v, norms);
+  let evalChunk: Pass | undefined;
+  return {
+    record: v.record,
+    norms,
+    evalChunk: () => evalChunk ??= pass(v, opts.probeRows, b.evalX, "eval"),
+    phases(rows, o) {
+      const t = train.get(rows);
+      if (!t) {
+        throw new Error(
+          `no training pass for batches of ${rows} rows (built: ${[...train.keys()]})`,
+        );
+      }
+      return [
+        ["rescale", o.rescale ? lemma2 : []],
+        ["forward", t.forward],
+        ["batch distances", o.meter ? [t.batchStats] : []],
+        ["backward", t.backward],
+        ["optimizer", o.meter ? metered : update],
+        ["probe", o.meter && o.probe ? probePhase : []],
+        ["eval probe", o.meter && o.evalMode ? evalPhase : []],
+      ];
+    },
+  };
+}
