@@ -295,7 +295,7 @@ function mix(x: number): number {
 
 /**
  * The perturbation sign of element `i` of run `run` at `step` for `seed`: bit for bit the
- * WGSL `perturb_sign` of `shaders/scale_s.ts` (chained lowbias32 mixes, sign from the top bit).
+ * WGSL `perturb_sign` of `shaders/sgd.ts` (chained lowbias32 mixes, sign from the top bit).
  */
 export function perturbSign(seed: number, step: number, run: number, i: number): 1 | -1 {
   let h = mix(seed >>> 0);

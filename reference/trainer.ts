@@ -29,7 +29,7 @@ export interface ReferenceOptions {
   /**
    * Seed of run A2's perturbation stream (default 0): element i of S of run r is multiplied
    * by 1 + perturb * perturbSign(seed, t, r, i) after step t's update, as the GPU's
-   * perturbKernel does with RunScalars.seed = seed and .step = t.
+   * optimizer pass (shaders/sgd.ts) does with RunScalars.seed = seed and .step = t.
    */
   seed?: number;
 }
