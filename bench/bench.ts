@@ -2,9 +2,10 @@
  * `deno task bench`: matmul GFLOP/s at the MLP's shapes and the adapter's measured ceiling,
  * then training steps per second of each model at batch 128 for R = 1 and R = 3, each
  * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
- * window: bare (no readback), metered (every step's metrics and distances on the training
- * batch read back), and as `deno task train` runs by default (metered, the probe every
- * `--probe-every` steps); then the MLP in df64 against f32 (the `--precision df64` slowdown).
+ * window: bare (no metrics read back), metered (every step's metrics and distances on the
+ * training batch read back), and as `deno task train` runs by default (metered, the probe
+ * every `--probe-every` steps), the meterings of a model timed in interleaved rounds; then the
+ * MLP in df64 against f32 (the `--precision df64` slowdown).
  * Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
  * `--profile` instead times each phase of one metered MLP step with GPU timestamps
  * (bench/profile.ts); `--precision` runs only the df64 comparison.
@@ -60,35 +61,57 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/** Steps per second of the trainer with `runs` runs under `metering`. */
+/** Steps per second under each metering, and each one's ratio to the first (bare). */
+interface Rates {
+  stepsPerSecond: number[];
+  ratioToFirst: number[];
+}
+
+/**
+ * Steps per second of the trainer with `runs` runs under each of `meterings`, timed in rounds
+ * (a block of `steps` steps per metering in every round, the order rotated each round; the
+ * median of the rounds after a warm-up one). This host's speed drifts by up to 2× within
+ * seconds, so a ratio to the first metering is the median of the rounds' ratios of blocks timed
+ * side by side, not a ratio of medians.
+ */
 async function benchTraining(
   gpu: Gpu,
   layout: ModelLayout,
   runs: RunName[],
-  metering: Metering,
+  meterings: Metering[],
   steps: number,
   probe: number,
   precision: Precision = "f32",
-): Promise<number> {
-  const { trainer, plan, x, y } = await benchTrainer(gpu, layout, runs, probe, { precision });
-  const reps = steps >= 10 ? 5 : 2;
-  const times: number[] = [];
-  for (let rep = 0; rep <= reps; rep++) {
-    const t0 = performance.now();
-    const pending: Promise<unknown>[] = [];
-    for (let s = 0; s < steps; s++) {
-      const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
-        meter: metering.meter,
-        probe: metering.meter && s % metering.probeEvery === 0,
-        evalMode: false,
-      });
-      if (metrics) pending.push(metrics);
-    }
-    await Promise.all(pending);
-    await trainer.finish();
-    if (rep > 0) times.push((performance.now() - t0) / 1000); // rep 0 is the warm-up
+): Promise<Rates> {
+  const trainers = [];
+  for (const _ of meterings) {
+    trainers.push(await benchTrainer(gpu, layout, runs, probe, { precision }));
   }
-  return steps / median(times);
+  const reps = steps >= 10 ? 9 : 2;
+  const rates: number[][] = meterings.map(() => []);
+  for (let rep = 0; rep <= reps; rep++) {
+    for (const i of meterings.map((_, k) => (k + rep) % meterings.length)) {
+      const { trainer, plan, x, y } = trainers[i], metering = meterings[i];
+      const t0 = performance.now();
+      const pending: Promise<unknown>[] = [];
+      for (let s = 0; s < steps; s++) {
+        const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
+          meter: metering.meter,
+          probe: metering.meter && s % metering.probeEvery === 0,
+          evalMode: false,
+        });
+        if (metrics) pending.push(metrics);
+      }
+      await Promise.all(pending);
+      await trainer.finish();
+      // rep 0 is the warm-up
+      if (rep > 0) rates[i].push(steps / ((performance.now() - t0) / 1000));
+    }
+  }
+  return {
+    stepsPerSecond: rates.map(median),
+    ratioToFirst: rates.map((r) => median(r.map((x, k) => x / rates[0][k]))),
+  };
 }
 
 /**
@@ -104,9 +127,11 @@ async function benchPrecision(
   const probe = defaultProbe(spec.model), out: Record<string, unknown> = {};
   for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
     for (const metering of METERINGS.filter((m) => m.name === "bare" || m.name === "default")) {
-      const f32 = await benchTraining(gpu, layout, runs, metering, steps, probe);
+      const [f32] = (await benchTraining(gpu, layout, runs, [metering], steps, probe))
+        .stepsPerSecond;
       // df64 steps take ~10x longer: a quarter of the steps keeps the timing to seconds.
-      const df64 = await benchTraining(gpu, layout, runs, metering, steps / 4, probe, "df64");
+      const [df64] = (await benchTraining(gpu, layout, runs, [metering], steps / 4, probe, "df64"))
+        .stepsPerSecond;
       const key = `mlp R${runs.length}_${metering.name}`;
       out[key] = { f32_steps_per_second: f32, df64_steps_per_second: df64, slowdown: f32 / df64 };
       log(
@@ -158,10 +183,10 @@ if (import.meta.main && Deno.args.includes("--profile")) {
     const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
     const flops = trainStepFlops(layout, BATCH), probe = defaultProbe(spec.model);
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
-      let bare = NaN;
-      for (const metering of metered ? METERINGS : METERINGS.slice(0, 1)) {
-        const sps = await benchTraining(gpu, layout, runs, metering, steps, probe);
-        if (metering.name === "bare") bare = sps;
+      const meterings = metered ? METERINGS : METERINGS.slice(0, 1);
+      const rates = await benchTraining(gpu, layout, runs, meterings, steps, probe);
+      for (const [i, metering] of meterings.entries()) {
+        const sps = rates.stepsPerSecond[i], toBare = rates.ratioToFirst[i];
         // FLOPs counted: the training step, and the probe's forward where it ran.
         const probeShare = metering.meter && Number.isFinite(metering.probeEvery)
           ? 1 / metering.probeEvery
@@ -176,14 +201,14 @@ if (import.meta.main && Deno.args.includes("--profile")) {
           steps_per_second: sps,
           gflops,
           ratio_to_ceiling: gflops / ceiling.gflops,
-          ratio_to_bare: sps / bare,
+          ratio_to_bare: toBare,
         };
         log(
           `train ${layout.description} batch ${BATCH}, R=${runs.length}, ${metering.name}` +
             `${
               metering.probeEvery === PROBE_EVERY ? ` (probe ${probe} every ${PROBE_EVERY})` : ""
             }: ` +
-            `${sps.toFixed(2)} steps/s (${(sps / bare).toFixed(2)}x bare), ${
+            `${sps.toFixed(2)} steps/s (${toBare.toFixed(2)}x bare), ${
               gflops.toFixed(2)
             } GFLOP/s (${(gflops / ceiling.gflops * 100).toFixed(0)}% of ceiling)`,
         );
