@@ -60,7 +60,7 @@ const TOLERANCE = {
   df64: {
     update: 1e-13,
     sum: 1e-12,
-    distance: (d: number) => [1e-11, 2e-13 * Math.sqrt(d) + 1e-26],
+    distance: (d: number) => [1e-12, 2e-13 * Math.sqrt(d) + 1e-26],
   },
 } as const;
 
