@@ -7,9 +7,13 @@
 
 import { createRng, type Rng } from "./prng.ts";
 
-/** A generator seeded from the clock, so every test run sees fresh inputs; the seed is logged. */
+/**
+ * A generator seeded from the clock, so every test run sees fresh inputs; the seed is logged, and
+ * `WD_TEST_SEED=<seed>` replays a failing one.
+ */
 export function freshRng(label: string): Rng {
-  const seed = (Date.now() ^ (performance.now() * 1000)) >>> 0;
+  const fixed = Deno.env.get("WD_TEST_SEED");
+  const seed = fixed ? Number(fixed) >>> 0 : (Date.now() ^ (performance.now() * 1000)) >>> 0;
   console.error(`${label}: seed ${seed}`);
   return createRng(seed);
 }

@@ -8,9 +8,9 @@
 import { type Gpu, poison } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { gpuTest } from "../shaders/test_gpu.ts";
-import { GpuTrainer } from "./trainer.ts";
+import { GpuTrainer, type TrainerState } from "./trainer.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
-import { forwardBackward } from "../reference/trainer.ts";
+import { forwardBackward, type ReferenceTrainer } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import { dot } from "../reference/ops.ts";
 import { assertClose } from "../core/test_util.ts";
@@ -37,13 +37,18 @@ const setup = (
 /** The plan of the test's runs (a twin of the one {@link setup} gives each trainer). */
 const spec = (runs: RunsSpec["runs"]) => trainerSpec(runs, STEPS);
 
-/** Largest |a - b| / (atol + |b|) over the arrays, as a single relative-error figure. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>, atol: number): number {
-  let worst = 0;
+/**
+ * |a - b| / |b| over the arrays (2-norms), as a single relative-error figure: a float32 run may
+ * round one element across a discontinuity (a ReLU's or an argmax's) where the float64 one does
+ * not, which moves that element far and the vector hardly; an error in a kernel moves many.
+ */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d2 = 0, b2 = 0;
   for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]) / (atol + Math.abs(b[i])));
+    d2 += (a[i] - b[i]) ** 2;
+    b2 += b[i] ** 2;
   }
-  return worst;
+  return Math.sqrt(d2 / b2);
 }
 
 gpuTest(
@@ -116,7 +121,9 @@ for (const { model, stats: runningStats } of FOLLOW) {
         model,
       );
       const dim = layout.inputSize, PROBE = probe.rows;
-      let worstLoss = 0, worstProb = 0, worstBatch = 0;
+      let worstLoss = 0, worstProb = 0, worstBatch = 0, compared = 0;
+      let chaosAt: number | undefined;
+      let kept: { state: TrainerState; ref: Pick<ReferenceTrainer, "params" | "bufs" | "stats"> };
       for (let t = 0; t < STEPS; t++) {
         const { x, y } = batch();
         // Every 7th batch is a short one (a kept last batch): its own pass, built on first use.
@@ -128,6 +135,14 @@ for (const { model, stats: runningStats } of FOLLOW) {
         });
         const r64 = ref.step(x.subarray(0, rows * dim), y.subarray(0, rows), rows);
         const m = trainer.record.reader(await metrics!);
+        // Float32 training is chaotic: once A1, A's one-ulp twin, is 1e-5 from A on the GPU,
+        // float32 runs can no longer be held to float64 ones (bench/across.ts judges alike), so
+        // the comparison ends there, with the state.
+        if (Math.max(m(2, "batch.maxprob"), m(2, "probe.maxprob")) > 1e-5) {
+          chaosAt = t;
+          break;
+        }
+        compared++;
         for (let r = 0; r < 3; r++) {
           const loss = m(r, "loss");
           worstLoss = Math.max(worstLoss, Math.abs(loss - r64.loss[r]) / r64.loss[r]);
@@ -176,25 +191,31 @@ for (const { model, stats: runningStats } of FOLLOW) {
             }
           }
         }
+        // The state after the last step before chaos, on both sides.
+        const { params, bufs, stats } = ref;
+        kept = { state: await trainer.readState(), ref: structuredClone({ params, bufs, stats }) };
       }
       if (worstLoss > 1e-4) {
         throw new Error(`loss differs from the reference by ${worstLoss} (relative)`);
       }
-      const state = await trainer.readState();
+      console.error(
+        `compared at ${compared} steps, before A1 left A (at step ${chaosAt ?? "none"})`,
+      );
+      // The first short batch (step 6) must have been compared.
+      if (compared < 7) throw new Error(`A1 left A by 1e-5 at step ${chaosAt}: too early`);
+      const { state, ref: want } = kept!;
       for (let r = 0; r < 3; r++) {
         const P = layout.size;
-        const err = relErr(state.params.subarray(r * P, (r + 1) * P), ref.params[r], 1e-3);
-        const bufErr = relErr(state.bufs.subarray(r * P, (r + 1) * P), ref.bufs[r], 1e-2);
+        const err = relErr(state.params.subarray(r * P, (r + 1) * P), want.params[r]);
+        const bufErr = relErr(state.bufs.subarray(r * P, (r + 1) * P), want.bufs[r]);
         const S = layout.statsSize;
         const meanErr = relErr(
           state.runningMean.subarray(r * S, (r + 1) * S),
-          ref.stats[r].mean,
-          1e-3,
+          want.stats[r].mean,
         );
         const varErr = relErr(
           state.runningVar.subarray(r * S, (r + 1) * S),
-          ref.stats[r].variance,
-          1e-3,
+          want.stats[r].variance,
         );
         console.error(
           `run ${r}: weights ${err.toExponential(1)}, buffers ${bufErr.toExponential(1)}, ` +
@@ -204,7 +225,7 @@ for (const { model, stats: runningStats } of FOLLOW) {
               worstBatch.toExponential(1)
             } (batch)`,
         );
-        if (!(err < 5e-4 && bufErr < 1e-3 && meanErr < 5e-4 && varErr < 5e-4)) {
+        if (!(err < 1e-5 && bufErr < 2e-4 && meanErr < 2e-5 && varErr < 2e-5)) {
           throw new Error(
             `run ${r}: state differs from the float64 reference beyond float32 tolerance`,
           );
