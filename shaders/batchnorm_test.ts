@@ -263,7 +263,9 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     if (c.running?.update) {
       updateRunningStats(rm, rv, ref, rows, held(p, [c.running.momentum])[0], unit);
     }
-    close(p, take(stats, mS, r), rm, `${what} running mean`);
+    // (1 - m)·mean_old + m·mean may cancel; each term's rounding bounds the error.
+    const terms = maxAbs(rms[r]) + maxAbs(xs[r]) / unit;
+    close(p, take(stats, mS, r), rm, `${what} running mean`, terms);
     close(p, take(stats, vS, r), rv, `${what} running var`);
   }
   assertUntouched(out, R, [yS, ...(c.save ? [hS, iS] : [])], `${tag} activation buffer`);
