@@ -25,7 +25,7 @@ import type { Dataset } from "../stages/data/types.ts";
 import type { AugmentOptions } from "../stages/data/augment.ts";
 import { checkScaleInvariance } from "../reference/invariance.ts";
 import { type CheckpointFile, checkpointState } from "../stages/checkpoint.ts";
-import type { TrainerState } from "../stages/trainer.ts";
+import type { TrainerState } from "../stages/state.ts";
 import { loadWeights } from "./weights.ts";
 import { checkResumable, readCheckpoint } from "./resume.ts";
 

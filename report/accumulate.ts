@@ -9,7 +9,8 @@
 import { MinMaxBins } from "./bins.ts";
 import type { RunName } from "../core/runs.ts";
 import { runsOf } from "./columns.ts";
-import { type Onsets, OnsetTracker } from "./onsets.ts";
+import type { Onsets } from "../core/onsets.ts";
+import { OnsetTracker } from "./onsets.ts";
 import { LrPhaseDetector, type Mark } from "./phases.ts";
 import type { EventRow, Row } from "./rows.ts";
 

@@ -14,7 +14,7 @@ import { settingText } from "./format.ts";
 import { readRows } from "./input.ts";
 import type { PointInput } from "./inputs.ts";
 import type { Manifest } from "./manifest.ts";
-import type { Onsets } from "./onsets.ts";
+import type { Onsets } from "../core/onsets.ts";
 import { readSummary, type Summary, summaryOnsets } from "./summary_file.ts";
 import { checkConfigHash, checkSummaryRows } from "./summary_match.ts";
 import { PLOT_WIDTH } from "./theme.ts";

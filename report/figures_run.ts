@@ -12,7 +12,7 @@ import type { Mark } from "./phases.ts";
 import type { PlotData, Trace } from "./plot.ts";
 import type { Summary } from "./summary_file.ts";
 import { pairName, RUN_COLORS } from "./theme.ts";
-import { THRESHOLDS } from "./onsets.ts";
+import { ONSET_THRESHOLDS } from "../core/onsets.ts";
 import { columnTrace, type LogOptions, nonFiniteCount, present, toLogPlot } from "./traces.ts";
 
 /** Everything the run's plots are drawn from. */
@@ -24,7 +24,7 @@ export interface RunPlotsInput {
 
 const EXACT: LogOptions = {
   zeros: "clamp",
-  ceiling: THRESHOLDS[0],
+  ceiling: ONSET_THRESHOLDS[0],
   zeroMeaning: "exact agreement",
 };
 const ZERO_FLOOR: LogOptions = { zeros: "clamp", zeroMeaning: "exact agreement" };
@@ -51,7 +51,7 @@ export function runPlots(input: RunPlotsInput): PlotData[] {
   const distance = (metric: string, title: string, yTitle: string): PlotData => ({
     ...base(title, yTitle, nonFinite(d, pairs, [`dist_${metric}`, `batch_${metric}`])),
     colors,
-    thresholds: metric === "maxprob" ? THRESHOLDS : undefined,
+    thresholds: metric === "maxprob" ? ONSET_THRESHOLDS : undefined,
     traces: present(
       ...perPair(`dist_${metric}`, "probe"),
       ...perPair(`batch_${metric}`, "training batch"),

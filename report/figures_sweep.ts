@@ -9,7 +9,7 @@
 import type { TopLevelSpec } from "vega-lite";
 import { COMPARED_PAIRS, type Comparison } from "./compare.ts";
 import { settingText } from "./format.ts";
-import { THRESHOLD_KEYS, THRESHOLDS } from "./onsets.ts";
+import { ONSET_KEYS, ONSET_THRESHOLDS } from "../core/onsets.ts";
 import type { PlotData, Trace } from "./plot.ts";
 import { pairName, PLOT_HEIGHT, PLOT_WIDTH, RUN_COLORS, VL_CONFIG } from "./theme.ts";
 import { toLogPlot } from "./traces.ts";
@@ -49,7 +49,7 @@ export function onsetSpec(c: Comparison, axis: Comparison["axes"][number]): TopL
     for (const r of COMPARED_PAIRS) {
       const o = p.onsets[r];
       if (!o) continue;
-      for (const k of THRESHOLD_KEYS) {
+      for (const k of ONSET_KEYS) {
         const step = o.above[k];
         rows.push({
           value: settingText(p.settings[axis.name]),
@@ -75,7 +75,7 @@ export function onsetSpec(c: Comparison, axis: Comparison["axes"][number]): TopL
       column: {
         field: "threshold",
         type: "ordinal",
-        sort: THRESHOLD_KEYS.map((k) => `> ${k}`),
+        sort: ONSET_KEYS.map((k) => `> ${k}`),
         title: null,
       },
     },
@@ -134,7 +134,7 @@ export function curvesPlot(c: Comparison, run: string): PlotData {
     traces,
     colors,
     marks: [],
-    thresholds: THRESHOLDS,
+    thresholds: ONSET_THRESHOLDS,
     steps: [c.firstStep, c.lastStep],
-  }, { zeros: "clamp", ceiling: THRESHOLDS[0], zeroMeaning: "exact agreement" });
+  }, { zeros: "clamp", ceiling: ONSET_THRESHOLDS[0], zeroMeaning: "exact agreement" });
 }

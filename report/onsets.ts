@@ -5,16 +5,7 @@
  * @module
  */
 
-import { foldOnset, noOnsets, ONSET_KEYS, ONSET_THRESHOLDS, type Onsets } from "../core/onsets.ts";
-
-/** One distance's onsets (core/onsets.ts), as the report's tables and the summary give them. */
-export type { Onsets };
-
-/** The onset thresholds as the summary names them ("1e-6", "1e-4", "1e-2"). */
-export const THRESHOLD_KEYS: readonly string[] = ONSET_KEYS;
-
-/** The thresholds' values, in the order of {@link THRESHOLD_KEYS}. */
-export const THRESHOLDS: readonly number[] = ONSET_THRESHOLDS;
+import { foldOnset, noOnsets, type Onsets } from "../core/onsets.ts";
 
 /** Folds a distance's values, step by step, into its {@link Onsets}. */
 export class OnsetTracker {

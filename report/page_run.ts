@@ -10,7 +10,7 @@ import { runPlots } from "./figures_run.ts";
 import { num, onset, pct, settingText } from "./format.ts";
 import { type Figure, keyValues, page, table } from "./html.ts";
 import { runMarks } from "./marks.ts";
-import { THRESHOLD_KEYS } from "./onsets.ts";
+import { ONSET_KEYS } from "../core/onsets.ts";
 import { plotSpec } from "./plot.ts";
 import { renderSvg } from "./render.ts";
 import { type Summary, summaryOnsets } from "./summary_file.ts";
@@ -81,7 +81,7 @@ function pairTable(d: RunData, s: Summary | null): string {
         on,
         num(o.max),
         num(o.final),
-        ...THRESHOLD_KEYS.map((k) => onset(o.above[k])),
+        ...ONSET_KEYS.map((k) => onset(o.above[k])),
       ]);
     }
   }
@@ -90,7 +90,7 @@ function pairTable(d: RunData, s: Summary | null): string {
     : "Computed from the rows (metered steps only).";
   return table(
     "Distance to run A: max |Δsoftmax|",
-    ["pair", "measured on", "largest", "final", ...THRESHOLD_KEYS.map((k) => `first step > ${k}`)],
+    ["pair", "measured on", "largest", "final", ...ONSET_KEYS.map((k) => `first step > ${k}`)],
     rows,
     note,
   );

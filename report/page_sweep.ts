@@ -9,7 +9,7 @@ import { COMPARED_PAIRS, type Comparison } from "./compare.ts";
 import { curvesPlot, onsetSpec } from "./figures_sweep.ts";
 import { num, onset, pct, settingText } from "./format.ts";
 import { type Figure, page, table } from "./html.ts";
-import { THRESHOLD_KEYS } from "./onsets.ts";
+import { ONSET_KEYS } from "../core/onsets.ts";
 import { plotSpec } from "./plot.ts";
 import { renderSvg } from "./render.ts";
 import { pairName } from "./theme.ts";
@@ -55,7 +55,7 @@ function pointTable(c: Comparison): string {
     "#",
     ...c.axes.map((a) => a.name),
     "steps",
-    ...COMPARED_PAIRS.flatMap((r) => THRESHOLD_KEYS.map((k) => `${pairName(r)} > ${k}`)),
+    ...COMPARED_PAIRS.flatMap((r) => ONSET_KEYS.map((k) => `${pairName(r)} > ${k}`)),
     `largest ${pairName("B")}`,
     "held-out A",
     "held-out B",
@@ -65,7 +65,7 @@ function pointTable(c: Comparison): string {
     String(p.index),
     ...c.axes.map((a) => settingText(p.settings[a.name])),
     p.data ? String(p.summary?.steps ?? p.data.lastStep + 1) : "no result",
-    ...COMPARED_PAIRS.flatMap((r) => THRESHOLD_KEYS.map((k) => onset(p.onsets[r]?.above[k]))),
+    ...COMPARED_PAIRS.flatMap((r) => ONSET_KEYS.map((k) => onset(p.onsets[r]?.above[k]))),
     num(p.onsets.B?.max),
     pct(p.summary?.final.A?.heldout_acc),
     pct(p.summary?.final.B?.heldout_acc),

@@ -8,7 +8,7 @@
 
 import { z } from "zod";
 import { cannotRead, notUtf8, ReportError } from "./errors.ts";
-import type { Onsets } from "./onsets.ts";
+import type { Onsets } from "../core/onsets.ts";
 import { parseWith } from "./validate.ts";
 
 const onsets = z.record(z.string(), z.number().int().nullable());

@@ -303,13 +303,18 @@ ${fold}
   }`;
 }
 
-/** From `mean`, `variance`, `nr` (train): inv, saved invStd, the running-statistics update. */
-function trainFinish(v: Forward): string {
-  const unit = v.unit
+/** WGSL of `unit_sq_r` and `unit_len`: the weight norm's square and length, or 1 without a unit. */
+function unitWgsl(v: Forward): string {
+  return v.unit
     ? `  let unit_sq_r = unit_sq[at_unit_sq(r, 0u)];
   let unit_len = r_sqrt(unit_sq_r);`
     : `  let unit_sq_r = r_f(1.0);
   let unit_len = r_f(1.0);`;
+}
+
+/** From `mean`, `variance`, `nr` (train): inv, saved invStd, the running-statistics update. */
+function trainFinish(v: Forward): string {
+  const unit = unitWgsl(v);
   return `  let inv = r_div(r_f(1.0), r_sqrt(r_add(variance, scalars[r].${v.epsField})));
 ${v.save ? "  inv_std[at_inv_std(r, j)] = inv;" : ""}
 ${
@@ -329,11 +334,7 @@ ${
 
 /** Eval mode: mean and inv from the running statistics (stored in units of the weight norm). */
 function evalStats(v: Forward): string {
-  const unit = v.unit
-    ? `  let unit_sq_r = unit_sq[at_unit_sq(r, 0u)];
-  let unit_len = r_sqrt(unit_sq_r);`
-    : `  let unit_sq_r = r_f(1.0);
-  let unit_len = r_f(1.0);`;
+  const unit = unitWgsl(v);
   return `${unit}
   let mean = r_mul(unit_len, run_mean[at_run_mean(r, j)]);
   let inv = r_div(r_f(1.0), r_sqrt(r_fma(unit_sq_r, run_var[at_run_var(r, j)], scalars[r].${v.epsField})));`;

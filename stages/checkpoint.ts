@@ -31,7 +31,7 @@ import {
 import type { TrainingSnapshot } from "./step.ts";
 import type { StepperState } from "../core/step_policy.ts";
 import type { OutputRow, TrackerState } from "./monitor.ts";
-import { STATE_ARRAYS, type StateArray, type TrainerState } from "./trainer.ts";
+import { STATE_ARRAYS, type StateArray, type TrainerState } from "./state.ts";
 import { newReals, type Precision, type Reals } from "../shaders/precision.ts";
 import { writeFileAtomic } from "./files.ts";
 import {

@@ -11,7 +11,8 @@
 import type { Batch } from "./data/loader.ts";
 import type { PlanState, RunName, RunPlan, RunStep } from "../core/runs.ts";
 import { type StepperState, StepPolicy, type StepPolicyOptions } from "../core/step_policy.ts";
-import type { GpuTrainer, TrainerState } from "./trainer.ts";
+import type { GpuTrainer } from "./trainer.ts";
+import type { TrainerState } from "./state.ts";
 import type { Reals } from "../shaders/precision.ts";
 
 /** One metered step as the step stage hands it on. */

@@ -19,7 +19,7 @@ import { sgdKernel } from "../shaders/sgd.ts";
 import { rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
 import { probeDistanceKernel } from "../shaders/probe_distance.ts";
 import { type Pass, type PassMode, recordPass } from "./lowering.ts";
-import { MetricsRecord, type RecordWriter } from "./metrics_record.ts";
+import type { MetricsRecord, RecordWriter } from "./metrics_record.ts";
 
 /** The phases of a step in order, each its own compute pass (and row of `bench --profile`). */
 export const STEP_PHASES = [
@@ -77,11 +77,12 @@ export interface ProgramOptions {
   probeRows: number;
   bnMomentum: number;
   runningStats: "weightnorm" | "plain";
+  /** The record the phases write (`StepBuffers.record` holds runs of it). */
+  record: MetricsRecord;
 }
 
 /** The recorded step. */
 export interface StepProgram {
-  record: MetricsRecord;
   /** The phases a step of `rows` rows runs, in order, with their dispatches. */
   phases(rows: number, options: StepOptions & { rescale: boolean }): [StepPhase, Dispatch[]][];
   /** Writes each S tensor's squared norm of the current weights (after a restore). */
@@ -108,7 +109,7 @@ interface Views {
 /** The views of `b` for `opts`; checks that S leads every run's vector, tensor after tensor. */
 function views(gpu: Gpu, b: StepBuffers, opts: ProgramOptions): Views {
   const { layout } = opts;
-  const record = new MetricsRecord(layout.sTensors.length);
+  const { record } = opts;
   const segments = layout.sTensors.map((t) => t.size);
   let at = 0;
   for (const t of layout.sTensors) {
@@ -243,7 +244,6 @@ export function buildStepProgram(gpu: Gpu, b: StepBuffers, opts: ProgramOptions)
   const norms = sNormsOf(v), lemma2 = rescale(v, norms);
   let evalChunk: Pass | undefined;
   return {
-    record: v.record,
     norms,
     evalChunk: () => evalChunk ??= pass(v, opts.probeRows, b.evalX, "eval"),
     phases(rows, o) {

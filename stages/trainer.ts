@@ -28,6 +28,7 @@ import {
   type Precision,
   realBytes,
   type Reals,
+  realsBytes,
 } from "../shaders/precision.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import type { RunStep } from "../core/runs.ts";
@@ -42,9 +43,6 @@ import {
   type StepProgram,
 } from "./step_program.ts";
 import { initialRunningVar, STATE_ARRAYS, type StateArray, type TrainerState } from "./state.ts";
-
-export { initialRunningVar, STATE_ARRAYS, type StateArray, type TrainerState };
-export type { StepOptions };
 
 /** What the trainer is built for. */
 export interface TrainerOptions {
@@ -80,11 +78,12 @@ export interface SubmittedStep {
 
 /** R runs of one model on the GPU; see the module comment. */
 export class GpuTrainer {
-  readonly record: MetricsRecord;
   private readonly precision: Precision;
   private readonly program: StepProgram;
   /** The bytes of the per-run scalar records, rewritten every step. */
   private readonly scalarWords: Uint32Array<ArrayBuffer>;
+  /** df64 and f64: the batch as the buffer's reals, rewritten every step (f32 uploads x itself). */
+  private readonly xReals?: Float32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
   private readonly ring: ReadbackRing;
   private readonly timer?: PhaseTimer;
   private submitted = 0;
@@ -93,10 +92,13 @@ export class GpuTrainer {
     private readonly gpu: Gpu,
     private readonly opts: TrainerOptions,
     private readonly b: StepBuffers,
+    /** The metrics record the step writes: its named fields (`metrics_record.ts`). */
+    readonly record: MetricsRecord,
   ) {
     const { layout, runs } = opts;
     const precision = this.precision = opts.precision ?? "f32";
     this.scalarWords = new Uint32Array(runs * runScalarsBytes(precision) / 4);
+    if (precision !== "f32") this.xReals = realsBytes(precision, opts.batchRows * layout.inputSize);
     this.program = buildStepProgram(gpu, b, {
       precision,
       layout,
@@ -105,8 +107,8 @@ export class GpuTrainer {
       probeRows: opts.probe.rows,
       bnMomentum: opts.bnMomentum,
       runningStats: opts.runningStats,
+      record,
     });
-    this.record = this.program.record;
     const reals = runs * (this.record.words + layout.sTensors.length);
     this.ring = new ReadbackRing(gpu, precision, opts.inFlight, reals);
     if (opts.profile) this.timer = new PhaseTimer(gpu);
@@ -133,8 +135,7 @@ export class GpuTrainer {
   static async restore(gpu: Gpu, opts: TrainerOptions, state: TrainerState, step: number) {
     const { layout, runs, batchRows, probe } = opts, precision = opts.precision ?? "f32";
     const reals = (n: number, label: string) => realBuffer(gpu, precision, n, label);
-    const L = layout.sTensors.length;
-    const record = reals(runs * new MetricsRecord(L).words, "metrics record");
+    const L = layout.sTensors.length, record = new MetricsRecord(L);
     const t = new GpuTrainer(gpu, opts, {
       params: reals(runs * layout.size, "params"),
       grads: reals(runs * layout.size, "grads"),
@@ -147,9 +148,9 @@ export class GpuTrainer {
       probeX: uploadReals(gpu, precision, probe.x, "probe x"),
       probeLabels: uploadBuffer(gpu, Uint32Array.from(probe.y), "probe labels"),
       evalX: reals(probe.rows * layout.inputSize, "eval chunk x"),
-      record,
+      record: reals(runs * record.words, "metrics record"),
       sNorms: reals(runs * L, "S norms"),
-    });
+    }, record);
     for (const key of STATE_ARRAYS) {
       gpu.device.queue.writeBuffer(
         t.b[key],
@@ -191,7 +192,9 @@ export class GpuTrainer {
     });
     const slot = await this.ring.acquire();
     const step = this.submitted++;
-    q.writeBuffer(this.b.x, 0, encodeReals(this.precision, x.subarray(0, rows * layout.inputSize)));
+    const batch = x.subarray(0, rows * layout.inputSize);
+    const host = this.xReals?.subarray(0, (this.xReals.length / this.opts.batchRows) * rows);
+    q.writeBuffer(this.b.x, 0, encodeReals(this.precision, batch, host));
     // Labels are non-negative, so the Int32 bytes are already the u32 the kernels read.
     q.writeBuffer(this.b.labels, 0, y.buffer as ArrayBuffer, y.byteOffset, rows * 4);
     const records = steps.map((s) => ({ ...s, seed: this.opts.seed, step }));

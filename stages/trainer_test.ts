@@ -8,7 +8,8 @@
 import { type Gpu, poison } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { gpuTest } from "../shaders/test_gpu.ts";
-import { GpuTrainer, type TrainerState } from "./trainer.ts";
+import { GpuTrainer } from "./trainer.ts";
+import type { TrainerState } from "./state.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import { forwardBackward, type ReferenceTrainer } from "../reference/trainer.ts";
 import { probeDistance } from "../reference/metrics.ts";
