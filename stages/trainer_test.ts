@@ -136,10 +136,13 @@ for (const { model, stats: runningStats } of FOLLOW) {
         });
         const r64 = ref.step(x.subarray(0, rows * dim), y.subarray(0, rows), rows);
         const m = trainer.record.reader(await metrics!);
-        // Float32 training is chaotic: once A1, A's one-ulp twin, is 1e-5 from A on the GPU,
-        // float32 runs can no longer be held to float64 ones (bench/across.ts judges alike), so
-        // the comparison ends there, with the state.
-        if (Math.max(m(2, "batch.maxprob"), m(2, "probe.maxprob")) > 1e-5) {
+        // Float32 training is chaotic: once A1 (A's one-ulp twin) or B (A's equivalent, whose
+        // float32 roundings differ from A's in every op) is 1e-5 from A on the GPU, float32 runs
+        // can no longer be held to float64 ones (bench/across.ts judges alike), so the
+        // comparison ends there, with the state. Before it, the checks against the reference
+        // below hold B's distance from A to the reference's (~1e-14) within 1e-5.
+        const apart = (r: number) => Math.max(m(r, "batch.maxprob"), m(r, "probe.maxprob"));
+        if (Math.max(apart(1), apart(2)) > 1e-5) {
           chaosAt = t;
           break;
         }
@@ -183,10 +186,6 @@ for (const { model, stats: runningStats } of FOLLOW) {
             const d = probeDistance(logits[0], logits[r], probe.y, PROBE, layout.classes);
             const got = m(r, `${mode === "train" ? "probe" : "eval"}.maxprob`);
             worstProb = Math.max(worstProb, Math.abs(got - d.maxProb));
-            // Run B is equivalent to A (in eval mode only with weight-norm statistics, THEORY
-            // §5): in float32 their distance stays tiny over 20 steps.
-            const exact = mode === "train" || runningStats === "weightnorm";
-            if (r === 1 && exact && !(got < 1e-4)) throw new Error(`step ${t} ${mode}: A-B ${got}`);
             if (Math.abs(got - d.maxProb) > 1e-5) {
               throw new Error(`step ${t} run ${r} ${mode}: maxProb ${got}, reference ${d.maxProb}`);
             }
@@ -200,10 +199,10 @@ for (const { model, stats: runningStats } of FOLLOW) {
         throw new Error(`loss differs from the reference by ${worstLoss} (relative)`);
       }
       console.error(
-        `compared at ${compared} steps, before A1 left A (at step ${chaosAt ?? "none"})`,
+        `compared at ${compared} steps, before A1 or B left A (at step ${chaosAt ?? "none"})`,
       );
       // The first short batch (step 6) must have been compared.
-      if (compared < 7) throw new Error(`A1 left A by 1e-5 at step ${chaosAt}: too early`);
+      if (compared < 7) throw new Error(`A1 or B left A by 1e-5 at step ${chaosAt}: too early`);
       const { state, ref: want } = kept!;
       for (let r = 0; r < 3; r++) {
         const P = layout.size;
