@@ -2,6 +2,7 @@ import {
   convGeometry,
   fanIn,
   GraphBuilder,
+  groupRule,
   modelLayout,
   nodeMatrix,
   poolGeometry,
@@ -157,4 +158,37 @@ Deno.test("shape queries: fan-in, a node as a matrix, conv and pool geometry", (
   const layout = modelLayout(graph, "test");
   same(layout.tensors.map((t) => t.fanIn), [18, 0, 0, 16, 16], "tensors' fan-in");
   assertThrows(() => convGeometry(graph, node(pool), 1), "not a conv");
+});
+
+Deno.test("groupRule: marks O and S, LayerNorm and GroupNorm absorb scale, errors name the node", () => {
+  const b = new GraphBuilder();
+  let x = b.input([6, 6, 2]);
+  x = x.conv(4, 3, { name: "a" }).gn(2).relu();
+  x = x.conv(4, 3, { name: "b", group: "O" }).ln().relu().avgpool();
+  const graph = b.build(x.linear(3, { bias: true, name: "head" }).softmaxCrossEntropy());
+  const { S, dropped } = groupRule(graph);
+  const names = (ids: Iterable<number>) => [...ids].map((id) => graph.nodes[id].name).sort();
+  if (names(S).join() !== "a") throw new Error(`S ${names(S)}`);
+  if (names(dropped.keys()).join() !== "b,head") {
+    throw new Error(`dropped ${names(dropped.keys())}`);
+  }
+  const head = graph.nodes.find((n) => n.name === "head")!.id;
+  if (dropped.get(head) !== head) throw new Error("head is dropped at its own bias");
+  if (dropped.get(graph.nodes.find((n) => n.name === "b")!.id) !== undefined) {
+    throw new Error("b is marked O");
+  }
+  const groups = modelLayout(graph, "t").tensors.map((t) => `${t.name}:${t.group}`).join();
+  if (
+    groups !==
+      "a.weight:S,gn0.weight:O,gn0.bias:O,b.weight:O,ln0.weight:O,ln0.bias:O,head.weight:O,head.bias:O"
+  ) {
+    throw new Error(groups);
+  }
+  const marked = new GraphBuilder();
+  const y = marked.input([5]).linear(4).bn().relu().linear(3, { bias: true, group: "S" });
+  assertThrows(() => groupRule(marked.build(y.softmaxCrossEntropy())), "fc1: marked S");
+  const bad = new GraphBuilder();
+  assertThrows(() => bad.input([4, 4, 6]).gn(4), "gn0: 4 groups do not divide 6 channels");
+  const flat = new GraphBuilder();
+  assertThrows(() => flat.input([8]).conv(2, 3, { name: "c" }), "c: needs an image input");
 });

@@ -7,7 +7,14 @@
  */
 
 import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
-import { convGeometry, nodeMatrix, nodeParams, poolGeometry } from "../core/graph.ts";
+import {
+  convGeometry,
+  groupNormGeometry,
+  nodeMatrix,
+  nodeParams,
+  poolGeometry,
+} from "../core/graph.ts";
+import { groupNormBackward, type GroupNormCache, groupNormForward } from "./groupnorm.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -54,6 +61,8 @@ export interface Tape {
   values: Float64Array[];
   /** BatchNorm caches by node id (training mode). */
   caches: Map<number, BatchNormCache>;
+  /** GroupNorm caches by node id. */
+  groupCaches: Map<number, GroupNormCache>;
   /** dlogits of the loss (training mode with labels). */
   dlogits?: Float64Array;
 }
@@ -165,6 +174,28 @@ const OPS: Partial<Record<OpKind, ReferenceOp>> = {
       return [bn.dx];
     },
   },
+  groupnorm: {
+    // Statistics per example: eval mode is training mode.
+    forward(node, [x], ctx, tape) {
+      const geometry = groupNormGeometry(node, ctx.rows);
+      const gamma = param(ctx, node, "gamma"), beta = param(ctx, node, "beta");
+      const out = groupNormForward(x, geometry, ctx.eps, gamma, beta);
+      tape.groupCaches.set(node.id, out);
+      return out.y;
+    },
+    backward(node, dOut, _inputs, ctx, tape, grad) {
+      const { gamma, beta } = nodeParams(ctx.layout, node.id);
+      const gn = groupNormBackward(
+        dOut,
+        tape.groupCaches.get(node.id)!,
+        groupNormGeometry(node, ctx.rows),
+        gamma && tensor(ctx.params, gamma),
+      );
+      if (gamma) grad.set(gn.dgamma, gamma.offset);
+      if (beta) grad.set(gn.dbeta, beta.offset);
+      return [gn.dx];
+    },
+  },
   relu: {
     forward: (_node, [x]) => reluForward(x),
     // ReLU's backward needs only the sign of its output.
@@ -213,7 +244,7 @@ export function runForward(
   opts: { stats?: RunningStats; labels?: ArrayLike<number> } = {},
 ): Tape {
   const ctx: Context = { layout, params, rows, eps, ...opts };
-  const tape: Tape = { values: [], caches: new Map() };
+  const tape: Tape = { values: [], caches: new Map(), groupCaches: new Map() };
   const last = opts.labels ? layout.graph.loss : layout.graph.logits;
   for (const node of layout.graph.nodes.slice(0, last + 1)) {
     tape.values[node.id] = node.op.kind === "input"

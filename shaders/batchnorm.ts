@@ -37,6 +37,7 @@
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
+import type { NormalizationBackwardViews, NormalizationForwardViews } from "./normalization.ts";
 
 /** Threads per workgroup: one thread per feature (whole, stats) or per chunk and feature. */
 const WORKGROUP = 64;
@@ -86,32 +87,12 @@ export type BatchNormVariant =
   };
 
 /** Inputs and outputs of a BatchNorm forward; see the module doc and reference/ops.ts. */
-export interface BatchNormForwardSpec {
-  /** Arithmetic of the real views, of eps and of the momentum (default f32). */
-  precision?: Precision;
-  runs: number;
+export interface BatchNormForwardSpec extends NormalizationForwardViews {
+  /** x, y and xhat are [rows, features]; invStd, gamma and beta [features]. */
   rows: number;
   features: number;
-  /** train: batch statistics; eval: running statistics. */
+  /** train: batch statistics; eval: running statistics (saves no xhat, invStd). */
   mode: "train" | "eval";
-  /** Input z [rows, features]. */
-  x: TensorView;
-  /** Output [rows, features]: y, or relu(y) with `relu`. */
-  y: TensorView;
-  /** Apply the following ReLU: y = relu(BatchNorm(x)) (reference: BatchNorm then reluForward). */
-  relu?: boolean;
-  /** Train mode: normalised input saved for backward [rows, features] (with invStd or neither). */
-  xhat?: TensorView;
-  /** Train mode: 1/sqrt(var+eps) saved for backward [features]. */
-  invStd?: TensorView;
-  /** Affine scale [features] (with beta or neither). */
-  gamma?: TensorView;
-  /** Affine shift [features]. */
-  beta?: TensorView;
-  /** array<RunScalars>, one record per run. */
-  scalars: GPUBuffer;
-  /** Which RunScalars field holds this forward's eps. */
-  epsField: "eps" | "eps_next";
   /** Running statistics [features] per run, stored in units of `unit` (THEORY §5). */
   running?: {
     mean: TensorView;
@@ -125,23 +106,10 @@ export interface BatchNormForwardSpec {
   };
 }
 
-/** Inputs and outputs of the BatchNorm backward; dx, dgamma, dbeta are written, not accumulated. */
-export interface BatchNormBackwardSpec {
-  /** Arithmetic of the views (default f32). */
-  precision?: Precision;
-  runs: number;
+/** Inputs and outputs of the BatchNorm backward (shapes as the forward's). */
+export interface BatchNormBackwardSpec extends NormalizationBackwardViews {
   rows: number;
   features: number;
-  /** Gradient of the forward's output (of relu(y) when `y` is given). */
-  dy: TensorView;
-  xhat: TensorView;
-  invStd: TensorView;
-  gamma?: TensorView;
-  /** The fused forward's output relu(y): dy counts only where it is > 0 (ReLU's backward). */
-  y?: TensorView;
-  dx: TensorView;
-  dgamma?: TensorView;
-  dbeta?: TensorView;
 }
 
 /** Tensor bindings of a variant, in binding order (after the uniform and the scalars). */

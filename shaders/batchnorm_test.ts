@@ -1,6 +1,5 @@
 import {
   type Gpu,
-  packRunScalars,
   poison,
   readFloats,
   readReals,
@@ -11,8 +10,7 @@ import {
   uploadBuffer,
   uploadReals,
 } from "./gpu.ts";
-import { decodeReals, encodeReals, type Precision } from "./precision.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -79,12 +77,6 @@ function viewOf(buffer: GPUBuffer, s: Slot): TensorView {
   return { buffer, offset: s.offset, runStride: s.runStride };
 }
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
 /**
  * Tolerances of a precision: rtol, and atol as a fraction of a scale of the data (largest
  * magnitude). Elements near zero (x near the mean, g·h near -b) keep only an absolute accuracy,
@@ -132,27 +124,6 @@ function closeDx(
 ) {
   const atol = TOL[p].atol * Math.max(maxAbs(expected), maxAbs(gammaInvStd) * maxAbs(dy));
   assertClose(actual, expected, TOL[p].rtol, atol, what);
-}
-
-/** `values` as the precision holds them (float32: rounded; df64: the joined pairs). */
-function held(p: Precision, values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(decodeReals(p, encodeReals(p, values).buffer));
-}
-
-/** A RunScalars buffer with a distinct eps and eps_next per run; returns the values it holds. */
-function scalarsBuffer(gpu: Gpu, p: Precision, eps: number[], epsNext: number[]) {
-  const zero = { lrS: 0, wdS: 0, shrinkS: 0, lrO: 0, wdO: 0, shrinkO: 0, momentum: 0 };
-  const records = eps.map((e, r) => ({
-    ...zero,
-    eps: e,
-    rescale: 1,
-    perturb: 0,
-    epsNext: epsNext[r],
-    seed: 0,
-    step: 0,
-  }));
-  const buffer = uploadBuffer(gpu, packRunScalars(p, records), "run scalars");
-  return { buffer, eps: [...held(p, eps)], epsNext: [...held(p, epsNext)] };
 }
 
 const EPS = [1e-5, 1e-2, 0.3];
@@ -209,7 +180,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const statBuf = uploadReals(gpu, p, statData);
   const outBuf = realBuffer(gpu, p, outA.size);
   poison(gpu, outBuf);
-  const sc = scalarsBuffer(gpu, p, EPS.slice(0, R), EPS_NEXT.slice(0, R));
+  const sc = epsScalars(gpu, p, EPS.slice(0, R), EPS_NEXT.slice(0, R));
   const epsOf = c.epsField === "eps" ? sc.eps : sc.epsNext;
 
   const dispatch = batchNormForwardKernel(gpu, {
@@ -479,7 +450,7 @@ gpuTest(
       const dy = Float32Array.from(randomFloats(rng, N));
       const gamma = Float32Array.from(randomFloats(rng, F, 0.5, 2));
       const beta = Float32Array.from(randomFloats(rng, F));
-      const sc = scalarsBuffer(gpu, "f32", scales.map((c) => 1e-5 * c * c), [0, 0, 0]);
+      const sc = epsScalars(gpu, "f32", scales.map((c) => 1e-5 * c * c), [0, 0, 0]);
       const xBuf = uploadBuffer(gpu, Float32Array.from(xs.flatMap((x) => [...x])));
       const dyBuf = uploadBuffer(gpu, dy),
         gBuf = uploadBuffer(gpu, gamma),
@@ -640,7 +611,7 @@ gpuTest("BatchNorm+ReLU backward (df64) = finite differences of the reference", 
       return y.reduce((acc, v, i) => acc + v * w[i], 0);
     };
     const fwd = batchNormReluForward(x, rows, F, eps, gamma, beta);
-    const sc = scalarsBuffer(gpu, p, [eps], [eps]);
+    const sc = epsScalars(gpu, p, [eps], [eps]);
     const buf = (values: ArrayLike<number>) => uploadReals(gpu, p, values);
     const view = (buffer: GPUBuffer): TensorView => ({ buffer, offset: 0, runStride: 0 });
     const [xB, wB, gB, bB] = [x, w, gamma, beta].map(buf);

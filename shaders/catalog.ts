@@ -11,6 +11,7 @@
 
 import { addWgsl } from "./add.ts";
 import { type BatchNormVariant, batchNormWgsl } from "./batchnorm.ts";
+import { type GroupNormStage, type GroupNormVariant, groupNormWgsl } from "./groupnorm.ts";
 import { defaultTiling, type MatmulTiling, matmulWgsl, SCALAR_TILING } from "./matmul.ts";
 import { type PoolKind, poolWgsl } from "./pool.ts";
 import { probeDistanceWgsl } from "./probe_distance.ts";
@@ -84,6 +85,49 @@ const BATCHNORM: BatchNormVariant[] = [
   fwd("eval", { affine: true, relu: true, stage: "apply" }),
 ];
 
+/** The name of a GroupNorm variant: its pass, stage and the flags that are set. */
+function groupNormName(v: GroupNormVariant): string {
+  const { pass, stage, ...rest } = v;
+  const flags = Object.entries(rest).flatMap(([k, x]) => (x === true ? [k] : []));
+  const eps = "epsField" in rest && rest.epsField === "eps_next" ? ["eps_next"] : [];
+  return ["groupnorm", pass, stage, ...flags, ...eps].join(".");
+}
+
+const gnFwd = (stage: GroupNormStage, on: boolean, eps: "eps" | "eps_next"): GroupNormVariant => ({
+  pass: "forward",
+  stage,
+  affine: on,
+  save: on,
+  relu: on,
+  epsField: eps,
+});
+type GnBackward = Extract<GroupNormVariant, { pass: "backward" }>;
+const gnBwd = (stage: GroupNormStage, flags: Partial<GnBackward> = {}): GnBackward => ({
+  pass: "backward",
+  stage,
+  gamma: false,
+  dgamma: false,
+  dbeta: false,
+  relu: false,
+  ...flags,
+});
+
+/** Each stage of both passes with the flags it reads on and off. */
+const GROUPNORM: GroupNormVariant[] = [
+  gnFwd("partials", false, "eps"),
+  gnFwd("stats", true, "eps"),
+  gnFwd("stats", false, "eps_next"),
+  gnFwd("apply", true, "eps"),
+  gnFwd("apply", false, "eps"),
+  gnBwd("partials", { relu: true }),
+  gnBwd("partials"),
+  gnBwd("stats", { gamma: true, dgamma: true, dbeta: true }),
+  gnBwd("stats", { dbeta: true }),
+  gnBwd("stats"),
+  gnBwd("apply", { gamma: true, relu: true }),
+  gnBwd("apply"),
+];
+
 /** Products by name (NN = C = A·B, NT = A·Bᵀ, TN = Aᵀ·B, TT) and the tilings they get. */
 const PRODUCTS: Record<string, [boolean, boolean]> = {
   NN: [false, false],
@@ -133,6 +177,7 @@ const each = <T extends string>(
 export const KERNELS: readonly Entry[] = [
   ...each<ReluDirection>("relu", ["forward", "backward"], reluWgsl),
   ...BATCHNORM.map((v): Entry => [batchNormName(v), (precision) => batchNormWgsl(v, precision)]),
+  ...GROUPNORM.map((v): Entry => [groupNormName(v), (precision) => groupNormWgsl(v, precision)]),
   ...matmulEntries(),
   ["softmax_xent", softmaxXentWgsl],
   ["reduce.columnSum", columnSumWgsl],

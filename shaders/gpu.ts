@@ -363,6 +363,7 @@ export async function readFloats(
   offset = 0,
 ): Promise<Float32Array> {
   const bytes = elements * 4;
+  if (bytes === 0) return new Float32Array(0); // nothing to copy (a model without BatchNorm)
   const staging = gpu.device.createBuffer({
     size: Math.max(16, Math.ceil(bytes / 16) * 16),
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

@@ -9,7 +9,7 @@
 
 import type { Rng } from "../core/prng.ts";
 import { stacked } from "../core/test_util.ts";
-import { acquireGpu, type Gpu } from "./gpu.ts";
+import { acquireGpu, type Gpu, packRunScalars, uploadBuffer } from "./gpu.ts";
 import { decodeReals, encodeReals, type Precision } from "./precision.ts";
 
 /**
@@ -64,4 +64,35 @@ export function stackedReals(
 ): Float64Array {
   const make = (n: number) => new Float64Array(n);
   return stacked(make, () => randomReals(rng, precision, size, lo, hi), runs, stride, offset);
+}
+
+/** Largest |a[i]|. */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** `values` as the precision holds them (float32: rounded; df64: the joined pairs). */
+export function held(p: Precision, values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(decodeReals(p, encodeReals(p, values).buffer));
+}
+
+/**
+ * A RunScalars buffer for the normalization tests: a distinct eps and eps_next per run, every
+ * other field zero or neutral; returns the eps values as the precision holds them.
+ */
+export function epsScalars(gpu: Gpu, p: Precision, eps: number[], epsNext: number[]) {
+  const zero = { lrS: 0, wdS: 0, shrinkS: 0, lrO: 0, wdO: 0, shrinkO: 0, momentum: 0 };
+  const records = eps.map((e, r) => ({
+    ...zero,
+    eps: e,
+    rescale: 1,
+    perturb: 0,
+    epsNext: epsNext[r],
+    seed: 0,
+    step: 0,
+  }));
+  const buffer = uploadBuffer(gpu, packRunScalars(p, records), "run scalars");
+  return { buffer, eps: [...held(p, eps)], epsNext: [...held(p, epsNext)] };
 }

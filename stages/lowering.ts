@@ -8,7 +8,20 @@
  */
 
 import type { ModelLayout, Node, OpKind, ParamTensor } from "../core/graph.ts";
-import { convGeometry, nodeMatrix, nodeParams, poolGeometry, shapeSize } from "../core/graph.ts";
+import {
+  convGeometry,
+  groupNormGeometry,
+  nodeMatrix,
+  nodeParams,
+  NORMALIZATIONS,
+  poolGeometry,
+  shapeSize,
+} from "../core/graph.ts";
+import { groupNormBackwardKernel, groupNormForwardKernel } from "../shaders/groupnorm.ts";
+import type {
+  NormalizationBackwardViews,
+  NormalizationForwardViews,
+} from "../shaders/normalization.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
 import { matmulKernel } from "../shaders/matmul.ts";
@@ -79,7 +92,7 @@ interface Lowering {
   needsGrad(id: number): boolean;
   /** Per-node tensors the forward saves for the backward. */
   saved: Map<number, Record<string, TensorView>>;
-  /** BatchNorm nodes whose kernels apply the ReLU that consumes them ({@link reluFusions}). */
+  /** Normalization nodes whose kernels apply the ReLU that consumes them ({@link reluFusions}). */
   reluFused: Set<number>;
 }
 
@@ -106,6 +119,64 @@ const poolShape = (node: Node, l: Lowering) => ({
   runs: l.b.runs,
   ...poolGeometry(l.b.layout.graph, node, l.rows),
 });
+
+/**
+ * What every normalization's forward binds: input, output (relu(y) when fused), gamma and beta,
+ * eps (of this step in a training pass, of the next in a probe), and in a training pass xhat and
+ * the `statistics` values of 1/std, saved for the backward.
+ */
+function normalizationForward(
+  node: Node,
+  l: Lowering,
+  statistics: number,
+): NormalizationForwardViews {
+  const { gamma, beta } = nodeParams(l.b.layout, node.id);
+  const train = l.mode === "train";
+  const save = train
+    ? {
+      xhat: l.alloc(l.rows * shapeSize(node.shape), `${node.name} xhat`),
+      invStd: l.alloc(statistics, `${node.name} invstd`),
+    }
+    : undefined;
+  if (save) l.saved.set(node.id, save);
+  return {
+    precision: l.b.precision,
+    runs: l.b.runs,
+    x: l.act(node.inputs[0]),
+    y: l.act(node.id),
+    relu: l.reluFused.has(node.id),
+    xhat: save?.xhat,
+    invStd: save?.invStd,
+    gamma: gamma && l.param(gamma),
+    beta: beta && l.param(beta),
+    scalars: l.b.scalars,
+    epsField: train ? "eps" : "eps_next",
+  };
+}
+
+/** What every normalization's backward binds: the forward's saved tensors and the gradients. */
+function normalizationBackward(
+  node: Node,
+  l: Lowering,
+  dOut: TensorView,
+  dx: (k: number) => TensorView,
+): NormalizationBackwardViews {
+  const { gamma, beta } = nodeParams(l.b.layout, node.id);
+  const save = l.saved.get(node.id)!;
+  return {
+    precision: l.b.precision,
+    runs: l.b.runs,
+    dy: dOut,
+    xhat: save.xhat,
+    invStd: save.invStd,
+    gamma: gamma && l.param(gamma),
+    // Fused: dOut is the ReLU output's gradient, masked by that output (this node's act).
+    y: l.reluFused.has(node.id) ? l.act(node.id) : undefined,
+    dx: dx(0),
+    dgamma: gamma && l.grad(gamma),
+    dbeta: beta && l.grad(beta),
+  };
+}
 
 const OPS: Partial<Record<OpKind, GpuOp>> = {
   linear: {
@@ -204,62 +275,43 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   },
   batchnorm: {
     forward(node, l) {
-      const { layout, runs } = l.b;
-      const { gamma, beta } = nodeParams(layout, node.id);
+      const { layout } = l.b;
       const bn = layout.batchNorms.find((s) => s.node === node.id)!;
       const { rows, features } = nodeMatrix(node, l.rows);
-      const train = l.mode === "train";
-      const save = train
-        ? {
-          xhat: l.alloc(rows * features, `${node.name} xhat`),
-          invStd: l.alloc(features, `${node.name} invstd`),
-        }
-        : undefined;
-      if (save) l.saved.set(node.id, save);
       return batchNormForwardKernel(l.gpu, {
-        precision: l.b.precision,
-        runs,
+        ...normalizationForward(node, l, features),
         rows,
         features,
         mode: l.mode === "eval" ? "eval" : "train",
-        x: l.act(node.inputs[0]),
-        y: l.act(node.id),
-        relu: l.reluFused.has(node.id),
-        xhat: save?.xhat,
-        invStd: save?.invStd,
-        gamma: gamma && l.param(gamma),
-        beta: beta && l.param(beta),
-        scalars: l.b.scalars,
-        epsField: train ? "eps" : "eps_next",
         running: {
           mean: runView(l.b.runningMean, layout.statsSize, bn.offset),
           var: runView(l.b.runningVar, layout.statsSize, bn.offset),
           momentum: l.b.bnMomentum,
           unit: bn.unit !== undefined ? l.b.unitNorm2?.(bn.unit) : undefined,
-          update: train,
+          update: l.mode === "train",
         },
       });
     },
-    backward(node, l, dOut, dx) {
-      const { gamma, beta } = nodeParams(l.b.layout, node.id);
-      const { rows, features } = nodeMatrix(node, l.rows);
-      const save = l.saved.get(node.id)!;
-      return batchNormBackwardKernel(l.gpu, {
-        precision: l.b.precision,
-        runs: l.b.runs,
-        rows,
-        features,
-        dy: dOut,
-        xhat: save.xhat,
-        invStd: save.invStd,
-        gamma: gamma && l.param(gamma),
-        // Fused: dOut is the ReLU output's gradient, masked by that output (this node's act).
-        y: l.reluFused.has(node.id) ? l.act(node.id) : undefined,
-        dx: dx(0),
-        dgamma: gamma && l.grad(gamma),
-        dbeta: beta && l.grad(beta),
+    backward: (node, l, dOut, dx) =>
+      batchNormBackwardKernel(l.gpu, {
+        ...normalizationBackward(node, l, dOut, dx),
+        ...nodeMatrix(node, l.rows),
+      }),
+  },
+  groupnorm: {
+    // Statistics per example: the probe and eval passes compute as training does, unsaved.
+    forward(node, l) {
+      const geometry = groupNormGeometry(node, l.rows);
+      return groupNormForwardKernel(l.gpu, {
+        ...normalizationForward(node, l, l.rows * geometry.groups),
+        geometry,
       });
     },
+    backward: (node, l, dOut, dx) =>
+      groupNormBackwardKernel(l.gpu, {
+        ...normalizationBackward(node, l, dOut, dx),
+        geometry: groupNormGeometry(node, l.rows),
+      }),
   },
   relu: {
     forward: (node, l) => [reluForwardKernel(l.gpu, {
@@ -339,9 +391,9 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
 };
 
 /**
- * BatchNorm nodes whose only consumer is a ReLU: their kernels apply it (the forward writes
+ * Normalization nodes whose only consumer is a ReLU: their kernels apply it (the forward writes
  * relu(y), the backward masks dy by that output), saving the ReLU's two passes over memory; the
- * ReLU node then records nothing and shares the BatchNorm's output and gradient.
+ * ReLU node then records nothing and shares the normalization's output and gradient.
  */
 function reluFusions(nodes: readonly Node[]): Set<number> {
   const consumers = new Map<number, Node[]>();
@@ -351,7 +403,7 @@ function reluFusions(nodes: readonly Node[]): Set<number> {
   return new Set(
     nodes.filter((n) => {
       const c = consumers.get(n.id);
-      return n.op.kind === "batchnorm" && c?.length === 1 && c[0].op.kind === "relu";
+      return NORMALIZATIONS.has(n.op.kind) && c?.length === 1 && c[0].op.kind === "relu";
     }).map((n) => n.id),
   );
 }
@@ -398,7 +450,7 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
       continue;
     }
     if (fusedRelu(node)) {
-      acts.set(node.id, acts.get(node.inputs[0])!); // written by its BatchNorm's kernels
+      acts.set(node.id, acts.get(node.inputs[0])!); // written by its normalization's kernels
       continue;
     }
     if (node.op.kind === "softmax_xent") {
@@ -445,7 +497,7 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
       if (grads.has(id)) accumulate(id, view);
       else grads.set(id, { view, owned: false });
     };
-    if (fusedRelu(node)) pass(0, dOut); // its backward runs in its BatchNorm's
+    if (fusedRelu(node)) pass(0, dOut); // its backward runs in its normalization's
     else backward.push(...op(node.op.kind).backward(node, l, dOut, dx, pass));
     backward.push(...after);
   }

@@ -152,11 +152,10 @@ export class GpuTrainer {
       sNorms: reals(runs * L, "S norms"),
     }, record);
     for (const key of STATE_ARRAYS) {
-      gpu.device.queue.writeBuffer(
-        t.b[key],
-        0,
-        encodeRealsExact(precision, state[key], state.lo?.[key]),
-      );
+      const bytes = encodeRealsExact(precision, state[key], state.lo?.[key]);
+      // A model without BatchNorm has no running statistics (and Deno's wgpu panics on an
+      // empty write).
+      if (bytes.byteLength > 0) gpu.device.queue.writeBuffer(t.b[key], 0, bytes);
     }
     t.submitted = step;
     // The first forward reads each layer's norm (weight-norm running statistics).

@@ -1,0 +1,52 @@
+/**
+ * The views and flags every normalization kernel takes (BatchNorm in `batchnorm.ts`, GroupNorm
+ * and LayerNorm in `groupnorm.ts`), declared once; each kernel's spec adds its own shape. The
+ * forward may write relu(y) (fused with the ReLU that follows) and save what its backward reads.
+ *
+ * @module
+ */
+
+import type { TensorView } from "./gpu.ts";
+import type { Precision } from "./precision.ts";
+
+/** Inputs and outputs of a normalization's forward. */
+export interface NormalizationForwardViews {
+  /** Arithmetic of the views and of eps (default f32). */
+  precision?: Precision;
+  runs: number;
+  /** Input. */
+  x: TensorView;
+  /** Output, as large as x: y, or relu(y) with `relu`. */
+  y: TensorView;
+  /** Apply the following ReLU: y = relu(norm(x)) (reference: the norm, then reluForward). */
+  relu?: boolean;
+  /** Normalised input saved for the backward, as large as x (with invStd or neither). */
+  xhat?: TensorView;
+  /** 1/sqrt(var + eps) of every statistic, saved for the backward. */
+  invStd?: TensorView;
+  /** Affine scale per channel (with beta or neither). */
+  gamma?: TensorView;
+  /** Affine shift per channel. */
+  beta?: TensorView;
+  /** array<RunScalars>, one record per run. */
+  scalars: GPUBuffer;
+  /** Which RunScalars field holds this forward's eps. */
+  epsField: "eps" | "eps_next";
+}
+
+/** Inputs and outputs of a normalization's backward; dx, dgamma, dbeta are written. */
+export interface NormalizationBackwardViews {
+  /** Arithmetic of the views (default f32). */
+  precision?: Precision;
+  runs: number;
+  /** Gradient of the forward's output (of relu(y) when `y` is given). */
+  dy: TensorView;
+  xhat: TensorView;
+  invStd: TensorView;
+  gamma?: TensorView;
+  /** The fused forward's output relu(y): dy counts only where it is > 0 (ReLU's backward). */
+  y?: TensorView;
+  dx: TensorView;
+  dgamma?: TensorView;
+  dbeta?: TensorView;
+}
