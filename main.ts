@@ -1,6 +1,8 @@
 /**
  * The command line: parse and validate the flags, acquire the GPU, run the pipeline. Data goes
- * to stdout; logs, progress, the summary and errors (one line each) go to stderr.
+ * to stdout; logs, progress, the summary and errors (one line each) go to stderr. `main.ts
+ * inspect [flags]` (`deno task inspect`) prints the model the same flags would train, with no
+ * GPU (pipeline/inspect.ts).
  *
  * Exit codes: 0 done (also when stdout was closed early), 1 bad input, a failed or diverged
  * run, 2 no WebGPU adapter, 130 / 143 stopped by SIGINT / SIGTERM (after finishing the step in
@@ -19,6 +21,7 @@ import {
 } from "./pipeline/config.ts";
 import { checkOutputPath, checkOutputsApart, sameOrInside } from "./pipeline/paths.ts";
 import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
+import { inspectModel } from "./pipeline/inspect.ts";
 import { dirOwner } from "./pipeline/train.ts";
 import { checkCheckpointDir } from "./stages/checkpoint_dir.ts";
 import { NAMED_DATASETS } from "./stages/data/dataset.ts";
@@ -29,24 +32,34 @@ const encoder = new TextEncoder();
 const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 const log = (line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
 
+/** Writes asked-for text (help, an inspection) to stdout; `what` names it in an error. */
+async function writeStdout(text: string, what: string): Promise<void> {
+  const bytes = encoder.encode(text + "\n");
+  try {
+    for (let done = 0; done < bytes.length;) {
+      done += await Deno.stdout.write(bytes.subarray(done));
+    }
+  } catch (e) {
+    const why = (e as Error).message.replace(/\s*\(os error \d+\)$/, "");
+    throw new Error(`stdout: cannot write ${what}: ${why}`);
+  }
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   try {
-    const cmd = await parseCommandLine(args);
+    const inspect = args[0] === "inspect";
+    const cmd = await parseCommandLine(inspect ? args.slice(1) : args);
     if (cmd.help) {
       // Asked-for output, so stdout (`--help | less`); no data is written in this case.
-      const bytes = encoder.encode(helpText() + "\n");
-      try {
-        for (let done = 0; done < bytes.length;) {
-          done += await Deno.stdout.write(bytes.subarray(done));
-        }
-      } catch (e) {
-        const why = (e as Error).message.replace(/\s*\(os error \d+\)$/, "");
-        throw new Error(`stdout: cannot write the help text: ${why}`);
-      }
+      await writeStdout(helpText(), "the help text");
       return 0;
     }
     const { config } = cmd;
+    if (inspect) {
+      await writeStdout(await inspectModel(config), "the inspection");
+      return 0;
+    }
     for (const k of ignoredByModel(config, cmd.given)) {
       log(
         `warning: --${k} applies to --model ${

@@ -19,11 +19,18 @@ export function forwardFlops(layout: ModelLayout, rows: number): number {
   return rows * layout.graph.nodes.reduce((f, n) => f + productFlops(layout, n), 0);
 }
 
+/** One training step of one example through `node`: forward, dW, and dX unless into the input. */
+function stepFlops(layout: ModelLayout, node: Node): number {
+  const readsInput = layout.graph.nodes[node.inputs[0]]?.op.kind === "input";
+  return productFlops(layout, node) * (readsInput ? 2 : 3);
+}
+
 /** One training step of `rows` examples of one run: forward, dW, and dX except into the input. */
 export function trainStepFlops(layout: ModelLayout, rows: number): number {
-  const nodes = layout.graph.nodes;
-  return rows * nodes.reduce((f, n) => {
-    const readsInput = nodes[n.inputs[0]]?.op.kind === "input";
-    return f + productFlops(layout, n) * (readsInput ? 2 : 3);
-  }, 0);
+  return rows * layout.graph.nodes.reduce((f, n) => f + stepFlops(layout, n), 0);
+}
+
+/** {@link trainStepFlops}' share of `node` (0 for nodes without a product). */
+export function nodeTrainStepFlops(layout: ModelLayout, node: Node, rows: number): number {
+  return rows * stepFlops(layout, node);
 }

@@ -72,6 +72,14 @@ const runName = z.enum(RUN_NAMES);
  */
 export const PROBE_EVERY = 10;
 
+/** The built-in models' names (`--model`); anything else must be a model file. */
+export const BUILTIN_MODELS: readonly string[] = ["mlp", "cnn", "preresnet"];
+
+/** Whether `--model` names a file (a path ending in .ts, .js, .mts or .mjs), not a built-in. */
+export function isModelFile(model: string): boolean {
+  return /\.(ts|js|mts|mjs)$/.test(model);
+}
+
 /** Every setting: its schema (with default) and one line of help. Keys are the flag names. */
 const SETTINGS = {
   // data
@@ -87,7 +95,7 @@ const SETTINGS = {
   heldout: [int(1).default(1000), "examples held out when the data has no separate test split"],
   probe: [
     int(2).optional(),
-    "probe batch size (held-out examples the monitor evaluates every step) (default: 512 for mlp, 128 for cnn and preresnet)",
+    "probe batch size (held-out examples the monitor evaluates every step) (default: 512 for mlp, 128 for the other models)",
   ],
   "batch-size": [int(2).default(128), "mini-batch size"],
   epochs: [int(1).default(1), "passes over the training split (unless --steps is given)"],
@@ -103,8 +111,11 @@ const SETTINGS = {
   seed: [int(0).default(0), "seed of initialisation, shuffling and the A2 perturbation"],
   // model
   model: [
-    z.enum(["mlp", "cnn", "preresnet"]).default("mlp"),
-    "network: mlp (--hidden), cnn (3 conv blocks of 32/64/64), preresnet (--depth, --width)",
+    z.string().refine(
+      (m) => BUILTIN_MODELS.includes(m) || isModelFile(m),
+      `expected ${BUILTIN_MODELS.join(", ")} or a model file (.ts, .js), see docs/models.md`,
+    ).default("mlp"),
+    "network: mlp (--hidden), cnn (3 conv blocks of 32/64/64), preresnet (--depth, --width), or a model file path/to/net.ts exporting model(x, data) (docs/models.md; examples in models/)",
   ],
   hidden: [
     list(int(1)).refine((h) => h.length > 0, "expected at least one hidden width").default([
@@ -119,8 +130,11 @@ const SETTINGS = {
     list(z.enum(["flip", "crop"])).default([]),
     "image augmentation, comma-separated: flip (horizontal), crop (pad 4, random crop)",
   ],
-  "bn-affine": [bool.default(true), "BatchNorm has learnable scale and shift (group O)"],
-  "bn-eps": [nonNegative.default(1e-5), "BatchNorm eps"],
+  "bn-affine": [
+    bool.default(true),
+    "normalizations (BatchNorm, GroupNorm, LayerNorm) have learnable scale and shift (group O)",
+  ],
+  "bn-eps": [nonNegative.default(1e-5), "eps of every normalization"],
   "bn-eps-mode": [
     z.enum(["scaled", "fixed"]).default("scaled"),
     "scaled: run B uses eps*c_t^2 (exact); fixed: plain eps everywhere (as PyTorch)",
@@ -390,8 +404,9 @@ export function helpText(): string {
   });
   return [
     "Usage: deno task train [flags]",
-    "Trains a BatchNorm network on WebGPU as several runs in lockstep and streams per-step metrics",
-    "to stdout (CSV or JSON Lines). Every flag can also come from --config FILE (JSON, same names).",
+    "Trains a normalized network on WebGPU as several runs in lockstep and streams per-step",
+    "metrics to stdout (CSV or JSON Lines). Every flag can also come from --config FILE (JSON, same",
+    "names). deno task inspect [flags] prints the model they choose (graph, group S and why), no GPU.",
     "",
     "  --config FILE     read settings from a JSON file (flags override it)",
     "  --help            this text",

@@ -7,12 +7,14 @@
  * @module
  */
 
-import { type Config, ConfigError } from "./config.ts";
+import { type Config, ConfigError, isModelFile } from "./config.ts";
 import { seeds } from "../core/prng.ts";
 import { type LrScheduleSpec, milestoneNotes } from "../core/schedule.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
-import { buildModel, type ModelSpec } from "../core/models.ts";
+import { explainGroups } from "../core/explain.ts";
+import { buildModel, type BuiltinSpec, type ModelData } from "../core/models.ts";
+import { loadModelFile, type ModelFile, modelFileLayout } from "./model_file.ts";
 import { initialState, runStates } from "../core/init.ts";
 import {
   DEFAULT_SPLIT_SEED,
@@ -21,7 +23,7 @@ import {
   normalise,
 } from "../stages/data/dataset.ts";
 import { checkAugment, checkSizes, probeBatch } from "../stages/data/loader.ts";
-import type { Dataset } from "../stages/data/types.ts";
+import type { Dataset, Splits } from "../stages/data/types.ts";
 import type { AugmentOptions } from "../stages/data/augment.ts";
 import { checkScaleInvariance } from "../reference/invariance.ts";
 import { type CheckpointFile, checkpointState } from "../stages/checkpoint.ts";
@@ -39,6 +41,8 @@ export interface Prepared {
   heldX: Float32Array;
   probe: { x: Float32Array; y: Int32Array; size: number };
   layout: ModelLayout;
+  /** The model file `--model` names, when it names one. */
+  modelFile?: ModelFile;
   plan: RunPlan;
   spec: RunsSpec;
   totalSteps: number;
@@ -107,8 +111,8 @@ export function defaultProbe(model: Config["model"]): number {
   return model === "mlp" ? 512 : 128;
 }
 
-/** The model the configuration names. */
-export function modelSpec(config: Config): ModelSpec {
+/** The built-in model the configuration names. */
+export function modelSpec(config: Config): BuiltinSpec {
   switch (config.model) {
     case "mlp":
       return { model: "mlp", hidden: config.hidden };
@@ -117,6 +121,40 @@ export function modelSpec(config: Config): ModelSpec {
     case "preresnet":
       return { model: "preresnet", depth: config.depth, width: config.width };
   }
+  throw new ConfigError(`--model: ${config.model} is not a built-in model`);
+}
+
+/**
+ * The model the configuration names, built for `data`: a built-in one, or the model file's
+ * (loaded here). Any failure is one {@link ConfigError} line naming the model (and the file's
+ * line).
+ */
+export async function configLayout(
+  config: Config,
+  data: ModelData,
+): Promise<{ layout: ModelLayout; modelFile?: ModelFile }> {
+  if (isModelFile(config.model)) {
+    const modelFile = await loadModelFile(config.model);
+    return { layout: modelFileLayout(modelFile, data), modelFile };
+  }
+  if (config.model !== "mlp" && data.inputShape.length !== 3) {
+    throw new ConfigError(`--model: ${config.model} needs image data; the data is flat`);
+  }
+  try {
+    return { layout: buildModel(modelSpec(config), data) };
+  } catch (e) {
+    throw new ConfigError(`--model: ${config.model}: ${(e as Error).message}`);
+  }
+}
+
+/** The input and classes of the models for a dataset, and the normalizations' affine default. */
+export function modelData(config: Config, train: Dataset, heldout: Dataset): ModelData {
+  const image = train.image;
+  return {
+    inputShape: image ? [image.height, image.width, image.channels] : [train.dim],
+    classes: Math.max(train.classes, heldout.classes),
+    affine: config["bn-affine"],
+  };
 }
 
 /**
@@ -179,9 +217,21 @@ export function checkPlan(
   }
 }
 
-/** Loads the data and builds the model, the plan and the initial state; runs the startup checks. */
-export async function prepare(config: Config): Promise<Prepared> {
-  const checkpoint = config.resume ? await readCheckpoint(config.resume) : undefined;
+/** The data and the model, before any check of the plan. */
+export interface PreparedModel {
+  splits: Splits;
+  train: Dataset;
+  heldout: Dataset;
+  /** Normalised training and held-out inputs. */
+  trainX: Float32Array;
+  heldX: Float32Array;
+  probe: Prepared["probe"];
+  layout: ModelLayout;
+  modelFile?: ModelFile;
+}
+
+/** Loads and normalises the data, takes the probe batch and builds the model for them. */
+export async function prepareModel(config: Config): Promise<PreparedModel> {
   const label = config["label-column"];
   const labelColumn = label !== undefined && /^-?\d+$/.test(label) ? Number(label) : label;
   const splits = await loadData({
@@ -197,24 +247,43 @@ export async function prepare(config: Config): Promise<Prepared> {
   const norm = fitNormalisation(train);
   const trainX = normalise(train, norm), heldX = normalise(heldout, norm);
   const probe = probeBatch(heldX, heldout.y, train.dim, probeRows);
-  const classes = Math.max(train.classes, heldout.classes);
-  const image = train.image;
-  if (config.model !== "mlp" && !image) {
-    throw new ConfigError(`--model: ${config.model} needs image data; ${train.name} is flat`);
-  }
-  let layout: ModelLayout;
-  try {
-    layout = buildModel(modelSpec(config), {
-      inputShape: image ? [image.height, image.width, image.channels] : [train.dim],
-      classes,
-      affine: config["bn-affine"],
-    });
-  } catch (e) {
-    throw new ConfigError(`--model: ${config.model}: ${(e as Error).message}`);
-  }
+  const { layout, modelFile } = await configLayout(config, modelData(config, train, heldout));
+  return { splits, train, heldout, trainX, heldX, probe, layout, modelFile };
+}
+
+/**
+ * Probe rows the startup invariance check runs in float64: 64, or 8 for images (a few
+ * examples already give BatchNorm thousands of rows, and keep the float64 convolutions short).
+ */
+export function invarianceRows(layout: ModelLayout, probeRows: number): number {
+  return Math.min(probeRows, layout.inputShape.length === 3 ? 8 : 64);
+}
+
+/**
+ * Refuses a model whose group S is empty: runs A and B differ only on S, so B would equal A
+ * trivially and the run would show nothing.
+ */
+export function checkInvariantGroup(layout: ModelLayout): void {
+  if (layout.sEnd > 0) return;
+  const why = explainGroups(layout).find((e) => e.tensor.role === "weight");
+  throw new ConfigError(
+    `--model: ${layout.description} has no scale-invariant weight (group S is empty), so run B ` +
+      `would equal run A trivially (they differ only on S)${
+        why ? `; e.g. ${why.tensor.name}: ${why.reason}` : ""
+      } (deno task inspect shows every weight's reason)`,
+  );
+}
+
+/** Loads the data and builds the model, the plan and the initial state; runs the startup checks. */
+export async function prepare(config: Config): Promise<Prepared> {
+  const checkpoint = config.resume ? await readCheckpoint(config.resume) : undefined;
+  const { splits, train, heldout, trainX, heldX, probe, layout, modelFile } = await prepareModel(
+    config,
+  );
+  checkInvariantGroup(layout);
   const { total: totalSteps, epochs } = plannedSteps(config, train.n);
   if (checkpoint) {
-    checkResumable(config, checkpoint, (c) => plannedSteps(c, train.n).total);
+    checkResumable(config, checkpoint, (c) => plannedSteps(c, train.n).total, modelFile);
     if (checkpoint.meta.step + 1 >= totalSteps) {
       throw new ConfigError(
         `--resume: ${checkpoint.source} is after step ${checkpoint.meta.step}; the run has ` +
@@ -227,10 +296,7 @@ export async function prepare(config: Config): Promise<Prepared> {
   const init = config["init-from"]
     ? runStates(layout, plan, await loadWeights(config["init-from"], layout))
     : initialState(layout, plan, seeds(config).init, config["init-scale"]);
-  // Images: a few examples already give BatchNorm thousands of rows, and keep the float64
-  // convolutions of the check short.
-  const checkRows = Math.min(probe.size, image ? 8 : 64);
-  checkScaleInvariance(layout, init.params, probe.x, checkRows);
+  checkScaleInvariance(layout, init.params, probe.x, invarianceRows(layout, probe.size));
   checkPlan(config, spec, layout, init.params, train.n);
   return {
     config,
@@ -240,6 +306,7 @@ export async function prepare(config: Config): Promise<Prepared> {
     heldX,
     probe,
     layout,
+    modelFile,
     plan,
     spec,
     totalSteps,

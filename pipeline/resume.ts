@@ -11,6 +11,7 @@ import { scheduleUsesLength } from "../core/schedule.ts";
 import { type Config, ConfigError, OUTPUT_SETTINGS, validateConfig } from "./config.ts";
 import { CheckpointError, type CheckpointFile, decodeCheckpoint } from "../stages/checkpoint.ts";
 import { listCheckpoints } from "../stages/checkpoint_dir.ts";
+import type { ModelFile } from "./model_file.ts";
 
 /** Reads the checkpoint `--resume` names: a file, or the newest checkpoint in a folder. */
 export async function readCheckpoint(target: string): Promise<CheckpointFile> {
@@ -34,12 +35,14 @@ export async function readCheckpoint(target: string): Promise<CheckpointFile> {
  * Throws a {@link ConfigError} naming every trajectory setting in which `config` differs from
  * the checkpoint's configuration. `usesLength` tells whether the schedule depends on the run's
  * length (cosine, milestones as fractions): then --steps/--epochs must give the same length,
- * which `lengths` compares (planned steps of the checkpoint's run and of this one).
+ * which `lengths` compares (planned steps of the checkpoint's run and of this one). A model
+ * file must have the bytes the checkpoint recorded (its SHA-256).
  */
 export function checkResumable(
   config: Config,
   file: CheckpointFile,
   lengths: (c: Config) => number,
+  modelFile?: ModelFile,
 ): void {
   let saved: Config;
   try {
@@ -56,6 +59,13 @@ export function checkResumable(
   const usesLength = scheduleUsesLength(config.schedule, config.milestones);
   if (usesLength && lengths(saved) !== lengths(config)) {
     differ.push("steps/epochs (the schedule depends on them)");
+  }
+  if (differ.length === 0 && modelFile && file.meta.modelSha256 !== modelFile.sha256) {
+    throw new ConfigError(
+      `--resume: ${file.source} was written with another version of the model file ${modelFile.path} (SHA-256 ${
+        file.meta.modelSha256?.slice(0, 16) ?? "not recorded"
+      }…, now ${modelFile.sha256.slice(0, 16)}…); restore that file or start a new run`,
+    );
   }
   if (differ.length > 0) {
     throw new ConfigError(

@@ -18,8 +18,11 @@ import { VERSION } from "./version.ts";
 /** The final summary, printed on stderr and written to `--summary FILE` as JSON. */
 export interface RunSummary {
   adapter: string;
-  /** The model, e.g. "preresnet-20 (width 16)", and its parameter counts. */
-  model: { description: string; parameters: number; s: number; o: number };
+  /**
+   * The model, e.g. "preresnet-20 (width 16)" or a model file's path, its parameter counts and,
+   * for a model file, the SHA-256 of its bytes.
+   */
+  model: { description: string; parameters: number; s: number; o: number; sha256?: string };
   /**
    * Steps applied to the weights, counting those before a resumed checkpoint: the held-out
    * accuracy and the last checkpoint are of this state (steps still in flight when the run
@@ -112,6 +115,7 @@ export async function summarise(
       parameters: layout.size,
       s: layout.sEnd,
       o: layout.size - layout.sEnd,
+      ...(p.modelFile ? { sha256: p.modelFile.sha256 } : {}),
     },
     steps: t.trainer.stepsDone,
     seconds: t.seconds,

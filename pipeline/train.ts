@@ -118,6 +118,7 @@ function checkpointContext(p: Prepared): CheckpointContext {
     runs: config.runs,
     runningStats: config["running-stats"],
     version: VERSION,
+    modelSha256: p.modelFile?.sha256,
     config,
     dataPosition: (step) => ({
       epoch: Math.floor((step + 1) / perEpoch),

@@ -179,6 +179,8 @@ export interface CheckpointContext {
   runs: RunName[];
   runningStats: "weightnorm" | "plain";
   version: string;
+  /** SHA-256 of the model file the run trains, when `--model` names one. */
+  modelSha256?: string;
   /** The full validated configuration. */
   config: Record<string, unknown>;
   /** The data position after step `s` (epoch, batch in epoch, seeds). */
@@ -212,6 +214,7 @@ export function encodeCheckpoint(
     prng: toJson(ctx.seeds),
     runs: ctx.runs.join(","),
     running_stats: ctx.runningStats,
+    ...(ctx.modelSha256 ? { model_sha256: ctx.modelSha256 } : {}),
     bn_units: toJson(
       Object.fromEntries(
         layout.batchNorms.map((bn) => [
@@ -276,6 +279,8 @@ export interface CheckpointMeta {
   stepper: StepperState;
   tracker: TrackerState;
   config: Record<string, unknown>;
+  /** SHA-256 of the model file, when the run trains one. */
+  modelSha256?: string;
 }
 
 /** A decoded checkpoint file: its metadata and tensors, not yet matched to a model. */
@@ -336,6 +341,9 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointF
       stepper: field("stepper", stepperSchema),
       tracker: field("summary", trackerSchema) as TrackerState,
       config: field("config", z.record(z.string(), z.unknown())),
+      modelSha256: m.model_sha256 === undefined
+        ? undefined
+        : field("model_sha256", z.string().regex(/^[0-9a-f]{64}$/), false),
     },
   };
 }

@@ -13,6 +13,9 @@ import type { ModelLayout } from "../core/graph.ts";
 import { RunPlan, type RunsSpec } from "../core/runs.ts";
 import { initialState } from "../core/init.ts";
 import { cnnLayout, mlpLayout, preresnetLayout, testRunsSpec } from "../core/test_fixtures.ts";
+import { buildModel } from "../core/models.ts";
+import { gnPreresnet } from "../models/gn_preresnet.ts";
+import { lnMlp } from "../models/ln_mlp.ts";
 import { ReferenceTrainer } from "../reference/trainer.ts";
 import { freshRng, randomFloats } from "../core/test_util.ts";
 
@@ -43,6 +46,35 @@ export const CONV_MODELS: Model[] = [
     rows: 6,
     short: 5,
     probe: 7,
+  },
+];
+
+/**
+ * The shipped GroupNorm PreResNet and LayerNorm MLP (models/), small: PreResNet-8 width 4 with
+ * 2 groups, and an MLP with widths that are not multiples of any tile.
+ */
+export const NORM_MODELS: Model[] = [
+  {
+    name: "gn-preresnet-8 width 4",
+    layout: buildModel({
+      model: "function",
+      fn: (x, data) => gnPreresnet(x, data, 8, 4, 2),
+      description: "gn-preresnet-8 (width 4, 2 groups)",
+    }, { inputShape: [8, 8, 3], classes: 7, affine: true }),
+    rows: 6,
+    short: 5,
+    probe: 7,
+  },
+  {
+    name: "ln-mlp",
+    layout: buildModel({
+      model: "function",
+      fn: (x, data) => lnMlp(x, data, [24, 19]),
+      description: "ln-mlp 37-24-19-7",
+    }, { inputShape: [37], classes: 7, affine: true }),
+    rows: 32,
+    short: 13,
+    probe: 40,
   },
 ];
 

@@ -12,7 +12,7 @@
 import { gpuTest } from "../shaders/test_gpu.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import type { Reals } from "../shaders/precision.ts";
-import { CONV_MODELS, MLP, modelTested, setupTrainers } from "./test_trainers.ts";
+import { CONV_MODELS, MLP, modelTested, NORM_MODELS, setupTrainers } from "./test_trainers.ts";
 
 const STEPS = 50;
 /** Relative agreement required of df64 against float64 (the issue's bar). */
@@ -43,7 +43,7 @@ function tensorErr(a: ArrayLike<number>, b: ArrayLike<number>, ranges: [number, 
   return worst;
 }
 
-for (const model of [MLP, ...CONV_MODELS]) {
+for (const model of [MLP, ...CONV_MODELS, ...NORM_MODELS]) {
   gpuTest(
     `df64 GPU trainer agrees with the float64 reference to 1e-10 over ${STEPS} steps (${model.name}; A, B, A2)`,
     async (gpu) => {

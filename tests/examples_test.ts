@@ -116,6 +116,11 @@ const EXAMPLES: Record<string, How> = {
     fixtures: ["cifar"],
     out: ["-"],
   },
+  "deno task inspect --model models/gn_preresnet.ts": { out: ["-"] },
+  "deno task train --model models/gn_preresnet.ts --steps 200 > gn.csv": {
+    out: ["gn.csv"],
+    lines: { "gn.csv": 3 },
+  },
   "deno task train --model cnn --steps 200 > cnn.csv": {
     out: ["cnn.csv"],
     lines: { "cnn.csv": 3 },
@@ -168,6 +173,8 @@ const EXAMPLES: Record<string, How> = {
       why: "the command it names",
       out: ["-"],
     },
+  "names). deno task inspect [flags] prints the model they choose (graph, group S and why), no GPU.":
+    { skip: "names the inspect command (the README's inspect line runs)" },
   // report --help
   "Usage: deno task report [FILE ... | DIR | -] [-o report.html] [--summary FILE]": {
     skip: "usage synopsis (the README's report lines run)",

@@ -6,7 +6,7 @@
  * | rank | folders                                   |
  * | ---- | ----------------------------------------- |
  * | 0    | `core/` (pure: no GPU, no I/O)            |
- * | 1    | `shaders/`, `reference/` (siblings)       |
+ * | 1    | `shaders/`, `reference/`, `models/` (siblings) |
  * | 2    | `stages/`                                 |
  * | 3    | `pipeline/`                               |
  * | 4    | `main.ts`, `bench/`, `tests/`, `report/`  |
@@ -38,6 +38,7 @@ export const RANKS: Readonly<Record<string, number>> = {
   "core": 0,
   "shaders": 1,
   "reference": 1,
+  "models": 1,
   "stages": 2,
   "pipeline": 3,
   "main.ts": 4,
