@@ -23,7 +23,9 @@ import { PROBE_EVERY } from "../pipeline/config.ts";
 import { benchMatmul, matmulCeiling } from "./matmul.ts";
 import { benchConv, preResNetShapes } from "./conv.ts";
 import { profileStep } from "./profile.ts";
-import { BATCH, benchTrainer } from "./trainer.ts";
+import { BATCH, benchOptions, benchTrainer } from "./trainer.ts";
+import { GpuTrainer } from "../stages/trainer.ts";
+import { mib } from "../pipeline/summary.ts";
 import { defaultProbe } from "../pipeline/prepare.ts";
 
 /**
@@ -185,6 +187,14 @@ if (import.meta.main && Deno.args.includes("--profile")) {
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
       const meterings = metered ? METERINGS : METERINGS.slice(0, 1);
       const rates = await benchTraining(gpu, layout, runs, meterings, steps, probe);
+      const memory = GpuTrainer.plannedMemory(
+        benchOptions(layout, runs.length, {
+          x: new Float32Array(probe * layout.inputSize),
+          y: new Int32Array(probe),
+          rows: probe,
+        }),
+      ).bytes;
+      log(`memory ${layout.description} R=${runs.length}: ${mib(memory)} planned (every buffer)`);
       for (const [i, metering] of meterings.entries()) {
         const sps = rates.stepsPerSecond[i], toBare = rates.ratioToFirst[i];
         // FLOPs counted: the training step, and the probe's forward where it ran.
@@ -198,6 +208,7 @@ if (import.meta.main && Deno.args.includes("--profile")) {
         }`;
         training[key] = {
           model: layout.description,
+          memory_bytes: memory,
           steps_per_second: sps,
           gflops,
           ratio_to_ceiling: gflops / ceiling.gflops,

@@ -7,7 +7,7 @@
 
 import type { Gpu } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
-import { GpuTrainer } from "../stages/trainer.ts";
+import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
 import { type RunName, RunPlan } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { initialState } from "../core/init.ts";
@@ -36,19 +36,29 @@ export async function benchTrainer(
   const init = initialState(layout, plan, 0, 1);
   const trainer = await GpuTrainer.create(
     gpu,
-    {
-      layout,
-      runs: runs.length,
-      batchRows: BATCH,
-      probe: { x: probeX, y: probeY, rows: probe },
-      bnMomentum: 0.1,
-      runningStats: "weightnorm",
-      seed: 0,
-      inFlight: 2,
-      ...options,
-    },
+    benchOptions(layout, runs.length, { x: probeX, y: probeY, rows: probe }, options),
     init.params,
     init.bufs,
   );
   return { trainer, plan, x, y };
+}
+
+/** The trainer options every bench trainer uses (batch {@link BATCH}, two steps in flight). */
+export function benchOptions(
+  layout: ModelLayout,
+  runs: number,
+  probe: TrainerOptions["probe"],
+  options: { profile?: boolean; precision?: Precision } = {},
+): TrainerOptions {
+  return {
+    layout,
+    runs,
+    batchRows: BATCH,
+    probe,
+    bnMomentum: 0.1,
+    runningStats: "weightnorm",
+    seed: 0,
+    inFlight: 2,
+    ...options,
+  };
 }

@@ -11,6 +11,7 @@ import { explainGroups } from "../core/explain.ts";
 import { nodeTrainStepFlops, trainStepFlops } from "../core/flops.ts";
 import { type ModelLayout, type Node, opLabel } from "../core/graph.ts";
 import { INVARIANCE_TOLERANCE } from "../reference/invariance.ts";
+import { mib } from "./summary.ts";
 
 /**
  * The startup invariance check's outcome (reference/invariance.ts's measure): logits with S×2
@@ -29,6 +30,8 @@ export interface InvarianceResult {
 export interface InspectionOptions {
   rows: number;
   invariance?: InvarianceResult;
+  /** Planned GPU memory of the step (every buffer, bytes) for `runs` runs and for one. */
+  memory?: { bytes: number; perRunBytes: number; runs: number };
 }
 
 /** The inspection text of `layout`, lines ending in "\n". */
@@ -76,6 +79,15 @@ export function inspectionText(layout: ModelLayout, opts: InspectionOptions): st
   ]);
   lines.push(...table(["tensor", "shape", "size", "group", "reason"], explained, "llrll"));
 
+  if (opts.memory) {
+    const { bytes, perRunBytes, runs } = opts.memory;
+    lines.push(
+      "",
+      `GPU memory (planned, every buffer): ${mib(bytes)} for ${runs} runs, ${
+        mib(perRunBytes)
+      } for one (batch ${opts.rows})`,
+    );
+  }
   if (opts.invariance) lines.push("", invarianceLine(opts.invariance));
   return lines.map((l) => l + "\n").join("");
 }

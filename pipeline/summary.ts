@@ -9,7 +9,7 @@ import type { PairSummary } from "../stages/monitor.ts";
 import type { GpuTrainer } from "../stages/trainer.ts";
 import type { Prepared } from "./prepare.ts";
 import type { Config } from "./config.ts";
-import type { Trained } from "./train.ts";
+import { plannedMemory, type Trained } from "./train.ts";
 import { configHash } from "./config.ts";
 import type { RowsWritten } from "../stages/sink.ts";
 import { writeFileAtomic } from "../stages/files.ts";
@@ -23,6 +23,8 @@ export interface RunSummary {
    * for a model file, the SHA-256 of its bytes.
    */
   model: { description: string; parameters: number; s: number; o: number; sha256?: string };
+  /** Planned GPU memory (every buffer, bytes; exact in WebGPU), in all and for one run. */
+  memory: { bytes: number; per_run_bytes: number };
   /**
    * Steps applied to the weights, counting those before a resumed checkpoint: the held-out
    * accuracy and the last checkpoint are of this state (steps still in flight when the run
@@ -96,6 +98,7 @@ export async function summarise(
   log: (line: string) => void,
 ): Promise<RunSummary> {
   const heldoutAcc = await heldoutAccuracy(t.trainer, p);
+  const memory = plannedMemory(p.config, p);
   const final: RunSummary["final"] = {};
   const { last, at } = t.tracker;
   p.config.runs.forEach((r, i) => {
@@ -117,6 +120,7 @@ export async function summarise(
       o: layout.size - layout.sEnd,
       ...(p.modelFile ? { sha256: p.modelFile.sha256 } : {}),
     },
+    memory: { bytes: memory.bytes, per_run_bytes: memory.perRunBytes },
     steps: t.trainer.stepsDone,
     seconds: t.seconds,
     steps_per_second: t.stepsHere / t.seconds,
@@ -141,13 +145,19 @@ export async function summarise(
   return summary;
 }
 
+/** Bytes in MiB, as the summary and inspect print them. */
+export function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 24 ? 1 : 0)} MiB`;
+}
+
 /** The summary as stderr lines. */
 export function summaryLines(s: RunSummary): string[] {
   const pct = (v: number | null) => (v === null ? "-" : `${(100 * v).toFixed(1)}%`);
   const lines = [
     `summary: ${s.steps} steps in ${s.seconds.toFixed(1)} s (${
       s.steps_per_second.toFixed(2)
-    } steps/s) on ${s.adapter}; model ${s.model.description} (S ${s.model.s}, O ${s.model.o})` +
+    } steps/s) on ${s.adapter}; model ${s.model.description} (S ${s.model.s}, O ${s.model.o}); ` +
+    `GPU memory ${mib(s.memory.bytes)} (${mib(s.memory.per_run_bytes)} for one run)` +
     (s.rescales ? `, ${s.rescales} rescales` : "") +
     (s.resumed_from ? `, resumed from ${s.resumed_from}` : "") +
     (s.output_closed ? ", stopped: stdout closed" : "") +

@@ -21,7 +21,7 @@ import { eventLogStage } from "../stages/events.ts";
 import { outputSink, type RowsWritten } from "../stages/sink.ts";
 import { type CheckpointContext, checkpointStage } from "../stages/checkpoint.ts";
 import type { DirOwner } from "../stages/checkpoint_dir.ts";
-import { augmentOptions, plannedSteps, type Prepared } from "./prepare.ts";
+import { augmentOptions, plannedSteps, type Prepared, type PreparedModel } from "./prepare.ts";
 import { VERSION } from "./version.ts";
 import { type Config, configHash, trajectorySettings } from "./config.ts";
 
@@ -88,16 +88,19 @@ export async function checkPrecision(gpu: Gpu, precision: Precision): Promise<st
   })`;
 }
 
-/** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */
-export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
-  const { config, train } = p;
-  const options: TrainerOptions = {
+/** The trainer's options for `config`'s model and data, with `runs` runs (default: --runs). */
+export function trainerOptions(
+  config: Config,
+  p: Pick<PreparedModel, "layout" | "train" | "probe">,
+  runs = config.runs.length,
+): TrainerOptions {
+  return {
     precision: config.precision,
     layout: p.layout,
-    runs: config.runs.length,
+    runs,
     batchRows: config["batch-size"],
     shortBatchRows: config["last-batch"] === "keep"
-      ? train.n % config["batch-size"] || undefined
+      ? p.train.n % config["batch-size"] || undefined
       : undefined,
     probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
     bnMomentum: config["bn-momentum"],
@@ -105,6 +108,22 @@ export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
     seed: seeds(config).perturb,
     inFlight: config["in-flight"],
   };
+}
+
+/** Planned GPU memory of `config`'s step (every buffer, bytes), in all and for one run. */
+export function plannedMemory(
+  config: Config,
+  p: Pick<PreparedModel, "layout" | "train" | "probe">,
+): { bytes: number; perRunBytes: number } {
+  return {
+    bytes: GpuTrainer.plannedMemory(trainerOptions(config, p)).bytes,
+    perRunBytes: GpuTrainer.plannedMemory(trainerOptions(config, p, 1)).bytes,
+  };
+}
+
+/** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */
+export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
+  const options = trainerOptions(p.config, p);
   return p.resume
     ? GpuTrainer.restore(gpu, options, p.resume.state, p.resume.file.meta.step + 1)
     : GpuTrainer.create(gpu, options, p.init.params, p.init.bufs);

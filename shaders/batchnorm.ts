@@ -23,6 +23,12 @@
  *   thread per element was ~2x slower (per-element gathers). Measured variants:
  *   docs/results/kernel-variants.md.
  *
+ * The training forward saves xhat for the backward rather than the backward recomputing it from
+ * the saved input and statistics: with the buffer planner (stages/step_program.ts) the input
+ * of every BatchNorm in the shipped models is dead once the forward has read it, so keeping it
+ * instead would cost the same bytes (one tensor of the same shape per node), and the backward
+ * reads one tensor either way; recomputing would only add arithmetic.
+ *
  * Every variant comes from the one template {@link batchNormWgsl}, in every precision
  * (`precision.ts`): statistics, 1/sqrt(var + eps), every sum and the running-statistics update
  * compute in R, so df64 kernels keep ~1e-14 relative accuracy. Each tensor is a whole-buffer

@@ -396,14 +396,38 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
  * ReLU node then records nothing and shares the normalization's output and gradient.
  */
 function reluFusions(nodes: readonly Node[]): Set<number> {
-  const consumers = new Map<number, Node[]>();
-  for (const n of nodes) {
-    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  }
+  const consumers = consumersOf(nodes);
   return new Set(
     nodes.filter((n) => {
       const c = consumers.get(n.id);
       return NORMALIZATIONS.has(n.op.kind) && c?.length === 1 && c[0].op.kind === "relu";
+    }).map((n) => n.id),
+  );
+}
+
+/** Each node's consumers. */
+function consumersOf(nodes: readonly Node[]): Map<number, Node[]> {
+  const consumers = new Map<number, Node[]>();
+  for (const n of nodes) {
+    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  return consumers;
+}
+
+/**
+ * ReLU nodes (not fused into a normalization) that work in place: their input is read by them
+ * alone and by no backward (its producer's backward reads its own input, not its output), so
+ * the forward overwrites it with relu(x); the backward then overwrites its output's gradient
+ * with its input's, where that gradient is its own.
+ */
+function inPlaceRelus(nodes: readonly Node[], fused: ReadonlySet<number>): Set<number> {
+  const consumers = consumersOf(nodes);
+  const readsOwnInput = new Set<OpKind>(["linear", "conv", "add", "maxpool2", "avgpool"]);
+  return new Set(
+    nodes.filter((n) => {
+      const input = nodes[n.inputs[0]];
+      return n.op.kind === "relu" && !fused.has(input?.id) &&
+        readsOwnInput.has(input.op.kind) && consumers.get(input.id)?.length === 1;
     }).map((n) => n.id),
   );
 }
@@ -415,15 +439,28 @@ function op(kind: OpKind): GpuOp {
 }
 
 /**
- * Records the graph as one pass at `rows` rows: activations allocated here, the forward up to
- * the loss ("train") or the logits ("probe": training-mode BatchNorm on the probe's own
- * statistics; "eval": running statistics), and in train mode the backward into `grads`.
+ * Where a pass's transient tensors (every activation but the logits, every gradient, what a
+ * forward saves) live: a buffer of at least `elements` reals for each, in the order the walker
+ * asks. The default gives each its own; the buffer planner (step_program.ts) gives shared slots.
  */
-export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMode): Pass {
+export type TensorAllocator = (elements: number, label: string) => GPUBuffer;
+
+/**
+ * Records the graph as one pass at `rows` rows: activations allocated by `allocate`, the
+ * forward up to the loss ("train") or the logits ("probe": training-mode BatchNorm on the
+ * probe's own statistics; "eval": running statistics), and in train mode the backward into
+ * `grads`. The logits, which later phases read, get a buffer of their own.
+ */
+export function recordPass(
+  gpu: Gpu,
+  b: PassBuffers,
+  rows: number,
+  mode: PassMode,
+  allocate: TensorAllocator = (elements, label) => realBuffer(gpu, b.precision, elements, label),
+): Pass {
   const { layout, runs } = b;
   const nodes = layout.graph.nodes;
-  const buffer = (elements: number, label: string) =>
-    realBuffer(gpu, b.precision, elements, `${mode} ${label}`);
+  const buffer = (elements: number, label: string) => allocate(elements, `${mode} ${label}`);
   const alloc = (elements: number, label: string) =>
     runView(buffer(runs * rows * elements, label), rows * elements);
   const acts = new Map<number, TensorView>();
@@ -441,6 +478,7 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
     reluFused: reluFusions(nodes),
   };
   const fusedRelu = (node: Node) => node.op.kind === "relu" && l.reluFused.has(node.inputs[0]);
+  const inPlace = inPlaceRelus(nodes, l.reluFused);
   const train = mode === "train";
   const last = train ? layout.graph.loss : layout.graph.logits;
   const forward: Dispatch[] = [];
@@ -455,6 +493,12 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
     }
     if (node.op.kind === "softmax_xent") {
       l.saved.set(node.id, { dlogits: alloc(layout.classes, "dlogits") });
+    } else if (node.id === layout.graph.logits) {
+      const elements = rows * layout.classes;
+      const logits = realBuffer(gpu, b.precision, runs * elements, `${mode} logits`);
+      acts.set(node.id, runView(logits, elements));
+    } else if (inPlace.has(node.id)) {
+      acts.set(node.id, acts.get(node.inputs[0])!);
     } else acts.set(node.id, alloc(shapeSize(node.shape), node.name));
     forward.push(...op(node.op.kind).forward(node, l));
   }
@@ -497,8 +541,15 @@ export function recordPass(gpu: Gpu, b: PassBuffers, rows: number, mode: PassMod
       if (grads.has(id)) accumulate(id, view);
       else grads.set(id, { view, owned: false });
     };
+    // An in-place ReLU whose output gradient is its own writes its input's gradient over it.
+    const overDOut = inPlace.has(node.id) && grads.get(node.id)!.owned &&
+      !grads.has(node.inputs[0]);
+    const dxOver = (k: number) => {
+      grads.set(node.inputs[k], { view: dOut, owned: true });
+      return dOut;
+    };
     if (fusedRelu(node)) pass(0, dOut); // its backward runs in its normalization's
-    else backward.push(...op(node.op.kind).backward(node, l, dOut, dx, pass));
+    else backward.push(...op(node.op.kind).backward(node, l, dOut, overDOut ? dxOver : dx, pass));
     backward.push(...after);
   }
   return { rows, forward, backward, logits };

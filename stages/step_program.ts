@@ -11,14 +11,22 @@
  * @module
  */
 
-import type { Dispatch, Gpu, TensorView } from "../shaders/gpu.ts";
-import type { Precision } from "../shaders/precision.ts";
+import {
+  type Dispatch,
+  type Gpu,
+  realBuffer,
+  storageBuffer,
+  type TensorView,
+} from "../shaders/gpu.ts";
+import { type Precision, realBytes } from "../shaders/precision.ts";
 import type { ModelLayout } from "../core/graph.ts";
 import { fusedSums } from "../shaders/sums.ts";
 import { sgdKernel } from "../shaders/sgd.ts";
 import { rescaleKernel, rescaleStatsKernel } from "../shaders/scale_s.ts";
 import { probeDistanceKernel } from "../shaders/probe_distance.ts";
-import { type Pass, type PassMode, recordPass } from "./lowering.ts";
+import { type Pass, type PassMode, recordPass, type TensorAllocator } from "./lowering.ts";
+import { planBuffers } from "../core/buffer_plan.ts";
+import { boundBuffers, dryGpu } from "../shaders/dry_gpu.ts";
 import type { MetricsRecord, RecordWriter } from "./metrics_record.ts";
 
 /** The phases of a step in order, each its own compute pass (and row of `bench --profile`). */
@@ -87,8 +95,10 @@ export interface StepProgram {
   phases(rows: number, options: StepOptions & { rescale: boolean }): [StepPhase, Dispatch[]][];
   /** Writes each S tensor's squared norm of the current weights (after a restore). */
   norms: Dispatch[];
-  /** The eval-mode pass over the held-out chunk buffer (recorded on first use). */
+  /** The eval-mode pass over the held-out chunk buffer. */
   evalChunk(): Pass;
+  /** Bytes of the buffer planner's shared slots (every pass's transient tensors). */
+  pooledBytes: number;
 }
 
 /** How a program's builders see the buffers: views into the record and the state. */
@@ -130,7 +140,13 @@ function views(gpu: Gpu, b: StepBuffers, opts: ProgramOptions): Views {
 }
 
 /** The graph recorded as a pass of `rows` rows reading `input` (stages/lowering.ts). */
-function pass(v: Views, rows: number, input: GPUBuffer, mode: PassMode): Pass {
+function pass(
+  v: Views,
+  rows: number,
+  input: GPUBuffer,
+  mode: PassMode,
+  allocate?: TensorAllocator,
+): Pass {
   const { b, opts } = v, L = v.segments.length;
   return recordPass(
     v.gpu,
@@ -153,7 +169,66 @@ function pass(v: Views, rows: number, input: GPUBuffer, mode: PassMode): Pass {
     },
     rows,
     mode,
+    allocate,
   );
+}
+
+/** A pass of the step: its rows, the input it reads and its mode. */
+interface PassSpec {
+  rows: number;
+  input: GPUBuffer;
+  mode: PassMode;
+}
+
+/**
+ * The buffer planner: records every pass once on a dry GPU (shaders/dry_gpu.ts) to learn the
+ * first and last dispatch that binds each transient tensor, places them in shared slots
+ * (core/buffer_plan.ts), allocates the slots, and returns each pass's allocator, which hands out
+ * the slots in the order the walker asks for tensors (the same order as in the dry recording).
+ */
+function planPasses(
+  v: Views,
+  specs: PassSpec[],
+): { allocators: TensorAllocator[]; bytes: number } {
+  const { precision } = v.opts;
+  const dry = dryGpu(v.gpu.device.limits);
+  const dryViews = { ...v, gpu: dry };
+  const lifetimes = specs.map((spec) => {
+    const tensors: GPUBuffer[] = [];
+    const p = pass(dryViews, spec.rows, spec.input, spec.mode, (elements, label) => {
+      const t = realBuffer(dry, precision, elements, label);
+      tensors.push(t);
+      return t;
+    });
+    const index = new Map(tensors.map((t, i) => [t, i]));
+    const span = tensors.map((t) => ({ bytes: t.size, start: 0, end: 0, bound: false }));
+    [...p.forward, ...p.backward].forEach((d, at) => {
+      for (const buffer of boundBuffers(d)) {
+        const i = index.get(buffer);
+        if (i === undefined) continue;
+        const s = span[i];
+        if (!s.bound) (s.start = at), (s.bound = true);
+        s.end = at;
+      }
+    });
+    return span;
+  });
+  const plan = planBuffers(lifetimes);
+  const slots = plan.slotBytes.map((bytes, i) =>
+    storageBuffer(v.gpu, bytes / 4, `activations and gradients, slot ${i}`)
+  );
+  const allocators = plan.slotOf.map((slotOf, p) => {
+    let k = 0;
+    return (elements: number) => {
+      const slot = slots[slotOf[k]];
+      if (k >= slotOf.length || elements * realBytes(precision) > slot.size) {
+        throw new Error(`buffer plan: pass ${p} asked for tensor ${k} unlike its dry recording`);
+      }
+      k++;
+      return slot;
+    };
+  });
+  return { allocators, bytes: slots.reduce((sum, slot) => sum + slot.size, 0) };
 }
 
 /** The distances of `p`'s logits against run A's into `writer`'s group of the record. */
@@ -229,12 +304,19 @@ function rescale(v: Views, norms: Dispatch[]): Dispatch[] {
 /** Records the step of `opts` over `b`. */
 export function buildStepProgram(gpu: Gpu, b: StepBuffers, opts: ProgramOptions): StepProgram {
   const v = views(gpu, b, opts);
-  const train = new Map(opts.batchRows.map((rows) => {
-    const p = pass(v, rows, b.x, "train");
+  const specs: PassSpec[] = [
+    ...opts.batchRows.map((rows): PassSpec => ({ rows, input: b.x, mode: "train" })),
+    { rows: opts.probeRows, input: b.probeX, mode: "probe" },
+    { rows: opts.probeRows, input: b.probeX, mode: "eval" },
+    { rows: opts.probeRows, input: b.evalX, mode: "eval" },
+  ];
+  const { allocators, bytes: pooledBytes } = planPasses(v, specs);
+  const passes = specs.map((spec, i) => pass(v, spec.rows, spec.input, spec.mode, allocators[i]));
+  const [probe, evalProbe, evalChunk] = passes.slice(opts.batchRows.length);
+  const train = new Map(opts.batchRows.map((rows, i) => {
+    const p = passes[i];
     return [rows, { ...p, batchStats: distances(v, p, b.labels, "batch distances") }];
   }));
-  const probe = pass(v, opts.probeRows, b.probeX, "probe");
-  const evalProbe = pass(v, opts.probeRows, b.probeX, "eval");
   const probePhase = [...probe.forward, distances(v, probe, b.probeLabels, "probe distances")];
   const evalPhase = [
     ...evalProbe.forward,
@@ -242,10 +324,10 @@ export function buildStepProgram(gpu: Gpu, b: StepBuffers, opts: ProgramOptions)
   ];
   const update = optimizer(v, false), metered = optimizer(v, true);
   const norms = sNormsOf(v), lemma2 = rescale(v, norms);
-  let evalChunk: Pass | undefined;
   return {
     norms,
-    evalChunk: () => evalChunk ??= pass(v, opts.probeRows, b.evalX, "eval"),
+    pooledBytes,
+    evalChunk: () => evalChunk,
     phases(rows, o) {
       const t = train.get(rows);
       if (!t) {

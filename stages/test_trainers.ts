@@ -79,6 +79,24 @@ export const NORM_MODELS: Model[] = [
 ];
 
 /**
+ * A CNN with a ReLU straight after a convolution (no normalization between), which the lowering
+ * runs in place: conv 3×3 (5) → ReLU → max pool → conv 3×3 (6) → BN → ReLU → average pool → head.
+ */
+export const IN_PLACE_RELU_MODEL: Model = {
+  name: "relu-cnn",
+  layout: buildModel({
+    model: "function",
+    fn: (x, data) =>
+      x.conv(5, 3).relu().maxpool2().conv(6, 3).bn().relu().avgpool()
+        .linear(data.classes, { bias: true }),
+    description: "relu-cnn",
+  }, { inputShape: [9, 9, 2], classes: 7, affine: true }),
+  rows: 6,
+  short: 5,
+  probe: 7,
+};
+
+/**
  * The environment variable that limits the trainer tests to some models, by the first word of
  * their names (`WD_TEST_MODELS=mlp`); unset: every model. `deno task test-dawn` sets it: on
  * SwiftShader the convolutional trainer tests take minutes, mostly compiling pipelines.

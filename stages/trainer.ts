@@ -43,6 +43,7 @@ import {
   type StepProgram,
 } from "./step_program.ts";
 import { initialRunningVar, STATE_ARRAYS, type StateArray, type TrainerState } from "./state.ts";
+import { type DeviceLimits, dryBytes, dryGpu } from "../shaders/dry_gpu.ts";
 
 /** What the trainer is built for. */
 export interface TrainerOptions {
@@ -76,10 +77,68 @@ export interface SubmittedStep {
   phases?: Promise<Partial<Record<StepPhase, number>>>;
 }
 
+/** The GPU memory of a trainer ({@link GpuTrainer.plannedMemory}), in bytes. */
+export interface PlannedMemory {
+  /** Every buffer. */
+  bytes: number;
+  /** The buffer planner's shared slots (every pass's activations, gradients, saved tensors). */
+  pooledBytes: number;
+  /** The largest single buffer. */
+  largest: { bytes: number; label: string };
+}
+
+/** What a trainer is built from: its buffers, the recorded step and the readback ring. */
+export interface TrainerSetup {
+  b: StepBuffers;
+  record: MetricsRecord;
+  program: StepProgram;
+  ring: ReadbackRing;
+}
+
+/**
+ * Allocates the trainer's buffers on `gpu` (a real one, or a dry one to size them) and records
+ * its step.
+ */
+export function trainerSetup(gpu: Gpu, opts: TrainerOptions): TrainerSetup {
+  const { layout, runs, batchRows, probe } = opts, precision = opts.precision ?? "f32";
+  const reals = (n: number, label: string) => realBuffer(gpu, precision, n, label);
+  const L = layout.sTensors.length, record = new MetricsRecord(L);
+  const b: StepBuffers = {
+    params: reals(runs * layout.size, "params"),
+    grads: reals(runs * layout.size, "grads"),
+    bufs: reals(runs * layout.size, "momentum"),
+    runningMean: reals(runs * layout.statsSize, "running mean"),
+    runningVar: reals(runs * layout.statsSize, "running var"),
+    scalars: storageBuffer(gpu, runs * runScalarsBytes(precision) / 4, "run scalars"),
+    x: reals(batchRows * layout.inputSize, "batch x"),
+    labels: storageBuffer(gpu, batchRows, "batch labels"),
+    probeX: uploadReals(gpu, precision, probe.x, "probe x"),
+    probeLabels: uploadBuffer(gpu, Uint32Array.from(probe.y), "probe labels"),
+    evalX: reals(probe.rows * layout.inputSize, "eval chunk x"),
+    record: reals(runs * record.words, "metrics record"),
+    sNorms: reals(runs * L, "S norms"),
+  };
+  const program = buildStepProgram(gpu, b, {
+    precision,
+    layout,
+    runs,
+    batchRows: [...new Set([batchRows, opts.shortBatchRows ?? batchRows])],
+    probeRows: probe.rows,
+    bnMomentum: opts.bnMomentum,
+    runningStats: opts.runningStats,
+    record,
+  });
+  const ring = new ReadbackRing(gpu, precision, opts.inFlight, runs * (record.words + L));
+  return { b, record, program, ring };
+}
+
 /** R runs of one model on the GPU; see the module comment. */
 export class GpuTrainer {
   private readonly precision: Precision;
   private readonly program: StepProgram;
+  private readonly b: StepBuffers;
+  /** The metrics record the step writes: its named fields (`metrics_record.ts`). */
+  readonly record: MetricsRecord;
   /** The bytes of the per-run scalar records, rewritten every step. */
   private readonly scalarWords: Uint32Array<ArrayBuffer>;
   /** df64 and f64: the batch as the buffer's reals, rewritten every step (f32 uploads x itself). */
@@ -91,27 +150,31 @@ export class GpuTrainer {
   private constructor(
     private readonly gpu: Gpu,
     private readonly opts: TrainerOptions,
-    private readonly b: StepBuffers,
-    /** The metrics record the step writes: its named fields (`metrics_record.ts`). */
-    readonly record: MetricsRecord,
+    setup: TrainerSetup,
   ) {
     const { layout, runs } = opts;
     const precision = this.precision = opts.precision ?? "f32";
+    ({ b: this.b, record: this.record, program: this.program, ring: this.ring } = setup);
     this.scalarWords = new Uint32Array(runs * runScalarsBytes(precision) / 4);
     if (precision !== "f32") this.xReals = realsBytes(precision, opts.batchRows * layout.inputSize);
-    this.program = buildStepProgram(gpu, b, {
-      precision,
-      layout,
-      runs,
-      batchRows: [...new Set([opts.batchRows, opts.shortBatchRows ?? opts.batchRows])],
-      probeRows: opts.probe.rows,
-      bnMomentum: opts.bnMomentum,
-      runningStats: opts.runningStats,
-      record,
-    });
-    const reals = runs * (this.record.words + layout.sTensors.length);
-    this.ring = new ReadbackRing(gpu, precision, opts.inFlight, reals);
     if (opts.profile) this.timer = new PhaseTimer(gpu);
+  }
+
+  /**
+   * The GPU memory the trainer of `opts` needs, every buffer counted (WebGPU makes that exact),
+   * sized on a dry GPU with `limits`: nothing is allocated. A buffer beyond the limits throws
+   * the one-line error a real allocation would, naming the flags that shrink it.
+   */
+  static plannedMemory(opts: TrainerOptions, limits?: DeviceLimits): PlannedMemory {
+    const dry = dryGpu(limits);
+    const setup = trainerSetup(dry, opts);
+    const pooled = setup.program.pooledBytes;
+    const { total, largest } = dryBytes(dry);
+    return {
+      bytes: total,
+      pooledBytes: pooled,
+      largest: { bytes: largest!.size, label: largest!.label },
+    };
   }
 
   /**
@@ -133,24 +196,10 @@ export class GpuTrainer {
    * perturbation stream is keyed on it).
    */
   static async restore(gpu: Gpu, opts: TrainerOptions, state: TrainerState, step: number) {
-    const { layout, runs, batchRows, probe } = opts, precision = opts.precision ?? "f32";
-    const reals = (n: number, label: string) => realBuffer(gpu, precision, n, label);
-    const L = layout.sTensors.length, record = new MetricsRecord(L);
-    const t = new GpuTrainer(gpu, opts, {
-      params: reals(runs * layout.size, "params"),
-      grads: reals(runs * layout.size, "grads"),
-      bufs: reals(runs * layout.size, "momentum"),
-      runningMean: reals(runs * layout.statsSize, "running mean"),
-      runningVar: reals(runs * layout.statsSize, "running var"),
-      scalars: storageBuffer(gpu, runs * runScalarsBytes(precision) / 4, "run scalars"),
-      x: reals(batchRows * layout.inputSize, "batch x"),
-      labels: storageBuffer(gpu, batchRows, "batch labels"),
-      probeX: uploadReals(gpu, precision, probe.x, "probe x"),
-      probeLabels: uploadBuffer(gpu, Uint32Array.from(probe.y), "probe labels"),
-      evalX: reals(probe.rows * layout.inputSize, "eval chunk x"),
-      record: reals(runs * record.words, "metrics record"),
-      sNorms: reals(runs * L, "S norms"),
-    }, record);
+    const precision = opts.precision ?? "f32";
+    // Sized first, so a step too large for the adapter is refused before any allocation.
+    GpuTrainer.plannedMemory(opts, gpu.device.limits);
+    const t = new GpuTrainer(gpu, opts, trainerSetup(gpu, opts));
     for (const key of STATE_ARRAYS) {
       const bytes = encodeRealsExact(precision, state[key], state.lo?.[key]);
       // A model without BatchNorm has no running statistics (and Deno's wgpu panics on an

@@ -17,6 +17,7 @@ import { dot } from "../reference/ops.ts";
 import { assertClose } from "../core/test_util.ts";
 import {
   CONV_MODELS,
+  IN_PLACE_RELU_MODEL,
   MLP,
   type Model,
   modelTested,
@@ -111,7 +112,10 @@ gpuTest(
 
 const FOLLOW = [
   ...(["weightnorm", "plain"] as const).map((stats) => ({ model: MLP, stats })),
-  ...[...CONV_MODELS, ...NORM_MODELS].map((model) => ({ model, stats: "weightnorm" as const })),
+  ...[...CONV_MODELS, ...NORM_MODELS, IN_PLACE_RELU_MODEL].map((model) => ({
+    model,
+    stats: "weightnorm" as const,
+  })),
 ];
 for (const { model, stats: runningStats } of FOLLOW) {
   gpuTest(

@@ -4,6 +4,8 @@
  * default job learning on the shipped data.
  */
 
+import { acquireGpu } from "../shaders/gpu.ts";
+
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -269,6 +271,22 @@ Deno.test({
       VK_ICD_FILENAMES: none,
     });
     assertOneLineError(r, 2, "adapter", "mesa-vulkan-drivers");
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "a step too large for the adapter: refused before allocating, one line with the need, the limit and the flags",
+  async fn() {
+    // Hidden width such that the first layer's activation (batch 8000, 3 runs, 4 B) passes
+    // the largest binding the adapter allows.
+    const limit = (await acquireGpu()).device.limits.maxStorageBufferBindingSize;
+    const hidden = Math.ceil(limit / (8000 * 3 * 4)) + 1;
+    const args = ["--hidden", `${hidden}`, "--batch-size", "8000", "--probe", "2", "--steps", "1"];
+    const r = await cli(args);
+    assertOneLineError(r, 1, "needs", "MiB, more than the adapter binds", "--batch-size", "--runs");
+    if (r.stderr.includes("summary:")) throw new Error(`a summary was written: ${r.stderr}`);
   },
 });
 
