@@ -2,7 +2,8 @@
  * The training step, declared once: the named phases a step runs, each a list of dispatches
  * recorded at setup over the trainer's state buffers, and the metrics record they write
  * (`metrics_record.ts`). The trainer only uploads a batch, encodes the phases a step asks for and
- * reads back (`trainer.ts`); nothing is allocated or compiled per step.
+ * reads back (`trainer.ts`); nothing is allocated or compiled per step. The passes' transient
+ * tensors live in the buffer planner's shared slots ({@link planPasses}).
  *
  * A step: (rescale: Lemma 2, then S's norms again) → forward → distances on the training batch →
  * backward → optimizer (SGD, A2's perturbation, and the monitor's sums in the same pass) →
