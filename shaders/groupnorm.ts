@@ -371,7 +371,10 @@ function chunking(g: GroupNormGeometry): { chunk: number; chunks: number } {
   while (g.rows * ceilDiv(g.spatial, chunk) > MAX_COLUMN_TERMS && chunk < g.spatial) chunk *= 2;
   const chunks = ceilDiv(g.spatial, chunk);
   if (g.rows * chunks > MAX_COLUMN_TERMS) {
-    throw new Error(`groupnorm: ${g.rows} rows exceed the ${MAX_COLUMN_TERMS} a dgamma sum adds`);
+    throw new Error(
+      `groupnorm: ${g.rows} rows exceed the ${MAX_COLUMN_TERMS} its scale and shift gradients ` +
+        `sum: use a smaller --batch-size or --probe`,
+    );
   }
   return { chunk, chunks };
 }
