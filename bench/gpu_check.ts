@@ -1,7 +1,7 @@
 /**
  * `deno task gpu-check`: the one script to run on a machine with a GPU (or here, on the CPU
  * adapters), on each WebGPU implementation: the adapter listing (`deno task gpus`), the GPU
- * kernel and trainer tests, the precision self-tests (df64; f64 where the adapter has
+ * kernel, trainer and model-file tests, the precision self-tests (df64; f64 where the adapter has
  * `shader-f64`), a short lockstep run of every model on both implementations compared step by
  * step (`deno task across`), and the bench. Every step runs as a child process with a time
  * limit; its output goes to one folder named after the adapters (`--out`, default
@@ -16,8 +16,8 @@ import type { Listing } from "./gpus.ts";
 import { GPU_PERMISSIONS, WEBGPU_ENV, WEBGPU_IMPLEMENTATIONS } from "../shaders/webgpu.ts";
 
 const HELP = `Usage: deno task gpu-check [--out DIR] [--skip LIST] [--steps N]
-Runs, on each WebGPU implementation (deno, dawn): deno task gpus, the kernel and trainer
-tests, the df64 (and f64) self-tests, a lockstep run of every model on both compared step by
+Runs, on each WebGPU implementation (deno, dawn): deno task gpus, the kernel, trainer and
+model-file tests, the df64 (and f64) self-tests, a lockstep run of every model on both compared step by
 step (deno task across), and the bench; writes logs, summary.json and summary.md to DIR
 (default docs/results/gpu-check/<adapters>).
 
@@ -26,8 +26,16 @@ step (deno task across), and the bench; writes logs, summary.json and summary.md
   --steps N     steps of each lockstep run (default 30)
   --help        this text`;
 
-/** The GPU tests: every kernel, the precision self-tests, the trainers against float64. */
-const GPU_TESTS = ["shaders/", "stages/trainer_test.ts", "stages/trainer_df64_test.ts"];
+/**
+ * The GPU tests: every kernel, the precision self-tests, the trainers against float64, and the
+ * shipped model files trained through the command line (LayerNorm, GroupNorm, the buffer plan).
+ */
+const GPU_TESTS = [
+  "shaders/",
+  "stages/trainer_test.ts",
+  "stages/trainer_df64_test.ts",
+  "tests/models_test.ts",
+];
 
 /** One step's outcome. */
 interface StepResult {
