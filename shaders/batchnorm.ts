@@ -43,7 +43,12 @@
 import { assertCounts, ceilDiv, KernelInterface } from "./binding.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
-import type { NormalizationBackwardViews, NormalizationForwardViews } from "./normalization.ts";
+import {
+  backwardSlots,
+  forwardSlots,
+  type NormalizationBackwardViews,
+  type NormalizationForwardViews,
+} from "./normalization.ts";
 
 /** Threads per workgroup: one thread per feature (whole, stats) or per chunk and feature. */
 const WORKGROUP = 64;
@@ -540,8 +545,7 @@ function build(
 export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Dispatch[] {
   const train = spec.mode === "train";
   const run = spec.running;
-  if (!!spec.gamma !== !!spec.beta) throw new Error("batchnorm: gamma and beta go together");
-  if (!!spec.xhat !== !!spec.invStd) throw new Error("batchnorm: xhat and invStd go together");
+  const { flags, views } = forwardSlots("batchnorm", spec);
   if (!train && spec.xhat) throw new Error("batchnorm: eval mode saves no xhat/invStd");
   if (!train && !run) throw new Error("batchnorm: eval mode needs running statistics");
   if (!train && run?.update) throw new Error("batchnorm: eval mode cannot update running stats");
@@ -549,20 +553,12 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
     pass: "forward",
     stage: "whole",
     mode: spec.mode,
-    affine: !!spec.gamma,
-    save: !!spec.xhat,
+    ...flags,
     update: train && !!run?.update,
     unit: !!run?.unit,
-    epsField: spec.epsField,
-    relu: !!spec.relu,
   };
   return build(gpu, variant, { ...spec, momentum: run?.momentum ?? 0 }, {
-    x: spec.x,
-    y: spec.y,
-    xhat: spec.xhat,
-    inv_std: spec.invStd,
-    gamma: spec.gamma,
-    beta: spec.beta,
+    ...views,
     run_mean: run?.mean,
     run_var: run?.var,
     unit_sq: run?.unit,
@@ -574,22 +570,7 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
  * when `y` is given); outputs are overwritten. One dispatch (whole) or three (split).
  */
 export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): Dispatch[] {
-  const variant: BatchNormVariant = {
-    pass: "backward",
-    stage: "whole",
-    gamma: !!spec.gamma,
-    dgamma: !!spec.dgamma,
-    dbeta: !!spec.dbeta,
-    relu: !!spec.y,
-  };
-  return build(gpu, variant, { ...spec, momentum: 0 }, {
-    dy: spec.dy,
-    xhat: spec.xhat,
-    inv_std: spec.invStd,
-    gamma: spec.gamma,
-    y: spec.y,
-    dx: spec.dx,
-    dgamma: spec.dgamma,
-    dbeta: spec.dbeta,
-  }, undefined);
+  const { flags, views } = backwardSlots(spec);
+  const variant: BatchNormVariant = { pass: "backward", stage: "whole", ...flags };
+  return build(gpu, variant, { ...spec, momentum: 0 }, views, undefined);
 }

@@ -41,7 +41,12 @@ import type { GroupNormGeometry } from "../core/graph.ts";
 import { assertCounts, ceilDiv, foldedGrid, KernelInterface } from "./binding.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "./gpu.ts";
 import type { Precision } from "./precision.ts";
-import type { NormalizationBackwardViews, NormalizationForwardViews } from "./normalization.ts";
+import {
+  backwardSlots,
+  forwardSlots,
+  type NormalizationBackwardViews,
+  type NormalizationForwardViews,
+} from "./normalization.ts";
 
 /** Threads per workgroup. */
 const WG = 64;
@@ -441,23 +446,8 @@ function build(
  * per run from `scalars[run][epsField]`. Three dispatches.
  */
 export function groupNormForwardKernel(gpu: Gpu, spec: GroupNormForwardSpec): Dispatch[] {
-  if (!!spec.gamma !== !!spec.beta) throw new Error("groupnorm: gamma and beta go together");
-  if (!!spec.xhat !== !!spec.invStd) throw new Error("groupnorm: xhat and invStd go together");
-  const base: Omit<Forward, "stage"> = {
-    pass: "forward",
-    affine: !!spec.gamma,
-    save: !!spec.xhat,
-    relu: !!spec.relu,
-    epsField: spec.epsField,
-  };
-  return build(gpu, base, spec, {
-    x: spec.x,
-    y: spec.y,
-    xhat: spec.xhat,
-    inv_std: spec.invStd,
-    gamma: spec.gamma,
-    beta: spec.beta,
-  }, spec.scalars);
+  const { flags, views } = forwardSlots("groupnorm", spec);
+  return build(gpu, { pass: "forward", ...flags }, spec, views, spec.scalars);
 }
 
 /**
@@ -465,21 +455,6 @@ export function groupNormForwardKernel(gpu: Gpu, spec: GroupNormForwardSpec): Di
  * given); outputs are overwritten. Three dispatches.
  */
 export function groupNormBackwardKernel(gpu: Gpu, spec: GroupNormBackwardSpec): Dispatch[] {
-  const base: Omit<Backward, "stage"> = {
-    pass: "backward",
-    gamma: !!spec.gamma,
-    dgamma: !!spec.dgamma,
-    dbeta: !!spec.dbeta,
-    relu: !!spec.y,
-  };
-  return build(gpu, base, spec, {
-    dy: spec.dy,
-    xhat: spec.xhat,
-    inv_std: spec.invStd,
-    gamma: spec.gamma,
-    y: spec.y,
-    dx: spec.dx,
-    dgamma: spec.dgamma,
-    dbeta: spec.dbeta,
-  });
+  const { flags, views } = backwardSlots(spec);
+  return build(gpu, { pass: "backward", ...flags }, spec, views);
 }

@@ -50,3 +50,40 @@ export interface NormalizationBackwardViews {
   dgamma?: TensorView;
   dbeta?: TensorView;
 }
+
+/**
+ * A forward's flags and its views by slot name (after checking that gamma and beta, and xhat and
+ * invStd, come in pairs); `kernel` names it in an error.
+ */
+export function forwardSlots(kernel: string, v: NormalizationForwardViews) {
+  if (!!v.gamma !== !!v.beta) throw new Error(`${kernel}: gamma and beta go together`);
+  if (!!v.xhat !== !!v.invStd) throw new Error(`${kernel}: xhat and invStd go together`);
+  return {
+    flags: { affine: !!v.gamma, save: !!v.xhat, relu: !!v.relu, epsField: v.epsField },
+    views: {
+      x: v.x,
+      y: v.y,
+      xhat: v.xhat,
+      inv_std: v.invStd,
+      gamma: v.gamma,
+      beta: v.beta,
+    } as Record<string, TensorView | undefined>,
+  };
+}
+
+/** A backward's flags and its views by slot name. */
+export function backwardSlots(v: NormalizationBackwardViews) {
+  return {
+    flags: { gamma: !!v.gamma, dgamma: !!v.dgamma, dbeta: !!v.dbeta, relu: !!v.y },
+    views: {
+      dy: v.dy,
+      xhat: v.xhat,
+      inv_std: v.invStd,
+      gamma: v.gamma,
+      y: v.y,
+      dx: v.dx,
+      dgamma: v.dgamma,
+      dbeta: v.dbeta,
+    } as Record<string, TensorView | undefined>,
+  };
+}
