@@ -98,7 +98,7 @@ export async function summarise(
   log: (line: string) => void,
 ): Promise<RunSummary> {
   const heldoutAcc = await heldoutAccuracy(t.trainer, p);
-  const memory = plannedMemory(p.config, p);
+  const memory = plannedMemory(p.config, p, t.trainer.plannedBytes);
   const final: RunSummary["final"] = {};
   const { last, at } = t.tracker;
   p.config.runs.forEach((r, i) => {

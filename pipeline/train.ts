@@ -110,15 +110,16 @@ export function trainerOptions(
   };
 }
 
-/** Planned GPU memory of `config`'s step (every buffer, bytes), in all and for one run. */
+/**
+ * Planned GPU memory of `config`'s step (every buffer, bytes), in all (`bytes` when a trainer
+ * has sized it already) and for one run.
+ */
 export function plannedMemory(
   config: Config,
   p: Pick<PreparedModel, "layout" | "train" | "probe">,
+  bytes = GpuTrainer.plannedMemory(trainerOptions(config, p)).bytes,
 ): { bytes: number; perRunBytes: number } {
-  return {
-    bytes: GpuTrainer.plannedMemory(trainerOptions(config, p)).bytes,
-    perRunBytes: GpuTrainer.plannedMemory(trainerOptions(config, p, 1)).bytes,
-  };
+  return { bytes, perRunBytes: GpuTrainer.plannedMemory(trainerOptions(config, p, 1)).bytes };
 }
 
 /** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */

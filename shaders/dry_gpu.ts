@@ -69,12 +69,7 @@ export function boundBuffers(dispatch: Dispatch): GPUBuffer[] {
   return [...entries].map((e) => (e.resource as GPUBufferBinding).buffer);
 }
 
-/** Bytes of every buffer created on `gpu` so far, and the largest one. */
-export function dryBytes(gpu: DryGpu): { total: number; largest?: GPUBuffer } {
-  let total = 0, largest: GPUBuffer | undefined;
-  for (const b of gpu.buffers) {
-    total += b.size;
-    if (!largest || b.size > largest.size) largest = b;
-  }
-  return { total, largest };
+/** Bytes of every buffer created on `gpu` so far. */
+export function dryBytes(gpu: DryGpu): number {
+  return gpu.buffers.reduce((sum, b) => sum + b.size, 0);
 }

@@ -83,8 +83,6 @@ export interface PlannedMemory {
   bytes: number;
   /** The buffer planner's shared slots (every pass's activations, gradients, saved tensors). */
   pooledBytes: number;
-  /** The largest single buffer. */
-  largest: { bytes: number; label: string };
 }
 
 /** What a trainer is built from: its buffers, the recorded step and the readback ring. */
@@ -151,6 +149,8 @@ export class GpuTrainer {
     private readonly gpu: Gpu,
     private readonly opts: TrainerOptions,
     setup: TrainerSetup,
+    /** Every GPU buffer this trainer allocated, in bytes ({@link GpuTrainer.plannedMemory}). */
+    readonly plannedBytes: number,
   ) {
     const { layout, runs } = opts;
     const precision = this.precision = opts.precision ?? "f32";
@@ -168,13 +168,7 @@ export class GpuTrainer {
   static plannedMemory(opts: TrainerOptions, limits?: DeviceLimits): PlannedMemory {
     const dry = dryGpu(limits);
     const setup = trainerSetup(dry, opts);
-    const pooled = setup.program.pooledBytes;
-    const { total, largest } = dryBytes(dry);
-    return {
-      bytes: total,
-      pooledBytes: pooled,
-      largest: { bytes: largest!.size, label: largest!.label },
-    };
+    return { bytes: dryBytes(dry), pooledBytes: setup.program.pooledBytes };
   }
 
   /**
@@ -198,8 +192,8 @@ export class GpuTrainer {
   static async restore(gpu: Gpu, opts: TrainerOptions, state: TrainerState, step: number) {
     const precision = opts.precision ?? "f32";
     // Sized first, so a step too large for the adapter is refused before any allocation.
-    GpuTrainer.plannedMemory(opts, gpu.device.limits);
-    const t = new GpuTrainer(gpu, opts, trainerSetup(gpu, opts));
+    const { bytes } = GpuTrainer.plannedMemory(opts, gpu.device.limits);
+    const t = new GpuTrainer(gpu, opts, trainerSetup(gpu, opts), bytes);
     for (const key of STATE_ARRAYS) {
       const bytes = encodeRealsExact(precision, state[key], state.lo?.[key]);
       // A model without BatchNorm has no running statistics (and Deno's wgpu panics on an
