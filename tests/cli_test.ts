@@ -5,40 +5,14 @@
  */
 
 import { acquireGpu } from "../shaders/gpu.ts";
+import { assertOneLineError, type MainResult, runMain } from "./fixtures/main_cli.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno run main.ts ...args` and collects its output. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-write", "--allow-env", MAIN, ...args],
-    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/** The error line: exactly one line on stderr starting with "error:", nothing on stdout. */
-function assertOneLineError(r: Result, code: number, ...fragments: string[]): void {
-  const errors = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
-  if (r.code !== code) throw new Error(`exit ${r.code}, expected ${code}; stderr: ${r.stderr}`);
-  if (errors.length !== 1) throw new Error(`expected one error line, got: ${r.stderr}`);
-  for (const f of fragments) {
-    if (!errors[0].includes(f)) {
-      throw new Error(`error line ${JSON.stringify(errors[0])} lacks ${JSON.stringify(f)}`);
-    }
-  }
-  if (r.stdout !== "") throw new Error(`stdout is not empty: ${r.stdout.slice(0, 200)}`);
-}
+/** Runs `main.ts ...args` with the permissions `deno task train` grants but FFI and run. */
+const cli = (args: string[], env: Record<string, string> = {}): Promise<MainResult> =>
+  runMain(args, { permissions: ["--allow-read", "--allow-write", "--allow-env"], env });
 
 Deno.test({
   ...opts,

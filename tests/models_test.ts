@@ -6,41 +6,17 @@
  */
 
 import { GPU_PERMISSIONS } from "../shaders/webgpu.ts";
+import { assertOneLineError, type MainResult, runMain } from "./fixtures/main_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = `${ROOT}main.ts`;
 const opts = { sanitizeResources: false, sanitizeOps: false };
-const decoder = new TextDecoder();
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+/** Runs `main.ts ...args` from the repository root with the GPU's permissions. */
+const cli = (args: string[]): Promise<MainResult> =>
+  runMain(args, { permissions: GPU_PERMISSIONS, cwd: ROOT });
 
-/** Runs `main.ts ...args` from the repository root. */
-async function cli(args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...GPU_PERMISSIONS, MAIN, ...args],
-    cwd: ROOT,
-    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
-
-function check(ok: boolean, what: string, r?: Result): void {
+function check(ok: boolean, what: string, r?: MainResult): void {
   if (!ok) throw new Error(r ? `${what}\nexit ${r.code}; stderr:\n${r.stderr}` : what);
-}
-
-/** The one `error:` line of a failed run, checked to contain every fragment; stdout empty. */
-function assertOneLineError(r: Result, ...fragments: string[]): void {
-  const errors = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
-  check(r.code === 1 && errors.length === 1, "expected exit 1 and one error line", r);
-  for (const f of fragments) check(errors[0].includes(f), `error line lacks ${f}`, r);
-  check(r.stdout === "", `stdout is not empty: ${r.stdout.slice(0, 200)}`);
 }
 
 /** The shipped examples. */
@@ -99,15 +75,15 @@ Deno.test({
       "syntax.ts",
       "export function model(x) {\n  return x.(;\n}\n",
     );
-    assertOneLineError(await run(syntax), `${syntax}:2`, "cannot be loaded", "SyntaxError");
+    assertOneLineError(await run(syntax), 1, `${syntax}:2`, "cannot be loaded", "SyntaxError");
     const none = await modelFile(dir, "none.ts", "export const net = 1;\n");
-    assertOneLineError(await run(none), none, "exports no function named model", "net");
+    assertOneLineError(await run(none), 1, none, "exports no function named model", "net");
     const throws = await modelFile(
       dir,
       "throws.ts",
       'export function model(x, data) {\n  throw new Error("not yet written");\n}\n',
     );
-    assertOneLineError(await run(throws), `${throws}:2`, "the model threw: not yet written");
+    assertOneLineError(await run(throws), 1, `${throws}:2`, "the model threw: not yet written");
     const mismatch = await modelFile(
       dir,
       "mismatch.ts",
@@ -121,6 +97,7 @@ Deno.test({
     );
     assertOneLineError(
       await run(mismatch),
+      1,
       `${mismatch}:4`,
       "add0",
       "28x28x8",
@@ -132,9 +109,9 @@ Deno.test({
       "logits.ts",
       "export function model(x) {\n  return x.linear(16).bn();\n}\n",
     );
-    assertOneLineError(await run(wrongLogits), wrongLogits, "logits must be [10]");
+    assertOneLineError(await run(wrongLogits), 1, wrongLogits, "logits must be [10]");
     const missing = `${dir}/missing.ts`;
-    assertOneLineError(await run(missing), missing, "cannot read");
+    assertOneLineError(await run(missing), 1, missing, "cannot read");
     await Deno.remove(dir, { recursive: true });
   },
 });
@@ -151,6 +128,7 @@ Deno.test({
     );
     assertOneLineError(
       await cli(["--model", plain, ...SMALL]),
+      1,
       "no scale-invariant weight",
       "run B would equal run A",
       "fc0",
@@ -160,7 +138,7 @@ Deno.test({
       "marked.ts",
       'export function model(x, data) {\n  return x.linear(32).bn().relu().linear(data.classes, { bias: true, group: "S" });\n}\n',
     );
-    assertOneLineError(await cli(["--model", marked, ...SMALL]), "fc1", "marked S", "loss");
+    assertOneLineError(await cli(["--model", marked, ...SMALL]), 1, "fc1", "marked S", "loss");
     await Deno.remove(dir, { recursive: true });
   },
 });
@@ -191,6 +169,7 @@ Deno.test({
     await Deno.writeTextFile(path, body(16) + "// edited\n");
     assertOneLineError(
       await cli([...args, "--steps", "4", "--resume", `${dir}/ckpt`]),
+      1,
       "--resume",
       "another version of the model file",
     );
