@@ -10,7 +10,7 @@
  * - whole (rows <= SPLIT_ROWS, an MLP's batch): one dispatch; one thread per (feature, run) sums
  *   its feature over every row in blocks of SUM_BLOCK, then normalises it. Reason: with few rows
  *   one pass is cheapest, and the MLP's summation order (hence its results) stays as it was.
- * - split (more rows): three dispatches. `partials`: one thread per (chunk of CHUNK_ROWS rows,
+ * - split (more rows): three dispatches. `partials`: one thread per (chunk of `chunkRows` rows,
  *   feature) computes the chunk's mean and sum of squared deviations (two passes over the
  *   chunk, the second from cache) or, backward, its sums of dy and dy·xhat; `stats`: one thread
  *   per feature folds the chunks in chunk order (Chan et al.'s pairwise update for mean and
@@ -22,6 +22,13 @@
  *   (lavapipe stopped writing from invocations that ran ~65k iterations) and an apply with one
  *   thread per element was ~2x slower (per-element gathers). Measured variants:
  *   docs/results/kernel-variants.md.
+ *
+ * Tiling ({@link BatchNormTiling}): a parameter of the kernel builders that a tuner may change
+ * per shape: `workgroup` threads per workgroup in every dispatch of both designs, `chunkRows`
+ * rows per chunk of the split design (the whole design has no chunks). Default
+ * ({@link DEFAULT_BATCHNORM_TILING}) 128 rows and 64 threads. Reason: chunks of 64 to 512 rows
+ * were within lavapipe's noise, 1024 slower (too few threads at 6272 rows); very long chunks
+ * bring back the long loops above.
  *
  * The training forward saves xhat for the backward rather than the backward recomputing it from
  * the saved input and statistics: with the buffer planner (stages/step_program.ts) the input
@@ -48,14 +55,28 @@ import {
   forwardSlots,
   type NormalizationBackwardViews,
   type NormalizationForwardViews,
+  normalizationTiling,
 } from "./normalization.ts";
 
-/** Threads per workgroup: one thread per feature (whole, stats) or per chunk and feature. */
-const WORKGROUP = 64;
 /** Rows above which BatchNorm runs split (partials, stats, apply); at or below, whole. */
 export const SPLIT_ROWS = 2048;
-/** Rows per chunk of the split design's partials. */
-export const CHUNK_ROWS = 128;
+
+/**
+ * How BatchNorm blocks its work: the split design (rows > SPLIT_ROWS) takes both fields, the
+ * whole design only `workgroup` (it has no chunks).
+ */
+export interface BatchNormTiling {
+  /** Rows per chunk of the partials and apply dispatches. */
+  chunkRows: number;
+  /**
+   * Threads per workgroup of every dispatch (of the whole design too: one thread per feature
+   * there and in `stats`, per chunk and feature in `partials` and `apply`); a power of two, at
+   * most 256.
+   */
+  workgroup: number;
+}
+/** The hand-picked tiling (the fastest measured on lavapipe). */
+export const DEFAULT_BATCHNORM_TILING: BatchNormTiling = { chunkRows: 128, workgroup: 64 };
 /** Rows summed into a partial before it joins the total (whole design): bounds the error growth. */
 const SUM_BLOCK = 32;
 
@@ -219,8 +240,15 @@ function batchNormInterface(v: BatchNormVariant, precision: Precision): KernelIn
 type Forward = Extract<BatchNormVariant, { pass: "forward" }>;
 type Backward = Extract<BatchNormVariant, { pass: "backward" }>;
 
-/** WGSL of one BatchNorm variant (any pass and stage) in `precision`: one template. */
-export function batchNormWgsl(v: BatchNormVariant, precision: Precision = "f32"): string {
+/**
+ * WGSL of one BatchNorm variant (any pass and stage) in `precision` with `workgroup` threads per
+ * workgroup (unchecked here: the kernel builders check a tiling): one template.
+ */
+export function batchNormWgsl(
+  v: BatchNormVariant,
+  precision: Precision = "f32",
+  workgroup: number = DEFAULT_BATCHNORM_TILING.workgroup,
+): string {
   const decl = batchNormInterface(v, precision).wgsl;
   // One thread per feature (whole, stats) or per chunk of rows and feature (partials, apply).
   const body = v.pass === "forward"
@@ -238,10 +266,10 @@ export function batchNormWgsl(v: BatchNormVariant, precision: Precision = "f32")
 
 const SUM_BLOCK: u32 = ${SUM_BLOCK}u;
 
-@compute @workgroup_size(${WORKGROUP})
+@compute @workgroup_size(${workgroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let f = u.features;
-  let t = wid.x * ${WORKGROUP}u + lid.x;
+  let t = wid.x * ${workgroup}u + lid.x;
   if (t >= ${threads}) { return; }
   let r = wid.z;
   let n = u.rows;
@@ -489,7 +517,8 @@ function slotLength(s: string, rows: number, features: number, chunks: number): 
 
 /**
  * The dispatches of `base` (stage "whole" unless the rows split) over the views named by the
- * slots (others are ignored); the split design's scratch is allocated here.
+ * slots (others are ignored), blocked by `tiling` (checked here); the split design's scratch is
+ * allocated here.
  */
 function build(
   gpu: Gpu,
@@ -497,11 +526,19 @@ function build(
   shape: { precision?: Precision; runs: number; rows: number; features: number; momentum: number },
   views: Record<string, TensorView | undefined>,
   scalars: GPUBuffer | undefined,
+  tiling: Partial<BatchNormTiling> | undefined,
 ): Dispatch[] {
   const { precision = "f32", runs, rows, features } = shape;
   assertCounts("batchnorm", { runs, rows, features });
+  const { chunkRows, workgroup } = normalizationTiling(
+    "batchnorm",
+    DEFAULT_BATCHNORM_TILING,
+    tiling,
+  );
   const split = batchNormSplit(rows);
-  const chunks = ceilDiv(rows, CHUNK_ROWS);
+  // A chunk longer than the rows is one chunk of them all (and keeps the uniform a u32).
+  const chunk = Math.min(chunkRows, rows);
+  const chunks = ceilDiv(rows, chunk);
   const all = { ...views };
   if (split) {
     const scratch = (n: number, what: string): TensorView => ({
@@ -526,12 +563,12 @@ function build(
     });
     const threads = stage === "partials" || stage === "apply" ? chunks * features : features;
     return batchNormInterface(v, precision).dispatch(gpu, {
-      code: batchNormWgsl(v, precision),
-      dims: { rows, features, chunk: CHUNK_ROWS, chunks },
+      code: batchNormWgsl(v, precision, workgroup),
+      dims: { rows, features, chunk, chunks },
       reals: { momentum: shape.momentum },
       views: Object.fromEntries(bound),
       runs,
-      workgroups: [ceilDiv(threads, WORKGROUP), 1, runs],
+      workgroups: [ceilDiv(threads, workgroup), 1, runs],
       scalars: readsEps(v) ? scalars : undefined,
     });
   });
@@ -540,9 +577,14 @@ function build(
 /**
  * BatchNorm forward = reference `batchNormForward` (+ `updateRunningStats`) in train mode,
  * `batchNormEval` in eval mode, then `reluForward` with `relu`; eps is read per run from
- * `scalars[run][epsField]` every step. One dispatch (whole) or three (split; eval: two).
+ * `scalars[run][epsField]` every step. One dispatch (whole) or three (split; eval: two), blocked
+ * by `tiling` (fields absent: {@link DEFAULT_BATCHNORM_TILING}'s); a bad tiling throws.
  */
-export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Dispatch[] {
+export function batchNormForwardKernel(
+  gpu: Gpu,
+  spec: BatchNormForwardSpec,
+  tiling?: Partial<BatchNormTiling>,
+): Dispatch[] {
   const train = spec.mode === "train";
   const run = spec.running;
   const { flags, views } = forwardSlots("batchnorm", spec);
@@ -557,20 +599,32 @@ export function batchNormForwardKernel(gpu: Gpu, spec: BatchNormForwardSpec): Di
     update: train && !!run?.update,
     unit: !!run?.unit,
   };
-  return build(gpu, variant, { ...spec, momentum: run?.momentum ?? 0 }, {
-    ...views,
-    run_mean: run?.mean,
-    run_var: run?.var,
-    unit_sq: run?.unit,
-  }, spec.scalars);
+  return build(
+    gpu,
+    variant,
+    { ...spec, momentum: run?.momentum ?? 0 },
+    {
+      ...views,
+      run_mean: run?.mean,
+      run_var: run?.var,
+      unit_sq: run?.unit,
+    },
+    spec.scalars,
+    tiling,
+  );
 }
 
 /**
  * BatchNorm backward (training mode) = reference `batchNormBackward` (of `reluBackward`'s dx
- * when `y` is given); outputs are overwritten. One dispatch (whole) or three (split).
+ * when `y` is given); outputs are overwritten. One dispatch (whole) or three (split), blocked by
+ * `tiling` as the forward's.
  */
-export function batchNormBackwardKernel(gpu: Gpu, spec: BatchNormBackwardSpec): Dispatch[] {
+export function batchNormBackwardKernel(
+  gpu: Gpu,
+  spec: BatchNormBackwardSpec,
+  tiling?: Partial<BatchNormTiling>,
+): Dispatch[] {
   const { flags, views } = backwardSlots(spec);
   const variant: BatchNormVariant = { pass: "backward", stage: "whole", ...flags };
-  return build(gpu, variant, { ...spec, momentum: 0 }, views, undefined);
+  return build(gpu, variant, { ...spec, momentum: 0 }, views, undefined, tiling);
 }

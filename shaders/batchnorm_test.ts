@@ -10,7 +10,7 @@ import {
   uploadBuffer,
   uploadReals,
 } from "./gpu.ts";
-import { epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
+import { dryView, epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -22,14 +22,16 @@ import {
   updateRunningStats,
 } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
-import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
+import { assertClose, assertThrows, freshRng, randomFloats } from "../core/test_util.ts";
 import {
   batchNormBackwardKernel,
   batchNormForwardKernel,
   batchNormSplit,
-  CHUNK_ROWS,
+  type BatchNormTiling,
+  DEFAULT_BATCHNORM_TILING,
   SPLIT_ROWS,
 } from "./batchnorm.ts";
+import { dryGpu } from "./dry_gpu.ts";
 
 /** Places run-stacked tensors one after another, with a gap and padded run strides. */
 class Arena {
@@ -142,13 +144,16 @@ interface ForwardCase {
   epsField: "eps" | "eps_next";
   /** The fused ReLU: y = relu(BatchNorm(x)). */
   relu?: boolean;
+  /** The kernels' tiling (absent: the default). */
+  tiling?: Partial<BatchNormTiling>;
 }
 
 async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const { precision: p, runs: R, rows, features: F } = c;
   const N = rows * F;
   const tag = `${p} R${R} ${rows}x${F} ${c.mode} affine=${c.affine} save=${c.save} ` +
-    `running=${JSON.stringify(c.running)} ${c.epsField} relu=${!!c.relu}`;
+    `running=${JSON.stringify(c.running)} ${c.epsField} relu=${!!c.relu}` +
+    (c.tiling ? ` tiling=${JSON.stringify(c.tiling)}` : "");
   // Inputs: x (own buffer); gamma, beta, unit in one "parameter" buffer; running mean and
   // var in one "statistics" buffer; y, xhat, invStd in one poisoned "activation" buffer.
   const inA = new Arena(), parA = new Arena(), statA = new Arena(), outA = new Arena();
@@ -205,7 +210,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
       unit: c.running.unit ? viewOf(parBuf, uS) : undefined,
       update: c.running.update,
     },
-  });
+  }, c.tiling);
   runDispatches(gpu, dispatch);
   const out = await readReals(gpu, p, outBuf);
   const stats = await readReals(gpu, p, statBuf);
@@ -255,7 +260,8 @@ const SHAPES: [number, number][] = [
 
 Deno.test("batchNormSplit: whole up to SPLIT_ROWS rows, split above; chunks leave a tail", () => {
   if (batchNormSplit(SPLIT_ROWS) || !batchNormSplit(SPLIT_ROWS + 1)) throw new Error("threshold");
-  if (5000 % CHUNK_ROWS === 0 || SPLIT_ROWS % CHUNK_ROWS !== 0) throw new Error("tails untested");
+  const chunk = DEFAULT_BATCHNORM_TILING.chunkRows;
+  if (5000 % chunk === 0 || SPLIT_ROWS % chunk !== 0) throw new Error("tails untested");
 });
 
 for (const runs of [1, 3]) {
@@ -356,6 +362,101 @@ for (const runs of [1, 3]) {
   });
 }
 
+/**
+ * Tilings a tuner may pick, other than the default: smaller and larger chunks and workgroups,
+ * and a chunk that is no power of two. No chunk divides a split shape's rows (2999 rows: 94
+ * chunks of 32, 6 of 512, 3 of 1000, the last of 23, 439 and 999; SPLIT_ROWS + 1 rows: the last
+ * of 1). The workgroup applies to the whole design too: 37 × 300 takes two to ten workgroups
+ * (one thread per feature) at every workgroup size; 2999 × 29 several in the split design at
+ * 32 and 128.
+ */
+const TILINGS: Partial<BatchNormTiling>[] = [
+  { chunkRows: 32, workgroup: 32 },
+  { chunkRows: 512, workgroup: 128 },
+  { chunkRows: 1000, workgroup: 256 },
+];
+const TILED_SHAPES: [number, number][] = [[37, 300], [2999, 29], [SPLIT_ROWS + 1, 5]];
+
+gpuTest(
+  "batchNorm forward (train, eval) and backward with non-default tilings, R=2",
+  async (gpu) => {
+    const rng = freshRng("batchnorm tilings");
+    for (const tiling of TILINGS) {
+      for (const [rows, features] of TILED_SHAPES) {
+        const base = { precision: "f32" as const, runs: 2, rows, features, tiling };
+        await checkForward(gpu, rng, {
+          ...base,
+          mode: "train",
+          affine: true,
+          save: true,
+          running: { update: true, unit: true, momentum: 0.1 },
+          epsField: "eps",
+          relu: true,
+        });
+        await checkForward(gpu, rng, {
+          ...base,
+          mode: "eval",
+          affine: true,
+          save: false,
+          running: { update: false, unit: true, momentum: 0.1 },
+          epsField: "eps_next",
+        });
+        await checkBackward(gpu, rng, "f32", 2, rows, features, true, true, tiling);
+        await checkBackward(gpu, rng, "f32", 2, rows, features, false, false, tiling);
+      }
+    }
+  },
+);
+
+Deno.test("batchNorm kernels refuse a bad tiling", () => {
+  const gpu = dryGpu();
+  const view = () => dryView(gpu);
+  const common = { runs: 1, rows: 5000, features: 3 };
+  const bad: Partial<BatchNormTiling>[] = [
+    { workgroup: 0 },
+    { workgroup: 48 },
+    { workgroup: 512 },
+    { workgroup: 2.5 },
+    { chunkRows: 0 },
+    { chunkRows: -128 },
+    { chunkRows: 64.5 },
+    { chunkRows: NaN },
+    { chunkRows: Infinity },
+    { chunkPositions: 64 } as Partial<BatchNormTiling>,
+  ];
+  for (const tiling of bad) {
+    const shown = JSON.stringify({ ...DEFAULT_BATCHNORM_TILING, ...tiling });
+    const message = `batchnorm: bad tiling ${shown}`;
+    assertThrows(
+      () =>
+        batchNormForwardKernel(gpu, {
+          ...common,
+          mode: "train",
+          x: view(),
+          y: view(),
+          scalars: view().buffer,
+          epsField: "eps",
+        }, tiling),
+      message,
+    );
+    // The whole design (one thread per feature) takes the workgroup too, and refuses alike.
+    for (const rows of [common.rows, 37]) {
+      assertThrows(
+        () =>
+          batchNormBackwardKernel(gpu, {
+            ...common,
+            rows,
+            dy: view(),
+            xhat: view(),
+            invStd: view(),
+            dx: view(),
+          }, tiling),
+        message,
+      );
+    }
+  }
+});
+
 async function checkBackward(
   gpu: Gpu,
   rng: Rng,
@@ -365,9 +466,11 @@ async function checkBackward(
   F: number,
   affine: boolean,
   relu = false,
+  tiling?: Partial<BatchNormTiling>,
 ): Promise<void> {
   const N = rows * F;
-  const tag = `backward ${p} R${R} ${rows}x${F} affine=${affine} relu=${relu}`;
+  const tag = `backward ${p} R${R} ${rows}x${F} affine=${affine} relu=${relu}` +
+    (tiling ? ` tiling=${JSON.stringify(tiling)}` : "");
   const inA = new Arena(), outA = new Arena();
   const dyS = inA.alloc(R, N), hS = inA.alloc(R, N), iS = inA.alloc(R, F), gS = inA.alloc(R, F);
   const yS = inA.alloc(R, N);
@@ -415,7 +518,7 @@ async function checkBackward(
       dx: viewOf(outBuf, dxS),
       dgamma: affine ? viewOf(outBuf, dgS) : undefined,
       dbeta: affine ? viewOf(outBuf, dbS) : undefined,
-    }),
+    }, tiling),
   );
   const out = await readReals(gpu, p, outBuf);
   for (let r = 0; r < R; r++) {

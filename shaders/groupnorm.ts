@@ -8,7 +8,7 @@
  *
  * Design: BatchNorm's split design (`batchnorm.ts`) with chunks that never straddle two examples.
  * Three dispatches each way, with no barriers:
- * - `partials`: one thread per (example n, chunk q of CHUNK_POSITIONS positions, channel c):
+ * - `partials`: one thread per (example n, chunk q of `chunkPositions` positions, channel c):
  *   forward, the chunk's mean and sum of squared deviations (two passes, the second from
  *   cache); backward, its Σdy and Σdy·xhat;
  * - `stats`: one thread per (example, group) combines its cg·chunks partials in a fixed order:
@@ -24,7 +24,13 @@
  * docs/results/kernel-variants.md, "groupnorm"). Chunked threads keep loops short (lavapipe
  * stopped writing from invocations that looped ~65k times): a partials or apply thread loops
  * over at most `chunk` positions, a stats thread over cg·chunks or rows·chunks partials (the
- * chunk grows past CHUNK_POSITIONS only to keep rows·chunks <= MAX_COLUMN_TERMS).
+ * chunk grows past `chunkPositions`, doubling, only to keep rows·chunks <= MAX_COLUMN_TERMS;
+ * more than MAX_COLUMN_TERMS rows are refused, whatever the chunk).
+ *
+ * Tiling ({@link GroupNormTiling}): a parameter of the kernel builders that a tuner may change
+ * per shape: `workgroup` threads per workgroup of every dispatch, `chunkPositions` positions per
+ * chunk. Default ({@link DEFAULT_GROUPNORM_TILING}) 128 positions and 64 threads, BatchNorm's
+ * (`batchnorm.ts`), for the same reason: chunks of 64 to 512 were within lavapipe's noise there.
  *
  * Every statistic and sum is R (`precision.ts`) and the stats sums are blocked (SUM_BLOCK terms
  * into a partial, then the total), so df64 keeps ~1e-14. Each tensor is a whole-buffer
@@ -46,12 +52,21 @@ import {
   forwardSlots,
   type NormalizationBackwardViews,
   type NormalizationForwardViews,
+  normalizationTiling,
 } from "./normalization.ts";
 
-/** Threads per workgroup. */
-const WG = 64;
-/** Positions per chunk of `partials` and `apply` (batchnorm's CHUNK_ROWS, for the same reason). */
-export const CHUNK_POSITIONS = 128;
+/** How GroupNorm's dispatches block their work. */
+export interface GroupNormTiling {
+  /**
+   * Positions per chunk of the partials and apply dispatches (grown, doubling, where
+   * rows·chunks would pass MAX_COLUMN_TERMS).
+   */
+  chunkPositions: number;
+  /** Threads per workgroup of every dispatch; a power of two, at most 256. */
+  workgroup: number;
+}
+/** The hand-picked tiling (BatchNorm's, the fastest measured there on lavapipe). */
+export const DEFAULT_GROUPNORM_TILING: GroupNormTiling = { chunkPositions: 128, workgroup: 64 };
 /** Most partials a dgamma/dbeta thread of `stats` adds (rows·chunks). */
 export const MAX_COLUMN_TERMS = 16384;
 /** Terms added into a partial before it joins the total (`stats`): bounds the error growth. */
@@ -346,12 +361,19 @@ function threadsWgsl(v: GroupNormVariant): string {
   return columns(v) ? "ng + f" : "ng";
 }
 
-/** WGSL of one GroupNorm variant (any pass and stage) in `precision`: one template. */
-export function groupNormWgsl(v: GroupNormVariant, precision: Precision = "f32"): string {
+/**
+ * WGSL of one GroupNorm variant (any pass and stage) in `precision` with `workgroup` threads per
+ * workgroup (unchecked here: the kernel builders check a tiling): one template.
+ */
+export function groupNormWgsl(
+  v: GroupNormVariant,
+  precision: Precision = "f32",
+  workgroup: number = DEFAULT_GROUPNORM_TILING.workgroup,
+): string {
   const body = v.pass === "forward" ? forwardBody(v) : backwardBody(v);
   return /* wgsl */ `${groupNormInterface(v, precision).wgsl}
 
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${workgroup})
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
@@ -361,7 +383,7 @@ fn main(
   // Partials per term (one per example, chunk and channel); (example, group) pairs.
   let np = u.rows * u.chunks * f;
   let ng = u.rows * u.groups;
-  let t = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+  let t = (wid.y * nwg.x + wid.x) * ${workgroup}u + lid;
   if (t >= ${threadsWgsl(v)}) { return; }
   let r = wid.z;
 ${body}
@@ -369,10 +391,14 @@ ${body}
 `;
 }
 
-/** The chunking of each example's positions: chunk and chunks. */
-function chunking(g: GroupNormGeometry): { chunk: number; chunks: number } {
-  let chunk = Math.min(CHUNK_POSITIONS, g.spatial);
-  // Grows only where rows·chunks would pass MAX_COLUMN_TERMS (many rows of large images).
+/** The chunking of each example's positions into chunks of `chunkPositions`: chunk and chunks. */
+function chunking(
+  g: GroupNormGeometry,
+  chunkPositions: number,
+): { chunk: number; chunks: number } {
+  let chunk = Math.min(chunkPositions, g.spatial);
+  // Grows only where rows·chunks would pass MAX_COLUMN_TERMS (many rows of large images); at
+  // chunk >= spatial, chunks = 1, so only more rows than MAX_COLUMN_TERMS are refused.
   while (g.rows * ceilDiv(g.spatial, chunk) > MAX_COLUMN_TERMS && chunk < g.spatial) chunk *= 2;
   const chunks = ceilDiv(g.spatial, chunk);
   if (g.rows * chunks > MAX_COLUMN_TERMS) {
@@ -386,21 +412,27 @@ function chunking(g: GroupNormGeometry): { chunk: number; chunks: number } {
 
 /**
  * The three dispatches of `base`'s pass over the views named by the slots (others are
- * ignored); the scratch is allocated here.
+ * ignored), blocked by `tiling` (checked here); the scratch is allocated here.
  */
 function build(
   gpu: Gpu,
   base: Omit<Forward, "stage"> | Omit<Backward, "stage">,
   shape: { precision?: Precision; runs: number; geometry: GroupNormGeometry },
   views: Record<string, TensorView | undefined>,
-  scalars?: GPUBuffer,
+  scalars: GPUBuffer | undefined,
+  tiling: Partial<GroupNormTiling> | undefined,
 ): Dispatch[] {
   const { precision = "f32", runs, geometry: g } = shape;
   assertCounts("groupnorm", { runs, ...g });
+  const { chunkPositions, workgroup } = normalizationTiling(
+    "groupnorm",
+    DEFAULT_GROUPNORM_TILING,
+    tiling,
+  );
   if (g.channels % g.groups !== 0) {
     throw new Error(`groupnorm: ${g.channels} channels do not split into ${g.groups} groups`);
   }
-  const { chunk, chunks } = chunking(g);
+  const { chunk, chunks } = chunking(g, chunkPositions);
   const cg = g.channels / g.groups;
   const np = g.rows * chunks * g.channels, ng = g.rows * g.groups;
   const scratch = (n: number, what: string): TensorView => ({
@@ -431,11 +463,11 @@ function build(
     });
     const threads = stage !== "stats" ? np : ng + (columns(v) ? g.channels : 0);
     return groupNormInterface(v, precision).dispatch(gpu, {
-      code: groupNormWgsl(v, precision),
+      code: groupNormWgsl(v, precision, workgroup),
       dims: { ...g, cg, len: g.spatial * cg, chunk, chunks },
       views: Object.fromEntries(bound),
       runs,
-      workgroups: foldedGrid(threads, runs, WG),
+      workgroups: foldedGrid(threads, runs, workgroup),
       scalars: readsEps(v) ? scalars : undefined,
     });
   });
@@ -443,18 +475,27 @@ function build(
 
 /**
  * GroupNorm forward = reference `groupNormForward` (then `reluForward` with `relu`); eps is read
- * per run from `scalars[run][epsField]`. Three dispatches.
+ * per run from `scalars[run][epsField]`. Three dispatches, blocked by `tiling` (fields absent:
+ * {@link DEFAULT_GROUPNORM_TILING}'s); a bad tiling throws.
  */
-export function groupNormForwardKernel(gpu: Gpu, spec: GroupNormForwardSpec): Dispatch[] {
+export function groupNormForwardKernel(
+  gpu: Gpu,
+  spec: GroupNormForwardSpec,
+  tiling?: Partial<GroupNormTiling>,
+): Dispatch[] {
   const { flags, views } = forwardSlots("groupnorm", spec);
-  return build(gpu, { pass: "forward", ...flags }, spec, views, spec.scalars);
+  return build(gpu, { pass: "forward", ...flags }, spec, views, spec.scalars, tiling);
 }
 
 /**
  * GroupNorm backward = reference `groupNormBackward` (of `reluBackward`'s dx when `y` is
- * given); outputs are overwritten. Three dispatches.
+ * given); outputs are overwritten. Three dispatches, blocked by `tiling` as the forward's.
  */
-export function groupNormBackwardKernel(gpu: Gpu, spec: GroupNormBackwardSpec): Dispatch[] {
+export function groupNormBackwardKernel(
+  gpu: Gpu,
+  spec: GroupNormBackwardSpec,
+  tiling?: Partial<GroupNormTiling>,
+): Dispatch[] {
   const { flags, views } = backwardSlots(spec);
-  return build(gpu, { pass: "backward", ...flags }, spec, views);
+  return build(gpu, { pass: "backward", ...flags }, spec, views, undefined, tiling);
 }

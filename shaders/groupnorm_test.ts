@@ -3,14 +3,15 @@
  * inputs exact in the kernel's precision: odd images, flat LayerNorm, one element per group, a
  * group longer than a lane's block with dgamma/dbeta split into chunks, and more workgroups
  * than one grid dimension holds; runs stacked with padded strides and distinct eps per run;
- * outputs poisoned first, and every element outside the outputs checked untouched.
+ * outputs poisoned first, and every element outside the outputs checked untouched; the same
+ * checks at non-default tilings (a tuner's choices), and bad tilings refused.
  *
  * @module
  */
 
 import type { GroupNormGeometry } from "../core/graph.ts";
 import type { Rng } from "../core/prng.ts";
-import { assertClose, freshRng } from "../core/test_util.ts";
+import { assertClose, assertThrows, freshRng } from "../core/test_util.ts";
 import { groupNormBackward, groupNormForward } from "../reference/groupnorm.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
 import {
@@ -22,9 +23,16 @@ import {
   type TensorView,
   uploadReals,
 } from "./gpu.ts";
-import { CHUNK_POSITIONS, groupNormBackwardKernel, groupNormForwardKernel } from "./groupnorm.ts";
+import { dryGpu } from "./dry_gpu.ts";
+import {
+  DEFAULT_GROUPNORM_TILING,
+  groupNormBackwardKernel,
+  groupNormForwardKernel,
+  type GroupNormTiling,
+  MAX_COLUMN_TERMS,
+} from "./groupnorm.ts";
 import { encodeReals, type Precision } from "./precision.ts";
-import { epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
+import { dryView, epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
 
 /** Places run-stacked tensors one after another, with a gap and padded run strides. */
 class Arena {
@@ -119,13 +127,18 @@ interface ForwardCase {
   epsField: "eps" | "eps_next";
   /** y written over x's view. */
   inPlace?: boolean;
+  /** The kernels' tiling (absent: the default). */
+  tiling?: Partial<GroupNormTiling>;
 }
+
+/** A case's tiling in its tag. */
+const tilingTag = (t?: Partial<GroupNormTiling>) => (t ? ` tiling=${JSON.stringify(t)}` : "");
 
 async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const { precision: p, runs: R, geometry: g } = c;
   const N = size(g), C = g.channels;
   const tag = `forward ${p} R${R} ${JSON.stringify(g)} affine=${c.affine} save=${c.save} ` +
-    `relu=${c.relu} ${c.epsField}${c.inPlace ? " in place" : ""}`;
+    `relu=${c.relu} ${c.epsField}${c.inPlace ? " in place" : ""}${tilingTag(c.tiling)}`;
   // x in its own buffer (in place: in the output buffer, as y); gamma, beta in a "parameter"
   // buffer; y, xhat, invStd in one poisoned "activation" buffer.
   const inA = new Arena(), parA = new Arena(), outA = new Arena();
@@ -172,7 +185,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
       beta: c.affine ? viewOf(parBuf, bS) : undefined,
       scalars: sc.buffer,
       epsField: c.epsField,
-    }),
+    }, c.tiling),
   );
   const out = await readReals(gpu, p, outBuf);
   for (let r = 0; r < R; r++) {
@@ -202,6 +215,8 @@ interface BackwardCase {
   grads?: boolean;
   /** dx written over dy's view. */
   inPlace?: boolean;
+  /** The kernels' tiling (absent: the default). */
+  tiling?: Partial<GroupNormTiling>;
 }
 
 async function checkBackward(gpu: Gpu, rng: Rng, c: BackwardCase): Promise<void> {
@@ -209,7 +224,7 @@ async function checkBackward(gpu: Gpu, rng: Rng, c: BackwardCase): Promise<void>
   const grads = c.grads ?? affine;
   const N = size(g), C = g.channels;
   const tag = `backward ${p} R${R} ${JSON.stringify(g)} affine=${affine} relu=${relu} ` +
-    `grads=${grads}${c.inPlace ? " in place" : ""}`;
+    `grads=${grads}${c.inPlace ? " in place" : ""}${tilingTag(c.tiling)}`;
   const inA = new Arena(), outA = new Arena();
   const dyS = (c.inPlace ? outA : inA).alloc(R, N);
   const hS = inA.alloc(R, N), iS = inA.alloc(R, g.rows * g.groups);
@@ -253,7 +268,7 @@ async function checkBackward(gpu: Gpu, rng: Rng, c: BackwardCase): Promise<void>
       dx: viewOf(outBuf, dxS),
       dgamma: grads ? viewOf(outBuf, dgS) : undefined,
       dbeta: grads ? viewOf(outBuf, dbS) : undefined,
-    }),
+    }, c.tiling),
   );
   const out = await readReals(gpu, p, outBuf);
   for (let r = 0; r < R; r++) {
@@ -306,7 +321,8 @@ const LONG = { rows: 3, spatial: 900, channels: 8, groups: 1 };
 const SHAPES: GroupNormGeometry[] = [ODD_IMAGE, LAYERNORM, IMAGE, SINGLETONS, LONG];
 
 Deno.test("the long shape's positions end in a short chunk", () => {
-  if (LONG.spatial <= CHUNK_POSITIONS || LONG.spatial % CHUNK_POSITIONS === 0) {
+  const chunk = DEFAULT_GROUPNORM_TILING.chunkPositions;
+  if (LONG.spatial <= chunk || LONG.spatial % chunk === 0) {
     throw new Error("several chunks with a tail untested");
   }
 });
@@ -410,3 +426,94 @@ for (const p of ["df64", "f64"] as const) {
     }
   });
 }
+
+/**
+ * Tilings a tuner may pick, other than the default: smaller and larger chunks and workgroups,
+ * and a chunk that is no power of two. No chunk divides SPAN's 2500 positions (79 chunks of 32,
+ * the last of 4; 5 of 512, the last of 452; 3 of 1000, the last of 500); WIDE's `partials` and
+ * `apply` take several workgroups of every size (8·40 = 320 threads at one chunk: two of 256).
+ */
+const TILINGS: Partial<GroupNormTiling>[] = [
+  { chunkPositions: 32, workgroup: 32 },
+  { chunkPositions: 512, workgroup: 128 },
+  { chunkPositions: 1000, workgroup: 256 },
+];
+const WIDE = { rows: 8, spatial: 150, channels: 40, groups: 8 };
+const SPAN = { rows: 2, spatial: 2500, channels: 3, groups: 1 };
+/**
+ * At 3 positions a chunk, 1100 rows of 21 chunks pass MAX_COLUMN_TERMS: the chunk grows to 6
+ * (11 chunks, the last of 1).
+ */
+const GROWN: [Partial<GroupNormTiling>, GroupNormGeometry] = [
+  { chunkPositions: 3, workgroup: 16 },
+  { rows: 1100, spatial: 61, channels: 1, groups: 1 },
+];
+
+gpuTest("groupNorm forward and backward with non-default tilings, R=2", async (gpu) => {
+  if (1100 * Math.ceil(61 / 3) <= MAX_COLUMN_TERMS) throw new Error("no chunk growth tested");
+  const rng = freshRng("groupnorm tilings");
+  const cases = [...TILINGS.flatMap((t) => [[t, WIDE], [t, SPAN]] as const), GROWN];
+  for (const [tiling, geometry] of cases) {
+    const base = { precision: "f32" as const, runs: 2, geometry, tiling };
+    await checkForward(gpu, rng, {
+      ...base,
+      affine: true,
+      save: true,
+      relu: true,
+      epsField: "eps",
+    });
+    await checkBackward(gpu, rng, { ...base, affine: true, relu: true });
+    await checkBackward(gpu, rng, { ...base, affine: false, relu: false, grads: true });
+  }
+});
+
+Deno.test("groupNorm kernels refuse a bad tiling, and too many rows whatever the chunk", () => {
+  const gpu = dryGpu();
+  const view = () => dryView(gpu);
+  const spec = (geometry: GroupNormGeometry) => ({
+    runs: 1,
+    geometry,
+    dy: view(),
+    xhat: view(),
+    invStd: view(),
+    dx: view(),
+    dgamma: view(),
+  });
+  const bad: Partial<GroupNormTiling>[] = [
+    { workgroup: 0 },
+    { workgroup: 96 },
+    { workgroup: 1024 },
+    { workgroup: 0.5 },
+    { chunkPositions: 0 },
+    { chunkPositions: -1 },
+    { chunkPositions: 3.5 },
+    { chunkPositions: NaN },
+    { chunkRows: 64 } as Partial<GroupNormTiling>,
+  ];
+  for (const tiling of bad) {
+    const message = `groupnorm: bad tiling ${
+      JSON.stringify({ ...DEFAULT_GROUPNORM_TILING, ...tiling })
+    }`;
+    assertThrows(
+      () =>
+        groupNormForwardKernel(gpu, {
+          runs: 1,
+          geometry: IMAGE,
+          x: view(),
+          y: view(),
+          scalars: view().buffer,
+          epsField: "eps",
+        }, tiling),
+      message,
+    );
+    assertThrows(() => groupNormBackwardKernel(gpu, spec(IMAGE), tiling), message);
+  }
+  // The chunk grows until one spans every position: only the rows themselves can be too many.
+  const tooMany = { rows: MAX_COLUMN_TERMS + 1, spatial: 3, channels: 2, groups: 1 };
+  for (const tiling of [undefined, ...TILINGS, { chunkPositions: 1 }]) {
+    assertThrows(
+      () => groupNormBackwardKernel(gpu, spec(tooMany), tiling),
+      `groupnorm: ${MAX_COLUMN_TERMS + 1} rows exceed the ${MAX_COLUMN_TERMS} its scale and shift`,
+    );
+  }
+});

@@ -2,6 +2,8 @@
  * The views and flags every normalization kernel takes (BatchNorm in `batchnorm.ts`, GroupNorm
  * and LayerNorm in `groupnorm.ts`), declared once; each kernel's spec adds its own shape. The
  * forward may write relu(y) (fused with the ReLU that follows) and save what its backward reads.
+ * BatchNorm's and GroupNorm's kernel builders take a tiling (a tuner's parameter), checked here
+ * ({@link normalizationTiling}).
  *
  * @module
  */
@@ -86,4 +88,31 @@ export function backwardSlots(v: NormalizationBackwardViews) {
       dbeta: v.dbeta,
     } as Record<string, TensorView | undefined>,
   };
+}
+
+/**
+ * Largest workgroup a normalization's tiling may name: WebGPU's default
+ * maxComputeInvocationsPerWorkgroup and maxComputeWorkgroupSizeX (what every adapter offers).
+ */
+export const MAX_NORMALIZATION_WORKGROUP = 256;
+
+/**
+ * `defaults` with the fields `tiling` gives (an undefined field keeps its default), checked:
+ * every field a positive integer, `workgroup` a power of two of at most
+ * {@link MAX_NORMALIZATION_WORKGROUP}, no field `defaults` lacks; else throws
+ * "`kernel`: bad tiling {...}" (the tiling asked for, defaults filled in).
+ */
+export function normalizationTiling<T extends { workgroup: number }>(
+  kernel: string,
+  defaults: T,
+  tiling: Partial<T> = {},
+): T {
+  const t: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(tiling)) if (v !== undefined) t[k] = v;
+  const positive = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
+  const w = t.workgroup as number;
+  const ok = Object.keys(t).every((k) => k in defaults && positive(t[k])) &&
+    w <= MAX_NORMALIZATION_WORKGROUP && (w & (w - 1)) === 0;
+  if (!ok) throw new Error(`${kernel}: bad tiling ${JSON.stringify(t)}`);
+  return t as T;
 }

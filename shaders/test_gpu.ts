@@ -9,7 +9,7 @@
 
 import type { Rng } from "../core/prng.ts";
 import { stacked } from "../core/test_util.ts";
-import { acquireGpu, type Gpu, packRunScalars, uploadBuffer } from "./gpu.ts";
+import { acquireGpu, type Gpu, packRunScalars, type TensorView, uploadBuffer } from "./gpu.ts";
 import { decodeReals, encodeReals, type Precision } from "./precision.ts";
 
 /**
@@ -95,4 +95,9 @@ export function epsScalars(gpu: Gpu, p: Precision, eps: number[], epsNext: numbe
   }));
   const buffer = uploadBuffer(gpu, packRunScalars(p, records), "run scalars");
   return { buffer, eps: [...held(p, eps)], epsNext: [...held(p, epsNext)] };
+}
+
+/** A 1 MiB view shared by all runs on `gpu` (a dry one: kernel builders' refusals, no GPU). */
+export function dryView(gpu: Gpu): TensorView {
+  return { buffer: gpu.device.createBuffer({ size: 1 << 20, usage: 0 }), offset: 0, runStride: 0 };
 }
