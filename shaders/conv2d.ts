@@ -33,12 +33,22 @@ import {
   rowBlocks,
 } from "./conv2d_tiling.ts";
 
-/** Slot names of A, B, C per product. */
-const NAMES: Record<ConvProduct, [string, string, string]> = {
+/** Slot names (and spec fields) of A, B, C per product. */
+export const CONV_OPERANDS: Record<ConvProduct, [string, string, string]> = {
   forward: ["x", "w", "y"],
   backwardInput: ["dy", "w", "dx"],
   backwardWeight: ["x", "dy", "dw"],
 };
+
+/** A product's A, B and C views, the spec fields {@link CONV_OPERANDS} names. */
+export function convViews(
+  product: ConvProduct,
+  spec: ConvSpecBase,
+): [TensorView, TensorView, TensorView] {
+  const fields = spec as unknown as Record<string, TensorView>;
+  const [a, b, c] = CONV_OPERANDS[product];
+  return [fields[a], fields[b], fields[c]];
+}
 
 const DIMS = [
   "n",
@@ -64,7 +74,7 @@ function convInterface(product: ConvProduct, t: ConvTiling, precision: Precision
   const key = `${product} ${precision} ${t.vecA} ${t.vecB} ${t.vecC}`;
   let i = interfaces.get(key);
   if (!i) {
-    const [a, b, c] = NAMES[product];
+    const [a, b, c] = CONV_OPERANDS[product];
     const elem = (v: boolean): Slot["elem"] => (v ? "vec4<f32>" : "real");
     i = new KernelInterface(`conv2d ${product}`, {
       precision,
@@ -137,7 +147,7 @@ export function convBlockIndex(t: ConvTiling, rowStart?: string): string[] {
 
 /** The run and the first element of A, B and C in it (`aBase`, `bBase`, `cBase`). */
 function convBases(product: ConvProduct): string[] {
-  const [a, b, c] = NAMES[product];
+  const [a, b, c] = CONV_OPERANDS[product];
   return [
     `let run = wid.z;`,
     `let aBase = at_${a}(run, 0u);`,
@@ -275,13 +285,12 @@ function convGrid(
 
 /**
  * The dispatch of one product: tiling chosen ({@link chooseConvTiling}, `override` applied),
- * uniform and views bound, `wgsl` compiled. `views` are A, B, C of the product.
+ * uniform and the A, B, C views of `spec` bound ({@link convViews}), `wgsl` compiled.
  */
 export function convDispatch(
   gpu: Gpu,
   product: ConvProduct,
   spec: ConvSpecBase,
-  views: [TensorView, TensorView, TensorView],
   wgsl: ConvWgsl,
   override?: Partial<ConvTiling>,
 ): Dispatch {
@@ -290,7 +299,7 @@ export function convDispatch(
   assertCounts(name, { runs });
   const { oh, ow } = convOutputShape(shape);
   const { n, h, w, cin, cout, k } = shape;
-  const [a, b, c] = views;
+  const views = convViews(product, spec), [a, b, c] = views;
   if (a.buffer === c.buffer || b.buffer === c.buffer) {
     throw new Error(`${name}: the output buffer must differ from the input buffers`);
   }
@@ -306,7 +315,7 @@ export function convDispatch(
   const chunk = product === "backwardWeight" ? ceilDiv(n * oh * ow, t.wg) : 0;
   const dims = { n, h, w, cin, cout, k, stride: shape.stride, pad: shape.pad, oh, ow };
   const all = { ...dims, rows, rblocks, cblocks, chunk };
-  const [an, bn, cn] = NAMES[product];
+  const [an, bn, cn] = CONV_OPERANDS[product];
   return convInterface(product, t, precision).dispatch(gpu, {
     code: wgsl(t, precision, all),
     dims: all,

@@ -147,6 +147,5 @@ export function conv2dBackwardInputKernel(
   spec: Conv2dBackwardInputSpec,
   tiling?: Partial<ConvTiling>,
 ): Dispatch {
-  const views: [TensorView, TensorView, TensorView] = [spec.dy, spec.w, spec.dx];
-  return convDispatch(gpu, "backwardInput", spec, views, conv2dBackwardInputWgsl, tiling);
+  return convDispatch(gpu, "backwardInput", spec, conv2dBackwardInputWgsl, tiling);
 }

@@ -164,6 +164,5 @@ export function conv2dBackwardWeightKernel(
   spec: Conv2dBackwardWeightSpec,
   tiling?: Partial<ConvTiling>,
 ): Dispatch {
-  const views: [TensorView, TensorView, TensorView] = [spec.x, spec.dy, spec.dw];
-  return convDispatch(gpu, "backwardWeight", spec, views, conv2dBackwardWeightWgsl, tiling);
+  return convDispatch(gpu, "backwardWeight", spec, conv2dBackwardWeightWgsl, tiling);
 }

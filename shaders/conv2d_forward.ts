@@ -175,6 +175,5 @@ export function conv2dForwardKernel(
   spec: Conv2dForwardSpec,
   tiling?: Partial<ConvTiling>,
 ): Dispatch {
-  const views: [TensorView, TensorView, TensorView] = [spec.x, spec.w, spec.y];
-  return convDispatch(gpu, "forward", spec, views, conv2dForwardWgsl, tiling);
+  return convDispatch(gpu, "forward", spec, conv2dForwardWgsl, tiling);
 }

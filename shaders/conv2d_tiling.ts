@@ -1,7 +1,9 @@
 /**
  * How the three convolution kernels block their work (`conv2d_forward.ts`,
- * `conv2d_backward_input.ts`, `conv2d_backward_weight.ts`). Choices, each the fastest of the
- * variants measured on lavapipe (docs/results/kernel-variants.md, "## convolution"):
+ * `conv2d_backward_input.ts`, `conv2d_backward_weight.ts`). Default choices, each the fastest of
+ * the variants measured on lavapipe (docs/results/kernel-variants.md, "## convolution"); `deno
+ * task tune` replaces them per shape where a verified variant is faster on the adapter at hand
+ * (shaders/tilings.ts):
  * - forward and dx: 8×16 blocks, 64 invocations a workgroup (16×16 spills its accumulators);
  * - the direct forward for K > 1 at stride 1: tm = OW split evenly into blocks of ≤ 8, tn 8, or
  *   16 when Cin < 4 (it loads K× more weights per input value);

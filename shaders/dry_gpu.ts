@@ -50,6 +50,7 @@ export function dryGpu(limits: DeviceLimits = DEFAULT_LIMITS): DryGpu {
     buffers,
     device,
     adapterDescription: "dry run",
+    driver: "dry run",
     implementation: "deno",
     timestamps: false,
     f64: true,

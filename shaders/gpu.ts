@@ -50,6 +50,11 @@ export interface Gpu {
   device: GPUDevice;
   /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   adapterDescription: string;
+  /**
+   * The adapter's vendor, architecture, device and description as the implementation reports
+   * them (a tilings cache files its tunings under it, `pipeline/tune.ts`).
+   */
+  driver: string;
   /** The WebGPU implementation the device comes from. */
   implementation: WebGpuImplementation;
   /** Whether compute passes can write timestamps (the adapter offers `timestamp-query`). */
@@ -96,6 +101,7 @@ export function acquireGpu(choice: GpuChoice = gpuChoiceFromEnv()): Promise<Gpu>
 
 async function createGpu(choice: GpuChoice): Promise<Gpu> {
   const { adapter, description } = await requestChosenAdapter(choice);
+  const info = adapter.info;
   const limits = adapter.limits;
   const timestamps = adapter.features.has("timestamp-query");
   // Not in every WebGPU's feature list (a native extension), hence the cast.
@@ -140,6 +146,8 @@ async function createGpu(choice: GpuChoice): Promise<Gpu> {
   return {
     device,
     adapterDescription: description,
+    driver: [info.vendor, info.architecture, info.device, info.description]
+      .filter((v) => v).join(" / "),
     implementation: choice.webgpu,
     timestamps,
     f64,

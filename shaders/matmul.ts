@@ -3,8 +3,10 @@
  * dZ·Wᵀ and Xᵀ·dZ), R runs per dispatch, every variant and precision (`precision.ts`: f32, df64,
  * f64) generated from one template over the register block of `register_block.ts`.
  *
- * Choices (each the fastest variant measured on lavapipe; the measurements are in
- * docs/results/kernel-variants.md, "## matmul"):
+ * Default choices (each the fastest variant measured on lavapipe; the measurements are in
+ * docs/results/kernel-variants.md, "## matmul"); the tiling is a parameter, and `deno task tune`
+ * replaces the default per shape where a verified variant is faster on the adapter at hand
+ * (shaders/tilings.ts):
  * - a tm×tn block of C in registers per invocation, vec4 loads where an operand's contiguous
  *   dimension allows: loads cost ~80% of the time, so the kernel maximises FMAs per load;
  * - 16×12 for NN/NT, 16×16 for TN: bigger blocks spill, and TN (both operands across the

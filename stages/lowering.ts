@@ -24,8 +24,13 @@ import type {
 } from "../shaders/normalization.ts";
 import { type Dispatch, type Gpu, realBuffer, type TensorView } from "../shaders/gpu.ts";
 import type { Precision } from "../shaders/precision.ts";
-import { matmulKernel } from "../shaders/matmul.ts";
-import { batchNormBackwardKernel, batchNormForwardKernel } from "../shaders/batchnorm.ts";
+import { matmulKernel, type MatmulSpec } from "../shaders/matmul.ts";
+import type { Tilings } from "../shaders/tilings.ts";
+import {
+  batchNormBackwardKernel,
+  batchNormForwardKernel,
+  type BatchNormForwardSpec,
+} from "../shaders/batchnorm.ts";
 import { reluBackwardKernel, reluForwardKernel } from "../shaders/relu.ts";
 import { softmaxCrossEntropyKernel } from "../shaders/softmax_xent.ts";
 import { columnSumKernel } from "../shaders/reduce.ts";
@@ -64,6 +69,8 @@ export interface PassBuffers {
   runningMean: GPUBuffer;
   runningVar: GPUBuffer;
   bnMomentum: number;
+  /** Tuned tilings of the matmul, convolution and normalization kernels (default without). */
+  tilings?: Tilings;
   /** Per run ||t||² of S tensor `i` (weight-norm running statistics), or undefined (plain). */
   unitNorm2?: (i: number) => TensorView;
 }
@@ -178,11 +185,15 @@ function normalizationBackward(
   };
 }
 
+/** A matmul product at its tuned tiling. */
+const matmul = (l: Lowering, spec: MatmulSpec) =>
+  matmulKernel(l.gpu, spec, l.b.tilings?.matmul(spec));
+
 const OPS: Partial<Record<OpKind, GpuOp>> = {
   linear: {
     forward(node, l) {
       const { weight, bias } = nodeParams(l.b.layout, node.id);
-      return [matmulKernel(l.gpu, {
+      return [matmul(l, {
         precision: l.b.precision,
         runs: l.b.runs,
         m: l.rows,
@@ -198,7 +209,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const { weight, bias } = nodeParams(l.b.layout, node.id);
       const [k, n] = weight!.shape, runs = l.b.runs, input = node.inputs[0];
       return [
-        matmulKernel(l.gpu, {
+        matmul(l, {
           precision: l.b.precision,
           runs,
           m: k,
@@ -220,7 +231,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
           })]
           : []),
         ...(l.needsGrad(input)
-          ? [matmulKernel(l.gpu, {
+          ? [matmul(l, {
             precision: l.b.precision,
             runs,
             m: l.rows,
@@ -238,39 +249,30 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
   conv: {
     forward(node, l) {
       const { weight } = nodeParams(l.b.layout, node.id);
-      return [conv2dForwardKernel(l.gpu, {
+      const spec = {
         precision: l.b.precision,
         runs: l.b.runs,
         shape: convGeometry(l.b.layout.graph, node, l.rows),
         x: l.act(node.inputs[0]),
         w: l.param(weight!),
         y: l.act(node.id),
-      })];
+      };
+      const tiling = l.b.tilings?.conv("forward", spec);
+      return [conv2dForwardKernel(l.gpu, spec, tiling)];
     },
     backward(node, l, dOut, dx) {
       const { weight } = nodeParams(l.b.layout, node.id);
       const shape = convGeometry(l.b.layout.graph, node, l.rows);
-      const input = node.inputs[0], runs = l.b.runs;
-      return [
-        conv2dBackwardWeightKernel(l.gpu, {
-          precision: l.b.precision,
-          runs,
-          shape,
-          x: l.act(input),
-          dy: dOut,
-          dw: l.grad(weight!),
-        }),
-        ...(l.needsGrad(input)
-          ? [conv2dBackwardInputKernel(l.gpu, {
-            precision: l.b.precision,
-            runs,
-            shape,
-            dy: dOut,
-            w: l.param(weight!),
-            dx: dx(0),
-          })]
-          : []),
-      ];
+      const input = node.inputs[0], base = { precision: l.b.precision, runs: l.b.runs, shape };
+      const dW = { ...base, x: l.act(input), dy: dOut, dw: l.grad(weight!) };
+      const tilings = l.b.tilings;
+      const out = [conv2dBackwardWeightKernel(l.gpu, dW, tilings?.conv("backwardWeight", dW))];
+      if (l.needsGrad(input)) {
+        const dX = { ...base, dy: dOut, w: l.param(weight!), dx: dx(0) };
+        const tiling = tilings?.conv("backwardInput", dX);
+        out.push(conv2dBackwardInputKernel(l.gpu, dX, tiling));
+      }
+      return out;
     },
   },
   batchnorm: {
@@ -278,7 +280,7 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
       const { layout } = l.b;
       const bn = layout.batchNorms.find((s) => s.node === node.id)!;
       const { rows, features } = nodeMatrix(node, l.rows);
-      return batchNormForwardKernel(l.gpu, {
+      const spec: BatchNormForwardSpec = {
         ...normalizationForward(node, l, features),
         rows,
         features,
@@ -290,28 +292,32 @@ const OPS: Partial<Record<OpKind, GpuOp>> = {
           unit: bn.unit !== undefined ? l.b.unitNorm2?.(bn.unit) : undefined,
           update: l.mode === "train",
         },
-      });
+      };
+      const tiling = l.b.tilings?.batchNorm({ pass: "forward", spec });
+      return batchNormForwardKernel(l.gpu, spec, tiling);
     },
-    backward: (node, l, dOut, dx) =>
-      batchNormBackwardKernel(l.gpu, {
-        ...normalizationBackward(node, l, dOut, dx),
-        ...nodeMatrix(node, l.rows),
-      }),
+    backward(node, l, dOut, dx) {
+      const spec = { ...normalizationBackward(node, l, dOut, dx), ...nodeMatrix(node, l.rows) };
+      const tiling = l.b.tilings?.batchNorm({ pass: "backward", spec });
+      return batchNormBackwardKernel(l.gpu, spec, tiling);
+    },
   },
   groupnorm: {
     // Statistics per example: the probe and eval passes compute as training does, unsaved.
     forward(node, l) {
       const geometry = groupNormGeometry(node, l.rows);
-      return groupNormForwardKernel(l.gpu, {
-        ...normalizationForward(node, l, l.rows * geometry.groups),
-        geometry,
-      });
+      const spec = { ...normalizationForward(node, l, l.rows * geometry.groups), geometry };
+      const tiling = l.b.tilings?.groupNorm({ pass: "forward", spec });
+      return groupNormForwardKernel(l.gpu, spec, tiling);
     },
-    backward: (node, l, dOut, dx) =>
-      groupNormBackwardKernel(l.gpu, {
+    backward(node, l, dOut, dx) {
+      const spec = {
         ...normalizationBackward(node, l, dOut, dx),
         geometry: groupNormGeometry(node, l.rows),
-      }),
+      };
+      const tiling = l.b.tilings?.groupNorm({ pass: "backward", spec });
+      return groupNormBackwardKernel(l.gpu, spec, tiling);
+    },
   },
   relu: {
     forward: (node, l) => [reluForwardKernel(l.gpu, {

@@ -29,6 +29,7 @@ import { type Pass, type PassMode, recordPass, type TensorAllocator } from "./lo
 import { planBuffers } from "../core/buffer_plan.ts";
 import { boundBuffers, dryGpu } from "../shaders/dry_gpu.ts";
 import type { MetricsRecord, RecordWriter } from "./metrics_record.ts";
+import type { Tilings } from "../shaders/tilings.ts";
 
 /** The phases of a step in order, each its own compute pass (and row of `bench --profile`). */
 export const STEP_PHASES = [
@@ -88,6 +89,8 @@ export interface ProgramOptions {
   runningStats: "weightnorm" | "plain";
   /** The record the phases write (`StepBuffers.record` holds runs of it). */
   record: MetricsRecord;
+  /** Tuned kernel tilings (default tilings without). */
+  tilings?: Tilings;
 }
 
 /** The recorded step. */
@@ -164,6 +167,7 @@ function pass(
       runningMean: b.runningMean,
       runningVar: b.runningVar,
       bnMomentum: opts.bnMomentum,
+      tilings: opts.tilings,
       unitNorm2: opts.runningStats === "weightnorm"
         ? (i) => ({ buffer: b.sNorms, offset: i, runStride: L })
         : undefined,
@@ -193,7 +197,8 @@ function planPasses(
 ): { allocators: TensorAllocator[]; bytes: number } {
   const { precision } = v.opts;
   const dry = dryGpu(v.gpu.device.limits);
-  const dryViews = { ...v, gpu: dry };
+  // Tilings never change what a dispatch binds; the planning passes' views are not the step's.
+  const dryViews = { ...v, gpu: dry, opts: { ...v.opts, tilings: undefined } };
   const lifetimes = specs.map((spec) => {
     const tensors: GPUBuffer[] = [];
     const p = pass(dryViews, spec.rows, spec.input, spec.mode, (elements, label) => {

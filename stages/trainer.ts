@@ -44,6 +44,7 @@ import {
 } from "./step_program.ts";
 import { initialRunningVar, STATE_ARRAYS, type StateArray, type TrainerState } from "./state.ts";
 import { type DeviceLimits, dryBytes, dryGpu } from "../shaders/dry_gpu.ts";
+import type { Tilings } from "../shaders/tilings.ts";
 
 /** What the trainer is built for. */
 export interface TrainerOptions {
@@ -65,6 +66,8 @@ export interface TrainerOptions {
   inFlight: number;
   /** Time each phase of every step with GPU timestamps (needs `timestamp-query`). */
   profile?: boolean;
+  /** Tuned kernel tilings (`--tune`; default tilings without). */
+  tilings?: Tilings;
 }
 
 /** What one submitted step promises: its S weight norms always, its metrics when metered. */
@@ -125,6 +128,7 @@ export function trainerSetup(gpu: Gpu, opts: TrainerOptions): TrainerSetup {
     bnMomentum: opts.bnMomentum,
     runningStats: opts.runningStats,
     record,
+    tilings: opts.tilings,
   });
   const ring = new ReadbackRing(gpu, precision, opts.inFlight, runs * (record.words + L));
   return { b, record, program, ring };
