@@ -2,7 +2,9 @@
  * The command line: parse and validate the flags, acquire the GPU, run the pipeline. Data goes
  * to stdout; logs, progress, the summary and errors (one line each) go to stderr. `main.ts
  * inspect [flags]` (`deno task inspect`) prints the model the same flags would train, with no
- * GPU (pipeline/inspect.ts).
+ * GPU (pipeline/inspect.ts); `main.ts tune [flags]` (`deno task tune`) tunes the kernel tilings
+ * of the step the same flags would train and saves them in the tilings cache (pipeline/tune.ts),
+ * printing one JSON object of what it measured.
  *
  * Exit codes: 0 done (also when stdout was closed early), 1 bad input, a failed or diverged
  * run, 2 no WebGPU adapter, 130 / 143 stopped by SIGINT / SIGTERM (after finishing the step in
@@ -22,6 +24,7 @@ import {
 import { checkOutputPath, checkOutputsApart, sameOrInside } from "./pipeline/paths.ts";
 import { runPipeline, saveInitialWeights } from "./pipeline/pipeline.ts";
 import { inspectModel } from "./pipeline/inspect.ts";
+import { tuneCommand } from "./pipeline/tune.ts";
 import { dirOwner } from "./pipeline/train.ts";
 import { checkCheckpointDir } from "./stages/checkpoint_dir.ts";
 import { NAMED_DATASETS } from "./stages/data/dataset.ts";
@@ -48,16 +51,23 @@ async function writeStdout(text: string, what: string): Promise<void> {
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   try {
-    const inspect = args[0] === "inspect";
-    const cmd = await parseCommandLine(inspect ? args.slice(1) : args);
+    const command = args[0] === "inspect" || args[0] === "tune" ? args[0] : "train";
+    const cmd = await parseCommandLine(command === "train" ? args : args.slice(1));
     if (cmd.help) {
       // Asked-for output, so stdout (`--help | less`); no data is written in this case.
       await writeStdout(helpText(), "the help text");
       return 0;
     }
     const { config } = cmd;
-    if (inspect) {
+    if (command === "inspect") {
       await writeStdout(await inspectModel(config), "the inspection");
+      return 0;
+    }
+    if (command === "tune") {
+      const gpu = await acquireGpu(gpuChoiceOf(config));
+      log(`adapter: ${gpuName(gpu)}`);
+      const report = await tuneCommand(config, gpu, log);
+      await writeStdout(JSON.stringify(report), "the tuning report");
       return 0;
     }
     for (const k of ignoredByModel(config, cmd.given)) {

@@ -214,6 +214,15 @@ const SETTINGS = {
     ).optional(),
     `adapter, by index or part of its name as deno task gpus lists them (default: $${ADAPTER_ENV}, else the implementation's choice)`,
   ],
+  tune: [
+    z.enum(["off", "cached", "on"]).default("cached"),
+    "kernel tilings: off (the hand-picked defaults), cached (the tilings cache's for this adapter, defaults elsewhere), on (tune the kernels the cache lacks first)",
+  ],
+  "tune-cache": [
+    nonEmpty().optional(),
+    "the tilings cache file (default: wd-explr/tilings.json in the user's cache folder, e.g. ~/.cache)",
+  ],
+  budget: [positive.default(60), "seconds deno task tune and --tune on may spend tuning"],
   // checkpoints and weights
   "checkpoint-dir": [
     nonEmpty().optional(),
@@ -303,7 +312,8 @@ export function validateConfig(raw: Record<string, unknown>, source: string): Co
 /**
  * Settings that do not change the trajectory of any run: output, metering, the probe,
  * checkpointing, the run's length (when the schedule does not depend on it), the WebGPU
- * implementation and adapter (another may round differently, as another machine does). A
+ * implementation, adapter and kernel tilings (another may round differently, as another machine
+ * does). A
  * resumed run may change them, and {@link configHash} leaves them out.
  */
 export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
@@ -325,6 +335,9 @@ export const OUTPUT_SETTINGS: ReadonlySet<string> = new Set([
   "epochs",
   "webgpu",
   "adapter",
+  "tune",
+  "tune-cache",
+  "budget",
 ]);
 
 /**
@@ -407,6 +420,7 @@ export function helpText(): string {
     "Trains a normalized network on WebGPU as several runs in lockstep and streams per-step",
     "metrics to stdout (CSV or JSON Lines). Every flag can also come from --config FILE (JSON, same",
     "names). deno task inspect [flags] prints the model they choose (graph, group S and why), no GPU.",
+    "deno task tune [flags] tunes the kernel tilings of the step they choose on this GPU (--budget).",
     "",
     "  --config FILE     read settings from a JSON file (flags override it)",
     "  --help            this text",

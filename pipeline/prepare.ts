@@ -28,6 +28,7 @@ import type { AugmentOptions } from "../stages/data/augment.ts";
 import { checkScaleInvariance } from "../reference/invariance.ts";
 import { type CheckpointFile, checkpointState } from "../stages/checkpoint.ts";
 import type { TrainerState } from "../stages/state.ts";
+import type { TrainerOptions } from "../stages/trainer.ts";
 import { loadWeights } from "./weights.ts";
 import { checkResumable, readCheckpoint } from "./resume.ts";
 
@@ -330,4 +331,26 @@ export function describe(p: Prepared): string {
     `${layout.classes} classes); model ${layout.description}, ${layout.size} parameters ` +
     `(S ${layout.sEnd} in ${layout.sTensors.length} tensors, O ${layout.size - layout.sEnd}); ` +
     `runs ${config.runs.join(",")}; ${p.totalSteps} steps`;
+}
+
+/** The trainer's options for `config`'s model and data, with `runs` runs (default: --runs). */
+export function trainerOptions(
+  config: Config,
+  p: Pick<PreparedModel, "layout" | "train" | "probe">,
+  runs = config.runs.length,
+): TrainerOptions {
+  return {
+    precision: config.precision,
+    layout: p.layout,
+    runs,
+    batchRows: config["batch-size"],
+    shortBatchRows: config["last-batch"] === "keep"
+      ? p.train.n % config["batch-size"] || undefined
+      : undefined,
+    probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
+    bnMomentum: config["bn-momentum"],
+    runningStats: config["running-stats"],
+    seed: seeds(config).perturb,
+    inFlight: config["in-flight"],
+  };
 }

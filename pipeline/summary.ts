@@ -14,6 +14,7 @@ import { configHash } from "./config.ts";
 import type { RowsWritten } from "../stages/sink.ts";
 import { writeFileAtomic } from "../stages/files.ts";
 import { VERSION } from "./version.ts";
+import type { TilingsUsed } from "./tune.ts";
 
 /** The final summary, printed on stderr and written to `--summary FILE` as JSON. */
 export interface RunSummary {
@@ -25,6 +26,8 @@ export interface RunSummary {
   model: { description: string; parameters: number; s: number; o: number; sha256?: string };
   /** Planned GPU memory (every buffer, bytes; exact in WebGPU), in all and for one run. */
   memory: { bytes: number; per_run_bytes: number };
+  /** How the kernels' tilings were chosen, and each tuned one that replaced a default. */
+  tilings: TilingsUsed;
   /**
    * Steps applied to the weights, counting those before a resumed checkpoint: the held-out
    * accuracy and the last checkpoint are of this state (steps still in flight when the run
@@ -121,6 +124,7 @@ export async function summarise(
       ...(p.modelFile ? { sha256: p.modelFile.sha256 } : {}),
     },
     memory: { bytes: memory.bytes, per_run_bytes: memory.perRunBytes },
+    tilings: t.tilings,
     steps: t.trainer.stepsDone,
     seconds: t.seconds,
     steps_per_second: t.stepsHere / t.seconds,
@@ -145,6 +149,14 @@ export async function summarise(
   return summary;
 }
 
+/** How the tilings were chosen, in a few words. */
+function tilingsText(t: TilingsUsed): string {
+  if (t.tune === "off") return "defaults (--tune off)";
+  const n = Object.keys(t.kernels).length;
+  if (n) return `${n} tuned (from ${t.from})`;
+  return t.from ? "defaults (none tuned in the cache)" : "defaults (no tilings cache)";
+}
+
 /** Bytes in MiB, as the summary and inspect print them. */
 export function mib(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 24 ? 1 : 0)} MiB`;
@@ -157,7 +169,8 @@ export function summaryLines(s: RunSummary): string[] {
     `summary: ${s.steps} steps in ${s.seconds.toFixed(1)} s (${
       s.steps_per_second.toFixed(2)
     } steps/s) on ${s.adapter}; model ${s.model.description} (S ${s.model.s}, O ${s.model.o}); ` +
-    `GPU memory ${mib(s.memory.bytes)} (${mib(s.memory.per_run_bytes)} for one run)` +
+    `GPU memory ${mib(s.memory.bytes)} (${mib(s.memory.per_run_bytes)} for one run); ` +
+    `tilings: ${tilingsText(s.tilings)}` +
     (s.rescales ? `, ${s.rescales} rescales` : "") +
     (s.resumed_from ? `, resumed from ${s.resumed_from}` : "") +
     (s.output_closed ? ", stopped: stdout closed" : "") +

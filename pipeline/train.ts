@@ -13,7 +13,8 @@ import type { Precision } from "../shaders/precision.ts";
 import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
 import { realSelfTest, realSelfTestMessage } from "../shaders/precision_selftest.ts";
 import { batchStream } from "../stages/data/loader.ts";
-import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
+import { GpuTrainer } from "../stages/trainer.ts";
+import { Tilings } from "../shaders/tilings.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
 import { monitorStage, type OutputRow, SummaryTracker } from "../stages/monitor.ts";
 import { outputColumns, type RowOptions } from "../stages/columns.ts";
@@ -21,7 +22,14 @@ import { eventLogStage } from "../stages/events.ts";
 import { outputSink, type RowsWritten } from "../stages/sink.ts";
 import { type CheckpointContext, checkpointStage } from "../stages/checkpoint.ts";
 import type { DirOwner } from "../stages/checkpoint_dir.ts";
-import { augmentOptions, plannedSteps, type Prepared, type PreparedModel } from "./prepare.ts";
+import {
+  augmentOptions,
+  plannedSteps,
+  type Prepared,
+  type PreparedModel,
+  trainerOptions,
+} from "./prepare.ts";
+import { type RunTilings, runTilings, type TilingsUsed, tilingsUsed } from "./tune.ts";
 import { VERSION } from "./version.ts";
 import { type Config, configHash, trajectorySettings } from "./config.ts";
 
@@ -49,6 +57,8 @@ export interface Trained {
   control: RunControl;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
+  /** The kernel tilings the step ran with. */
+  tilings: TilingsUsed;
 }
 
 /** The run a checkpoint folder belongs to: its config hash and trajectory settings. */
@@ -88,28 +98,6 @@ export async function checkPrecision(gpu: Gpu, precision: Precision): Promise<st
   })`;
 }
 
-/** The trainer's options for `config`'s model and data, with `runs` runs (default: --runs). */
-export function trainerOptions(
-  config: Config,
-  p: Pick<PreparedModel, "layout" | "train" | "probe">,
-  runs = config.runs.length,
-): TrainerOptions {
-  return {
-    precision: config.precision,
-    layout: p.layout,
-    runs,
-    batchRows: config["batch-size"],
-    shortBatchRows: config["last-batch"] === "keep"
-      ? p.train.n % config["batch-size"] || undefined
-      : undefined,
-    probe: { x: p.probe.x, y: p.probe.y, rows: p.probe.size },
-    bnMomentum: config["bn-momentum"],
-    runningStats: config["running-stats"],
-    seed: seeds(config).perturb,
-    inFlight: config["in-flight"],
-  };
-}
-
 /**
  * Planned GPU memory of `config`'s step (every buffer, bytes), in all (`bytes` when a trainer
  * has sized it already) and for one run.
@@ -122,16 +110,32 @@ export function plannedMemory(
   return { bytes, perRunBytes: GpuTrainer.plannedMemory(trainerOptions(config, p, 1)).bytes };
 }
 
-/** The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded. */
-export function createTrainer(p: Prepared, gpu: Gpu): Promise<GpuTrainer> {
-  const options = trainerOptions(p.config, p);
+/**
+ * The GPU trainer of a prepared job, with its initial (or checkpointed) state uploaded, its
+ * kernels at `tilings` (default tilings without).
+ */
+export function createTrainer(p: Prepared, gpu: Gpu, tilings?: Tilings): Promise<GpuTrainer> {
+  const options = { ...trainerOptions(p.config, p), tilings };
   return p.resume
     ? GpuTrainer.restore(gpu, options, p.resume.state, p.resume.file.meta.step + 1)
     : GpuTrainer.create(gpu, options, p.init.params, p.init.bufs);
 }
 
+/**
+ * A resumed run's tilings: the checkpoint's (unless `--tune off`), so it computes as the run it
+ * continues did, whatever the tilings cache holds now; undefined when not resuming (or resuming
+ * a checkpoint that has none recorded).
+ */
+function resumeTilings(p: Prepared, log: (line: string) => void): RunTilings | undefined {
+  const recorded = p.resume?.file.meta.tilings;
+  if (!recorded || p.config.tune === "off") return undefined;
+  const n = Object.keys(recorded).length;
+  if (n) log(`tilings: the checkpoint's ${n} tuned kernels, as the run it resumes had them`);
+  return { tilings: new Tilings(new Map(Object.entries(recorded))), from: p.resume!.file.source };
+}
+
 /** What every checkpoint of the prepared job records besides the snapshot. */
-function checkpointContext(p: Prepared): CheckpointContext {
+function checkpointContext(p: Prepared, tilings?: Tilings): CheckpointContext {
   const { config } = p, perEpoch = plannedSteps(config, p.train.n).perEpoch;
   return {
     layout: p.layout,
@@ -146,6 +150,7 @@ function checkpointContext(p: Prepared): CheckpointContext {
       batch_size: config["batch-size"],
     }),
     seeds: seeds(config),
+    tilings: Object.fromEntries([...tilings?.used ?? []].map((k) => [k, tilings!.chosen.get(k)!])),
   };
 }
 
@@ -183,7 +188,10 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
   const { config } = p;
   const control = io.control ?? new RunControl();
   io.log(await checkPrecision(gpu, config.precision));
-  const trainer = await createTrainer(p, gpu);
+  const run = resumeTilings(p, io.log) ??
+    await runTilings(config, gpu, trainerOptions(config, p), io.log);
+  const tilings = run?.tilings;
+  const trainer = await createTrainer(p, gpu, tilings);
   const startStep = p.resume ? p.resume.file.meta.step + 1 : 0;
   if (p.resume) p.plan.restore(p.resume.file.meta.plan);
   const monitorOpts: RowOptions = {
@@ -201,7 +209,7 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
     ? checkpointStage({
       dir,
       keep: config.keep,
-      context: checkpointContext(p),
+      context: checkpointContext(p, tilings),
       owner: dirOwner(config),
       onWritten: (path, step, diverged) => {
         if (!diverged) checkpoint = path;
@@ -253,5 +261,14 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
   const seconds = (performance.now() - started) / 1000;
   await trainer.finish();
   const stepsHere = trainer.stepsDone - startStep;
-  return { trainer, tracker, stepsHere, seconds, rows: rows!, control, checkpoint };
+  return {
+    trainer,
+    tracker,
+    stepsHere,
+    seconds,
+    rows: rows!,
+    control,
+    checkpoint,
+    tilings: tilingsUsed(config, run),
+  };
 }

@@ -1,2 +1,2 @@
 /** The tool's version, written into checkpoints and summaries. */
-export const VERSION = "0.5.0";
+export const VERSION = "0.6.0";

@@ -19,6 +19,7 @@
  * @module
  */
 
+import type { TilingOverride } from "../shaders/tilings.ts";
 import { z } from "zod";
 import type { ModelLayout, ParamTensor } from "../core/graph.ts";
 import { type PlanState, RUN_NAMES, type RunName, type RunStep } from "../core/runs.ts";
@@ -187,6 +188,8 @@ export interface CheckpointContext {
   dataPosition(step: number): Record<string, number>;
   /** The PRNG seeds of the run (shuffle, augment, perturbation). */
   seeds: Record<string, number>;
+  /** The tuned tilings the step runs (kernel key to tiling), so a resumed run computes alike. */
+  tilings: Record<string, TilingOverride>;
 }
 
 /** A checkpoint as bytes: the snapshot, the summary so far and the context. */
@@ -232,6 +235,7 @@ export function encodeCheckpoint(
     stepper: toJson(snap.stepper),
     summary: toJson(tracker),
     config: toJson(ctx.config),
+    tilings: toJson(ctx.tilings),
   };
   return encodeSafetensors(tensors, metadata);
 }
@@ -268,6 +272,12 @@ const trackerSchema = z.object({
   rescales: z.number().int().min(0),
 });
 
+/** Tuned tilings: kernel key to the tiling's fields (positive integers or flags). */
+const tilingsSchema = z.record(
+  z.string(),
+  z.record(z.string(), z.union([z.number().int().positive(), z.boolean()])),
+);
+
 /** A checkpoint's metadata, checked. */
 export interface CheckpointMeta {
   version: string;
@@ -281,6 +291,8 @@ export interface CheckpointMeta {
   config: Record<string, unknown>;
   /** SHA-256 of the model file, when the run trains one. */
   modelSha256?: string;
+  /** The tuned tilings the step ran (absent in checkpoints of versions before 0.6.0). */
+  tilings?: Record<string, TilingOverride>;
 }
 
 /** A decoded checkpoint file: its metadata and tensors, not yet matched to a model. */
@@ -344,6 +356,7 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): CheckpointF
       modelSha256: m.model_sha256 === undefined
         ? undefined
         : field("model_sha256", z.string().regex(/^[0-9a-f]{64}$/), false),
+      tilings: m.tilings === undefined ? undefined : field("tilings", tilingsSchema),
     },
   };
 }

@@ -27,6 +27,7 @@ const context: CheckpointContext = {
   config: { lr: 0.1, runs: [...runs] },
   dataPosition: (step) => ({ epoch: 0, batch_in_epoch: step + 1 }),
   seeds: { shuffle: 1 },
+  tilings: { "conv forward 6x8x8x3->4 k3 s1 p1 R2 f32 align 444": { tm: 4, window: false } },
 };
 
 /** A snapshot after `step` with fresh random tensors. */
@@ -72,6 +73,7 @@ Deno.test("checkpoint: every tensor, the plan, the stepper and the summary come 
   same(file.meta.plan, snap.plan, "plan");
   same(file.meta.stepper, snap.stepper, "stepper");
   same(file.meta.tracker, tracker.state, "summary (NaN kept)");
+  same(file.meta.tilings, context.tilings, "tilings");
   if (file.meta.step !== 7 || file.meta.runs.join() !== "A,B") throw new Error("step, runs");
   // Conv weights go out in PyTorch's [out, in, kh, kw]: the stem is 4 x 3 x 3 x 3.
   if (file.tensors.get("A/stem.weight")!.shape.join() !== "4,3,3,3") throw new Error("stem shape");

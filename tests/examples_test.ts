@@ -117,6 +117,25 @@ const EXAMPLES: Record<string, How> = {
     out: ["-"],
   },
   "deno task inspect --model models/gn_preresnet.ts": { out: ["-"] },
+  // README: tuning (the cache lands in the group's folder, its HOME)
+  "deno task tune": {
+    group: "tune",
+    subs: [["deno task tune", "deno task tune --hidden 8 --batch-size 16 --probe 16 --budget 3"]],
+    why: "a small MLP and a short budget",
+    out: ["-"],
+  },
+  "deno task tune --model cnn --budget 300": {
+    group: "tune",
+    subs: [["--budget 300", "--budget 3 --batch-size 4 --probe 4 --heldout 32"]],
+    why: "a small batch and a short budget",
+    out: ["-"],
+  },
+  "deno task train --tune on": {
+    group: "tune",
+    subs: [["--tune on", "--tune on --budget 3"]],
+    why: "a short budget",
+    out: ["-"],
+  },
   "deno task train --model models/gn_preresnet.ts --steps 200 > gn.csv": {
     out: ["gn.csv"],
     lines: { "gn.csv": 3 },
@@ -175,6 +194,11 @@ const EXAMPLES: Record<string, How> = {
     },
   "names). deno task inspect [flags] prints the model they choose (graph, group S and why), no GPU.":
     { skip: "names the inspect command (the README's inspect line runs)" },
+  "deno task tune [flags] tunes the kernel tilings of the step they choose on this GPU (--budget).":
+    { skip: "names the tune command (the README's tune lines run)" },
+  "--budget          seconds deno task tune and --tune on may spend tuning (default: 60)": {
+    skip: "names the tune command (the README's tune lines run)",
+  },
   // report --help
   "Usage: deno task report [FILE ... | DIR | -] [-o report.html] [--summary FILE]": {
     skip: "usage synopsis (the README's report lines run)",
