@@ -27,6 +27,11 @@ import { BATCH, benchOptions, benchTrainer } from "./trainer.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
 import { mib } from "../pipeline/summary.ts";
 import { defaultProbe } from "../pipeline/prepare.ts";
+import { type Config, validateConfig } from "../pipeline/config.ts";
+import { runTilings } from "../pipeline/tune.ts";
+import { type Tilings, tuneKey } from "../shaders/tilings.ts";
+import { tuneRequests } from "../stages/tuner.ts";
+import { parseArgs } from "node:util";
 
 /**
  * The models timed, with their input shapes; the convolutional ones bare only and with fewer
@@ -34,10 +39,12 @@ import { defaultProbe } from "../pipeline/prepare.ts";
  */
 /** How a timed step is metered: never, every step, or every step with the probe every K. */
 export interface Metering {
-  name: "bare" | "metered" | "default" | "probe every step";
+  name: "bare" | "metered" | "default" | "probe every step" | "bare, tuned";
   meter: boolean;
   /** The probe runs on steps that are multiples of this (Infinity: never). */
   probeEvery: number;
+  /** With the tilings cache's tilings (the others run the default tilings). */
+  tuned?: boolean;
 }
 
 const METERINGS: Metering[] = [
@@ -46,6 +53,9 @@ const METERINGS: Metering[] = [
   { name: "default", meter: true, probeEvery: PROBE_EVERY },
   { name: "probe every step", meter: true, probeEvery: 1 },
 ];
+
+/** A bare step at the tuned tilings, timed beside the default tilings' bare step. */
+const TUNED: Metering = { name: "bare, tuned", meter: false, probeEvery: Infinity, tuned: true };
 
 const MODELS: { spec: ModelSpec; input: number[]; metered: boolean; steps: number }[] = [
   { spec: { model: "mlp", hidden: [256, 256] }, input: [784], metered: true, steps: 20 },
@@ -84,10 +94,12 @@ async function benchTraining(
   steps: number,
   probe: number,
   precision: Precision = "f32",
+  tilings?: Tilings,
 ): Promise<Rates> {
   const trainers = [];
-  for (const _ of meterings) {
-    trainers.push(await benchTrainer(gpu, layout, runs, probe, { precision }));
+  for (const m of meterings) {
+    const options = { precision, tilings: m.tuned ? tilings : undefined };
+    trainers.push(await benchTrainer(gpu, layout, runs, probe, options));
   }
   const reps = steps >= 10 ? 9 : 2;
   const rates: number[][] = meterings.map(() => []);
@@ -99,7 +111,9 @@ async function benchTraining(
       for (let s = 0; s < steps; s++) {
         const { metrics } = await trainer.submitStep(x, y, BATCH, plan.next(), {
           meter: metering.meter,
-          probe: metering.meter && s % metering.probeEvery === 0,
+          // Not `s % Infinity === 0`, which holds at s = 0: "metered" runs no probe at all.
+          probe: metering.meter && Number.isFinite(metering.probeEvery) &&
+            s % metering.probeEvery === 0,
           evalMode: false,
         });
         if (metrics) pending.push(metrics);
@@ -146,6 +160,23 @@ async function benchPrecision(
   return out;
 }
 
+/**
+ * The tilings flags of `deno task bench` (`--tune off|cached|on`, `--tune-cache FILE`,
+ * `--budget SECONDS`, as `train` takes them), validated as the training configuration is.
+ */
+function benchFlags(args: string[]): Config {
+  const { values } = parseArgs({
+    args: args.filter((a) => a !== "--profile" && a !== "--precision"),
+    options: {
+      tune: { type: "string" },
+      "tune-cache": { type: "string" },
+      budget: { type: "string" },
+    },
+    strict: true,
+  });
+  return validateConfig(values, "bench");
+}
+
 if (import.meta.main && Deno.args.includes("--profile")) {
   await profileStep(await acquireGpu());
 } else if (import.meta.main && Deno.args.includes("--precision")) {
@@ -158,6 +189,7 @@ if (import.meta.main && Deno.args.includes("--profile")) {
     precision: await benchPrecision(gpu, log),
   }));
 } else if (import.meta.main) {
+  const flags = benchFlags(Deno.args);
   const gpu = await acquireGpu();
   const out: Record<string, unknown> = {
     adapter: gpuName(gpu),
@@ -185,15 +217,23 @@ if (import.meta.main && Deno.args.includes("--profile")) {
     const layout = buildModel(spec, { inputShape: input, classes: 10, affine: true });
     const flops = trainStepFlops(layout, BATCH), probe = defaultProbe(spec.model);
     for (const runs of [["A"], ["A", "B", "A1"]] as RunName[][]) {
-      const meterings = metered ? METERINGS : METERINGS.slice(0, 1);
-      const rates = await benchTraining(gpu, layout, runs, meterings, steps, probe);
-      const memory = GpuTrainer.plannedMemory(
-        benchOptions(layout, runs.length, {
-          x: new Float32Array(probe * layout.inputSize),
-          y: new Int32Array(probe),
-          rows: probe,
-        }),
-      ).bytes;
+      const options = benchOptions(layout, runs.length, {
+        x: new Float32Array(probe * layout.inputSize),
+        y: new Int32Array(probe),
+        rows: probe,
+      });
+      const tilings = (await runTilings(flags, gpu, options, log))?.tilings;
+      const meterings = [
+        ...(metered ? METERINGS : METERINGS.slice(0, 1)),
+        ...(tilings ? [TUNED] : []),
+      ];
+      const rates = await benchTraining(gpu, layout, runs, meterings, steps, probe, "f32", tilings);
+      const memory = GpuTrainer.plannedMemory(options).bytes;
+      if (tilings) {
+        const tuned = tuneRequests(options, gpu.device.limits)
+          .filter((r) => Object.keys(tilings.chosen.get(tuneKey(r)) ?? {}).length).length;
+        log(`tilings ${layout.description} R=${runs.length}: ${tuned} kernels tuned in the cache`);
+      }
       log(`memory ${layout.description} R=${runs.length}: ${mib(memory)} planned (every buffer)`);
       for (const [i, metering] of meterings.entries()) {
         const sps = rates.stepsPerSecond[i], toBare = rates.ratioToFirst[i];
@@ -204,7 +244,7 @@ if (import.meta.main && Deno.args.includes("--profile")) {
         const perRun = flops + probeShare * forwardFlops(layout, probe);
         const gflops = (sps * perRun * runs.length) / 1e9;
         const key = `${spec.model} R${runs.length}${
-          metering.name === "bare" ? "" : `_${metering.name.replaceAll(" ", "_")}`
+          metering.name === "bare" ? "" : `_${metering.name.replace(/,? /g, "_")}`
         }`;
         training[key] = {
           model: layout.description,

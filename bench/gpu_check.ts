@@ -1,7 +1,9 @@
 /**
  * `deno task gpu-check`: the one script to run on a machine with a GPU (or here, on the CPU
- * adapters), on each WebGPU implementation: the adapter listing (`deno task gpus`), the GPU
- * kernel, trainer and model-file tests, the precision self-tests (df64; f64 where the adapter has
+ * adapters), on each WebGPU implementation: the adapter listing (`deno task gpus`), the kernel
+ * tilings tuned for each built-in model (`deno task tune`, into the results folder's own
+ * `tilings-<implementation>.json`, which the bench then uses and completes), the GPU kernel,
+ * trainer and model-file tests, the precision self-tests (df64; f64 where the adapter has
  * `shader-f64`), a short lockstep run of every model on both implementations compared step by
  * step (`deno task across`), and the bench. Every step runs as a child process with a time
  * limit; its output goes to one folder named after the adapters (`--out`, default
@@ -16,13 +18,13 @@ import type { Listing } from "./gpus.ts";
 import { GPU_PERMISSIONS, WEBGPU_ENV, WEBGPU_IMPLEMENTATIONS } from "../shaders/webgpu.ts";
 
 const HELP = `Usage: deno task gpu-check [--out DIR] [--skip LIST] [--steps N]
-Runs, on each WebGPU implementation (deno, dawn): deno task gpus, the kernel, trainer and
-model-file tests, the df64 (and f64) self-tests, a lockstep run of every model on both compared step by
+Runs, on each WebGPU implementation (deno, dawn): deno task gpus, deno task tune for each
+built-in model, the kernel, trainer and model-file tests, the df64 (and f64) self-tests, a lockstep run of every model on both compared step by
 step (deno task across), and the bench; writes logs, summary.json and summary.md to DIR
 (default docs/results/gpu-check/<adapters>).
 
   --out DIR     where the results go
-  --skip LIST   steps to leave out: tests, precision, across, bench
+  --skip LIST   steps to leave out: tune, tests, precision, across, bench
   --steps N     steps of each lockstep run (default 30)
   --help        this text`;
 
@@ -49,6 +51,9 @@ interface StepResult {
 }
 
 const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Seconds `deno task tune` may spend per model (a GPU converges well within it). */
+const TUNE_BUDGET = 30;
 
 /** Runs `deno args` with `env` and a time limit; keeps stdout and stderr in `log`. */
 async function run(
@@ -137,7 +142,23 @@ async function main(): Promise<number> {
 
   for (const webgpu of implementations) {
     const env = { [WEBGPU_ENV]: webgpu };
-    // 2. The GPU tests, the same files on each implementation.
+    const tilings = `tilings-${webgpu}.json`;
+    const tuneFlags = ["--tune-cache", `${scratch}/${tilings}`, "--budget", String(TUNE_BUDGET)];
+    // 2. Tuning first: the default training of each built-in model, into this check's cache.
+    if (!skip.has("tune")) {
+      for (const model of ["mlp", "cnn", "preresnet"]) {
+        const log = `tune-${model}-${webgpu}.log`;
+        const r = await run(
+          ["run", ...GPU_PERMISSIONS, "main.ts", "tune", "--model", model, ...tuneFlags],
+          env,
+          `${scratch}/${log}`,
+          900,
+        );
+        const note = lastLine(r.stderr, /^tune: done|error:/);
+        record({ step: `tune ${model}`, webgpu, ok: r.ok, seconds: r.seconds, note, log });
+      }
+    }
+    // 3. The GPU tests, the same files on each implementation.
     if (!skip.has("tests")) {
       const log = `tests-${webgpu}.log`;
       const r = await run(
@@ -149,7 +170,7 @@ async function main(): Promise<number> {
       const closing = lastLine(r.stdout + r.stderr, /passed \| \d+ failed/);
       record({ step: "tests", webgpu, ok: r.ok, seconds: r.seconds, note: closing, log });
     }
-    // 3. The startup self-tests of df64, and of f64 where the adapter has shader-f64.
+    // 4. The startup self-tests of df64, and of f64 where the adapter has shader-f64.
     if (!skip.has("precision")) {
       const precisions = defaults.get(webgpu)!.features.includes("shader-f64")
         ? ["df64", "f64"]
@@ -177,12 +198,13 @@ async function main(): Promise<number> {
         record({ step: `self-test ${precision}`, webgpu, ok: r.ok, seconds: r.seconds, note, log });
       }
     }
-    // 5. The bench (4. comes after both, below).
+    // 6. The bench, default and tuned tilings side by side (5. comes after both, below); it
+    // tunes its own shapes the cache lacks (PreResNet-20 on 32×32×3) first.
     if (!skip.has("bench")) {
       const log = `bench-${webgpu}.log`;
       // An hour: minutes on a GPU, but SwiftShader (2 cores) needs more than half an hour.
       const r = await run(
-        ["run", ...GPU_PERMISSIONS, "bench/bench.ts"],
+        ["run", ...GPU_PERMISSIONS, "bench/bench.ts", "--tune", "on", ...tuneFlags],
         env,
         `${scratch}/${log}`,
         3600,
@@ -192,7 +214,7 @@ async function main(): Promise<number> {
       record({ step: "bench", webgpu, ok: r.ok, seconds: r.seconds, note, log });
     }
   }
-  // 4. Every model in lockstep on both implementations, compared step by step.
+  // 5. Every model in lockstep on both implementations, compared step by step.
   if (!skip.has("across") && implementations.length === 2) {
     const log = "across.log";
     const r = await run(

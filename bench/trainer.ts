@@ -6,7 +6,6 @@
  */
 
 import type { Gpu } from "../shaders/gpu.ts";
-import type { Precision } from "../shaders/precision.ts";
 import { GpuTrainer, type TrainerOptions } from "../stages/trainer.ts";
 import { type RunName, RunPlan } from "../core/runs.ts";
 import type { ModelLayout } from "../core/graph.ts";
@@ -18,13 +17,16 @@ import { validateConfig } from "../pipeline/config.ts";
 /** Rows of a training batch. */
 export const BATCH = 128;
 
+/** What a bench trainer may change: GPU timestamps per phase, the precision, the tilings. */
+export type BenchTrainerOptions = Pick<TrainerOptions, "profile" | "precision" | "tilings">;
+
 /** A trainer of `runs` on `layout` with random batches and probe, for timing. */
 export async function benchTrainer(
   gpu: Gpu,
   layout: ModelLayout,
   runs: RunName[],
   probe: number,
-  options: { profile?: boolean; precision?: Precision } = {},
+  options: BenchTrainerOptions = {},
 ): Promise<{ trainer: GpuTrainer; plan: RunPlan; x: Float32Array; y: Int32Array }> {
   const dim = layout.inputSize, classes = layout.classes;
   const plan = new RunPlan(runsSpec(validateConfig({ runs }, "bench"), 1000));
@@ -48,7 +50,7 @@ export function benchOptions(
   layout: ModelLayout,
   runs: number,
   probe: TrainerOptions["probe"],
-  options: { profile?: boolean; precision?: Precision } = {},
+  options: BenchTrainerOptions = {},
 ): TrainerOptions {
   return {
     layout,
