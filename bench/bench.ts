@@ -4,7 +4,9 @@
  * the median of several timed repetitions after a warm-up, GPU work finished inside the timed
  * window: bare (no metrics read back), metered (every step's metrics and distances on the
  * training batch read back), and as `deno task train` runs by default (metered, the probe
- * every `--probe-every` steps), the meterings of a model timed in interleaved rounds; then the
+ * every `--probe-every` steps), the meterings of a model timed in interleaved rounds, and every
+ * model bare at the tilings cache's tilings in the same rounds (`bare, tuned`; `--tune
+ * off|cached|on`, `--tune-cache FILE` and `--budget SECONDS` as `train` takes them); then the
  * MLP in df64 against f32 (the `--precision df64` slowdown).
  * Prints a table on stderr and one JSON object on stdout (for `docs/` or other tools).
  * `--profile` instead times each phase of one metered MLP step with GPU timestamps
