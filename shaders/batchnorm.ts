@@ -574,6 +574,19 @@ function build(
   });
 }
 
+/** The forward variant (whole stage) `spec` selects: its mode, slot flags and running update. */
+export function batchNormForwardVariant(spec: BatchNormForwardSpec): BatchNormVariant {
+  const run = spec.running;
+  return {
+    pass: "forward",
+    stage: "whole",
+    mode: spec.mode,
+    ...forwardSlots("batchnorm", spec).flags,
+    update: spec.mode === "train" && !!run?.update,
+    unit: !!run?.unit,
+  };
+}
+
 /**
  * BatchNorm forward = reference `batchNormForward` (+ `updateRunningStats`) in train mode,
  * `batchNormEval` in eval mode, then `reluForward` with `relu`; eps is read per run from
@@ -587,18 +600,11 @@ export function batchNormForwardKernel(
 ): Dispatch[] {
   const train = spec.mode === "train";
   const run = spec.running;
-  const { flags, views } = forwardSlots("batchnorm", spec);
+  const { views } = forwardSlots("batchnorm", spec);
   if (!train && spec.xhat) throw new Error("batchnorm: eval mode saves no xhat/invStd");
   if (!train && !run) throw new Error("batchnorm: eval mode needs running statistics");
   if (!train && run?.update) throw new Error("batchnorm: eval mode cannot update running stats");
-  const variant: BatchNormVariant = {
-    pass: "forward",
-    stage: "whole",
-    mode: spec.mode,
-    ...flags,
-    update: train && !!run?.update,
-    unit: !!run?.unit,
-  };
+  const variant = batchNormForwardVariant(spec);
   return build(
     gpu,
     variant,

@@ -391,16 +391,23 @@ ${body}
 `;
 }
 
+/**
+ * The positions per chunk the kernels use for `chunkPositions`: at most the positions, doubled
+ * where rows·chunks would pass MAX_COLUMN_TERMS (many rows of large images). At chunk >=
+ * spatial, chunks = 1, so only more rows than MAX_COLUMN_TERMS are refused ({@link chunking}).
+ */
+export function groupNormChunk(g: GroupNormGeometry, chunkPositions: number): number {
+  let chunk = Math.min(chunkPositions, g.spatial);
+  while (g.rows * ceilDiv(g.spatial, chunk) > MAX_COLUMN_TERMS && chunk < g.spatial) chunk *= 2;
+  return chunk;
+}
+
 /** The chunking of each example's positions into chunks of `chunkPositions`: chunk and chunks. */
 function chunking(
   g: GroupNormGeometry,
   chunkPositions: number,
 ): { chunk: number; chunks: number } {
-  let chunk = Math.min(chunkPositions, g.spatial);
-  // Grows only where rows·chunks would pass MAX_COLUMN_TERMS (many rows of large images); at
-  // chunk >= spatial, chunks = 1, so only more rows than MAX_COLUMN_TERMS are refused.
-  while (g.rows * ceilDiv(g.spatial, chunk) > MAX_COLUMN_TERMS && chunk < g.spatial) chunk *= 2;
-  const chunks = ceilDiv(g.spatial, chunk);
+  const chunk = groupNormChunk(g, chunkPositions), chunks = ceilDiv(g.spatial, chunk);
   if (g.rows * chunks > MAX_COLUMN_TERMS) {
     throw new Error(
       `groupnorm: ${g.rows} rows exceed the ${MAX_COLUMN_TERMS} its scale and shift gradients ` +

@@ -26,6 +26,7 @@ import { type Conv2dShape, convOutputShape } from "../core/conv_shape.ts";
 import {
   type BatchNormBackwardSpec,
   type BatchNormForwardSpec,
+  batchNormForwardVariant,
   batchNormSplit,
   type BatchNormTiling,
   DEFAULT_BATCHNORM_TILING,
@@ -33,9 +34,9 @@ import {
 import {
   DEFAULT_GROUPNORM_TILING,
   type GroupNormBackwardSpec,
+  groupNormChunk,
   type GroupNormForwardSpec,
   type GroupNormTiling,
-  MAX_COLUMN_TERMS,
 } from "./groupnorm.ts";
 import { backwardSlots, forwardSlots, MAX_NORMALIZATION_WORKGROUP } from "./normalization.ts";
 
@@ -101,10 +102,9 @@ const shapeText = (s: Conv2dShape) =>
  */
 function normalizationFlags(r: NormalizationRequest): string {
   if (r.pass === "backward") return flagText(backwardSlots(r.spec).flags);
-  const flags = forwardSlots(r.kernel, r.spec).flags;
-  if (r.kernel === "groupnorm") return flagText(flags);
-  const { mode, running } = r.spec, train = mode === "train";
-  return flagText({ mode, ...flags, update: train && !!running?.update, unit: !!running?.unit });
+  if (r.kernel === "groupnorm") return flagText(forwardSlots(r.kernel, r.spec).flags);
+  const { pass: _pass, stage: _stage, ...variant } = batchNormForwardVariant(r.spec);
+  return flagText(variant);
 }
 
 /** The true flags by name and the string ones by value, joined by "+" ("plain": none). */
@@ -327,10 +327,10 @@ function normalizationSpace(
     ? { ...DEFAULT_BATCHNORM_TILING }
     : { ...DEFAULT_GROUPNORM_TILING };
   const extent = bn ? r.spec.rows : r.spec.geometry.spatial;
-  const summable = (chunk: number) =>
-    bn || r.spec.geometry.rows * Math.ceil(extent / chunk) <= MAX_COLUMN_TERMS;
-  let chunk = Math.min(defaults[field], extent);
-  while (!summable(chunk) && chunk < extent) chunk *= 2;
+  // The chunk the builder uses for `c` (GroupNorm grows one whose sums would overflow).
+  const used = (c: number) => (bn ? Math.min(c, extent) : groupNormChunk(r.spec.geometry, c));
+  const summable = (c: number) => used(c) === Math.min(c, extent);
+  const chunk = used(defaults[field]);
   const widest = Math.min(
     MAX_NORMALIZATION_WORKGROUP,
     limits.maxComputeInvocationsPerWorkgroup,
