@@ -10,7 +10,8 @@ import {
   uploadBuffer,
   uploadReals,
 } from "./gpu.ts";
-import { dryView, epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
+import { dryView, epsScalars, gpuTest, maxAbs } from "./test_gpu.ts";
+import { heldReals, randomReals } from "./precision.ts";
 import {
   batchNormBackward,
   type BatchNormCache,
@@ -237,7 +238,7 @@ async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
     }
     const rm = Float64Array.from(rms[r]), rv = Float64Array.from(rvs[r]);
     if (c.running?.update) {
-      updateRunningStats(rm, rv, ref, rows, held(p, [c.running.momentum])[0], unit);
+      updateRunningStats(rm, rv, ref, rows, heldReals(p, [c.running.momentum])[0], unit);
     }
     // (1 - m)·mean_old + m·mean may cancel; each term's rounding bounds the error.
     const terms = maxAbs(rms[r]) + maxAbs(xs[r]) / unit;
@@ -489,8 +490,8 @@ async function checkBackward(
       undefined,
       beta,
     );
-    caches.push({ ...ref, xhat: held(p, ref.xhat), invStd: held(p, ref.invStd) });
-    ys.push(held(p, ref.y));
+    caches.push({ ...ref, xhat: heldReals(p, ref.xhat), invStd: heldReals(p, ref.invStd) });
+    ys.push(heldReals(p, ref.y));
     dys.push(randomReals(rng, p, N));
     gammas.push(randomReals(rng, p, F, 0.5, 2));
   }

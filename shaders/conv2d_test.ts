@@ -32,8 +32,8 @@ import { conv2dBackwardWeightKernel } from "./conv2d_backward_weight.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
 import type { Rng } from "../core/prng.ts";
 import type { TensorView } from "./gpu.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
-import { newReals, type Precision, type Reals } from "./precision.ts";
+import { gpuTest } from "./test_gpu.ts";
+import { newReals, type Precision, randomReals, type Reals } from "./precision.ts";
 
 const SHAPES: [string, Conv2dShape][] = [
   ["K=3 s1 3->5", { n: 2, h: 5, w: 7, cin: 3, cout: 5, k: 3, stride: 1, pad: 1 }],

@@ -31,8 +31,8 @@ import {
   type GroupNormTiling,
   MAX_COLUMN_TERMS,
 } from "./groupnorm.ts";
-import { encodeReals, type Precision } from "./precision.ts";
-import { dryView, epsScalars, gpuTest, held, maxAbs, randomReals } from "./test_gpu.ts";
+import { encodeReals, heldReals, type Precision, randomReals } from "./precision.ts";
+import { dryView, epsScalars, gpuTest, maxAbs } from "./test_gpu.ts";
 
 /** Places run-stacked tensors one after another, with a gap and padded run strides. */
 class Arena {
@@ -238,9 +238,9 @@ async function checkBackward(gpu: Gpu, rng: Rng, c: BackwardCase): Promise<void>
     // A shift makes the positive fraction of the fused output differ per run.
     const beta = new Float64Array(C).fill(0.4 * r - 0.4);
     const ref = groupNormForward(randomReals(rng, p, N, -2, 2), g, EPS[r], undefined, beta);
-    xhats.push(held(p, ref.xhat));
-    invs.push(held(p, ref.invStd));
-    ys.push(held(p, reluForward(ref.y)));
+    xhats.push(heldReals(p, ref.xhat));
+    invs.push(heldReals(p, ref.invStd));
+    ys.push(heldReals(p, reluForward(ref.y)));
     dys.push(randomReals(rng, p, N));
     gammas.push(randomReals(rng, p, C, 0.5, 2));
   }

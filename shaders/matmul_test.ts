@@ -19,7 +19,8 @@ import {
   type TensorView,
   uploadReals,
 } from "./gpu.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
+import { randomReals } from "./precision.ts";
 import { matmul } from "../reference/ops.ts";
 import { chooseTiling, matmulKernel, type MatmulSpec, type MatmulTiling } from "./matmul.ts";
 import { assertClose, freshRng, randomFloats, runSlice } from "../core/test_util.ts";

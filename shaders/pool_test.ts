@@ -13,8 +13,8 @@ import {
   maxPool2BackwardKernel,
   maxPool2ForwardKernel,
 } from "./pool.ts";
-import type { Reals } from "./precision.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { randomReals, type Reals } from "./precision.ts";
+import { gpuTest } from "./test_gpu.ts";
 
 type Shape = [n: number, h: number, w: number, c: number];
 

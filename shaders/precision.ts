@@ -30,6 +30,7 @@
  */
 
 import { df64Wgsl, joinDf64Array, splitDf64, splitDf64Array } from "./df64.ts";
+import type { Rng } from "../core/prng.ts";
 
 /** The kernels' arithmetic: float32, double-float pairs, or native float64. */
 export type Precision = "f32" | "df64" | "f64";
@@ -173,4 +174,28 @@ export function encodeRealsExact(
 /** A zeroed host array of `n` reals of the precision's host type. */
 export function newReals(precision: Precision, n: number): Reals {
   return precision === "f32" ? new Float32Array(n) : new Float64Array(n);
+}
+
+/** `values` as a buffer of `precision` holds them (float32: rounded; df64: the joined pairs). */
+export function heldReals(precision: Precision, values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
+}
+
+/**
+ * `n` fresh uniform values in [lo, hi), each rounded to what `precision` holds exactly (float32,
+ * a df64 (hi, lo) pair, float64), so a float64 reference sees the very inputs the GPU does.
+ */
+export function randomReals(
+  rng: Rng,
+  precision: Precision,
+  n: number,
+  lo = -1,
+  hi = 1,
+): Float64Array {
+  // Two draws: 53 random bits, so a df64 value's lo part is random too.
+  const values = Float64Array.from(
+    { length: n },
+    () => lo + (hi - lo) * (rng.next() + rng.next() * 2 ** -32),
+  );
+  return heldReals(precision, values);
 }

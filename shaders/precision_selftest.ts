@@ -19,7 +19,7 @@ import {
   runDispatches,
   uploadReals,
 } from "./gpu.ts";
-import { decodeReals, encodeReals, type Precision } from "./precision.ts";
+import { heldReals, type Precision } from "./precision.ts";
 import { createRng } from "../core/prng.ts";
 
 /** The functions checked, in order. */
@@ -108,11 +108,6 @@ function realOpKernel(
   });
 }
 
-/** `values` as a buffer of `precision` holds them. */
-function held(precision: Precision, values: Float64Array): ArrayLike<number> {
-  return decodeReals(precision, encodeReals(precision, values).buffer);
-}
-
 /** The worst input of an op: its relative error, the inputs, the result and float64's. */
 export interface RealWorst {
   error: number;
@@ -161,7 +156,7 @@ export async function realSelfTest(
     }
     // The reference sees the inputs the GPU holds (df64 and f64 to within 2^-48 or exactly;
     // f32 rounds them, and fails the tolerance through its arithmetic).
-    const heldX = held(precision, xs), heldY = held(precision, ys);
+    const heldX = heldReals(precision, xs), heldY = heldReals(precision, ys);
     let worst: RealWorst = { error: -1, x: NaN, y: NaN, got: NaN, want: NaN };
     for (let i = 0; i < count; i++) {
       const want = REFERENCE[op](heldX[i], heldY[i]);

@@ -12,16 +12,11 @@ import { gpuTest } from "./test_gpu.ts";
 import { probeDistance } from "../reference/metrics.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
-import { decodeReals, encodeReals } from "./precision.ts";
+import { heldReals } from "./precision.ts";
 import { PROBE_STATS, probeDistanceKernel } from "./probe_distance.ts";
 
 /** The precisions tested here. */
 type Tested = "f32" | "df64";
-
-/** `values` rounded to what `precision` holds, so the reference sees what the GPU reads. */
-function held(precision: Tested, values: Float64Array): Float64Array {
-  return Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
-}
 
 /**
  * Run 0: N(0, scale^2) logits; run r > 0: run 0 plus N(0, noise[r]^2), each rounded to what
@@ -34,8 +29,10 @@ function makeLogits(
   noise: number[],
   scale: number,
 ): Float64Array[] {
-  const a = held(precision, Float64Array.from({ length: n }, () => scale * rng.normal()));
-  return noise.map((s, r) => r === 0 ? a : held(precision, a.map((v) => v + s * rng.normal())));
+  const a = heldReals(precision, Float64Array.from({ length: n }, () => scale * rng.normal()));
+  return noise.map((s, r) =>
+    r === 0 ? a : heldReals(precision, a.map((v) => v + s * rng.normal()))
+  );
 }
 
 /**
@@ -244,7 +241,7 @@ gpuTest(
     // mass between two classes that run 1 sets 150 apart (the first maximum is the argmax of
     // both), so p0 e^{-d'} would overflow; the third class is perturbed at random.
     const given = [[0, 0, -1, 2, 2, -3], [0, -150, -1, 2, -148, -3.5]].map((v) =>
-      held("df64", Float64Array.from(v, (x, i) => x + (i % 3 === 2 ? 0.1 * rng.normal() : 0)))
+      heldReals("df64", Float64Array.from(v, (x, i) => x + (i % 3 === 2 ? 0.1 * rng.normal() : 0)))
     );
     const tag = (r: number) => `common argmax, direct path, run ${r}`;
     await checkLogits(gpu, "df64", given, Uint32Array.of(0, 1), 3, tag, true);

@@ -9,7 +9,8 @@ import {
   uploadReals,
   view,
 } from "./gpu.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
+import { randomReals } from "./precision.ts";
 import { columnSum } from "../reference/ops.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";
 import { columnSumKernel } from "./reduce.ts";

@@ -9,7 +9,8 @@ import {
   uploadBuffer,
   uploadReals,
 } from "./gpu.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
+import { randomReals } from "./precision.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng, randomFloats } from "../core/test_util.ts";

@@ -9,10 +9,10 @@ import {
   uploadReals,
   view,
 } from "./gpu.ts";
-import { gpuTest, randomReals, stackedReals } from "./test_gpu.ts";
+import { gpuTest, stackedReals } from "./test_gpu.ts";
+import { type Precision, randomReals, type Reals } from "./precision.ts";
 import { assertClose, freshRng, stackedFloats } from "../core/test_util.ts";
 import { rescaleKernel, rescaleStatsKernel } from "./scale_s.ts";
-import type { Precision, Reals } from "./precision.ts";
 
 type Rng = ReturnType<typeof freshRng>;
 

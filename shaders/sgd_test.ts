@@ -11,11 +11,11 @@ import {
   uploadReals,
   view,
 } from "./gpu.ts";
-import { gpuTest, randomReals, stackedReals } from "./test_gpu.ts";
+import { gpuTest, stackedReals } from "./test_gpu.ts";
+import { encodeReals, type Precision, randomReals, type Reals } from "./precision.ts";
 import { dot, normalizedDistance, perturbSign, sgdStep } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";
-import { encodeReals, type Precision, type Reals } from "./precision.ts";
 import { OPTIMIZER_TERMS, type OptimizerTerm, sgdKernel } from "./sgd.ts";
 import { CHUNK } from "./sums.ts";
 import { angleFromSums } from "../core/angles.ts";

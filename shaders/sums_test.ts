@@ -7,7 +7,8 @@ import {
   uploadReals,
   view,
 } from "./gpu.ts";
-import { gpuTest, randomReals } from "./test_gpu.ts";
+import { gpuTest } from "./test_gpu.ts";
+import { randomReals } from "./precision.ts";
 import { dot } from "../reference/ops.ts";
 import type { Rng } from "../core/prng.ts";
 import { assertClose, freshRng } from "../core/test_util.ts";

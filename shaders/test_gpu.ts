@@ -1,8 +1,8 @@
 /**
- * The one way GPU tests register: {@link gpuTest} runs `fn` with the process's GPU; and
- * {@link randomReals}, inputs exact in a kernel's precision. The
+ * The one way GPU tests register: {@link gpuTest} runs `fn` with the process's GPU; the
  * sanitizers are off because the GPU (device, pipeline cache, pending maps) deliberately
- * outlives every test.
+ * outlives every test. Random inputs exact in a kernel's precision: `randomReals`
+ * (`precision.ts`) and {@link stackedReals}.
  *
  * @module
  */
@@ -10,7 +10,7 @@
 import type { Rng } from "../core/prng.ts";
 import { stacked } from "../core/test_util.ts";
 import { acquireGpu, type Gpu, packRunScalars, type TensorView, uploadBuffer } from "./gpu.ts";
-import { decodeReals, encodeReals, type Precision } from "./precision.ts";
+import { heldReals, type Precision, randomReals } from "./precision.ts";
 
 /**
  * Registers a Deno test that acquires the process-wide GPU and passes it to `fn` (reported as
@@ -30,25 +30,6 @@ export function gpuTest(
       await fn(await acquireGpu());
     },
   });
-}
-
-/**
- * `n` fresh uniform values in [lo, hi), each rounded to what `precision` holds exactly (float32,
- * a df64 (hi, lo) pair, float64), so a float64 reference sees the very inputs the GPU does.
- */
-export function randomReals(
-  rng: Rng,
-  precision: Precision,
-  n: number,
-  lo = -1,
-  hi = 1,
-): Float64Array {
-  // Two draws: 53 random bits, so a df64 value's lo part is random too.
-  const values = Float64Array.from(
-    { length: n },
-    () => lo + (hi - lo) * (rng.next() + rng.next() * 2 ** -32),
-  );
-  return Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
 }
 
 /** `stacked` blocks of `size` fresh {@link randomReals} in [lo, hi) (core/test_util.ts). */
@@ -73,11 +54,6 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** `values` as the precision holds them (float32: rounded; df64: the joined pairs). */
-export function held(p: Precision, values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(decodeReals(p, encodeReals(p, values).buffer));
-}
-
 /**
  * A RunScalars buffer for the normalization tests: a distinct eps and eps_next per run, every
  * other field zero or neutral; returns the eps values as the precision holds them.
@@ -94,7 +70,7 @@ export function epsScalars(gpu: Gpu, p: Precision, eps: number[], epsNext: numbe
     step: 0,
   }));
   const buffer = uploadBuffer(gpu, packRunScalars(p, records), "run scalars");
-  return { buffer, eps: [...held(p, eps)], epsNext: [...held(p, epsNext)] };
+  return { buffer, eps: [...heldReals(p, eps)], epsNext: [...heldReals(p, epsNext)] };
 }
 
 /** A 1 MiB view shared by all runs on `gpu` (a dry one: kernel builders' refusals, no GPU). */

@@ -29,7 +29,13 @@ import {
   uploadBuffer,
   uploadReals,
 } from "../shaders/gpu.ts";
-import { decodeReals, encodeReals, type Precision, type Reals } from "../shaders/precision.ts";
+import {
+  encodeReals,
+  heldReals,
+  type Precision,
+  randomReals,
+  type Reals,
+} from "../shaders/precision.ts";
 import { matmulKernel, type MatmulSpec } from "../shaders/matmul.ts";
 import { CONV_OPERANDS } from "../shaders/conv2d.ts";
 import { conv2dForwardKernel } from "../shaders/conv2d_forward.ts";
@@ -127,10 +133,6 @@ const SCALE = [0.5, 2] as const;
 
 /** Elements past the last run of every operand: a variant writing past an output is caught there. */
 const GUARD = 16;
-
-/** `values` as `precision` holds them (float32: rounded; df64: the joined pairs). */
-const held = (precision: Precision, values: ArrayLike<number>) =>
-  Float64Array.from(decodeReals(precision, encodeReals(precision, values).buffer));
 
 const abs = (v: Float64Array) => v.map(Math.abs);
 /** Largest |v[i]| (0 for none). */
@@ -241,7 +243,7 @@ function caseScalars(precision: Precision, runs: number, field: "eps" | "eps_nex
     seed: 0,
     step: 0,
   }));
-  return { scalars, eps: held(precision, field === "eps" ? eps : epsNext) };
+  return { scalars, eps: heldReals(precision, field === "eps" ? eps : epsNext) };
 }
 
 /**
@@ -276,7 +278,7 @@ function batchNormForwardCase(s: BatchNormForwardSpec, precision: Precision): Ca
   const { rows, features, runs, running } = s, tol = NORM_TOL.batchnorm[wide(precision)];
   const update = s.mode === "train" && !!running?.update;
   const { scalars, eps } = caseScalars(precision, runs, s.epsField);
-  const momentum = held(precision, [running?.momentum ?? 0])[0];
+  const momentum = heldReals(precision, [running?.momentum ?? 0])[0];
   return {
     operands: [
       ...forwardOperands(rows * features, features, features),
@@ -455,12 +457,8 @@ function mirror(
       values.push(values[0]);
       continue;
     }
-    const raw = Float64Array.from(
-      { length },
-      () => lo + (hi - lo) * (rng.next() + rng.next() * 2 ** -32),
-    );
     // What the buffer holds exactly (float32, a df64 pair, float64): the reference's input.
-    values.push(held(precision, raw));
+    values.push(randomReals(rng, precision, length, lo, hi));
     host.set(values[r], offset + r * runStride);
   }
   const buffer = uploadReals(gpu, precision, host, o.path);
