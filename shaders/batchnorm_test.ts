@@ -10,7 +10,17 @@ import {
   uploadBuffer,
   uploadReals,
 } from "./gpu.ts";
-import { dryView, epsScalars, gpuTest, maxAbs } from "./test_gpu.ts";
+import {
+  Arena,
+  assertUntouched,
+  dryView,
+  epsScalars,
+  gpuTest,
+  maxAbs,
+  place,
+  take,
+  viewOf,
+} from "./test_gpu.ts";
 import { heldReals, randomReals } from "./precision.ts";
 import {
   batchNormBackward,
@@ -33,52 +43,6 @@ import {
   SPLIT_ROWS,
 } from "./batchnorm.ts";
 import { dryGpu } from "./dry_gpu.ts";
-
-/** Places run-stacked tensors one after another, with a gap and padded run strides. */
-class Arena {
-  size = 0;
-  alloc(runs: number, n: number, pad = 3): { offset: number; runStride: number; n: number } {
-    const a = { offset: this.size + 1, runStride: n + pad, n };
-    this.size = a.offset + runs * a.runStride;
-    return a;
-  }
-}
-type Slot = ReturnType<Arena["alloc"]>;
-
-/** Fills the slots of `data` with `fill(run, slot)`; everything else stays as `data` was. */
-function place(
-  data: Float64Array,
-  runs: number,
-  slot: Slot,
-  values: (r: number) => ArrayLike<number>,
-) {
-  for (let r = 0; r < runs; r++) data.set(values(r), slot.offset + r * slot.runStride);
-}
-
-/** Run r's elements of `slot` in `data`. */
-function take<T extends Float32Array | Float64Array>(data: T, slot: Slot, r: number): T {
-  const start = slot.offset + r * slot.runStride;
-  return data.subarray(start, start + slot.n) as T;
-}
-
-/** Throws unless every element of `data` outside `slots` is still NaN (nothing written out of range). */
-function assertUntouched(data: ArrayLike<number>, runs: number, slots: Slot[], what: string) {
-  const written = new Uint8Array(data.length);
-  for (const s of slots) {
-    for (let r = 0; r < runs; r++) {
-      written.fill(1, s.offset + r * s.runStride, s.offset + r * s.runStride + s.n);
-    }
-  }
-  for (let i = 0; i < data.length; i++) {
-    if (!written[i] && !Number.isNaN(data[i])) {
-      throw new Error(`${what}: element ${i} written (${data[i]})`);
-    }
-  }
-}
-
-function viewOf(buffer: GPUBuffer, s: Slot): TensorView {
-  return { buffer, offset: s.offset, runStride: s.runStride };
-}
 
 /**
  * Tolerances of a precision: rtol, and atol as a fraction of a scale of the data (largest

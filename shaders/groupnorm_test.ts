@@ -14,15 +14,7 @@ import type { Rng } from "../core/prng.ts";
 import { assertClose, assertThrows, freshRng } from "../core/test_util.ts";
 import { groupNormBackward, groupNormForward } from "../reference/groupnorm.ts";
 import { reluBackward, reluForward } from "../reference/ops.ts";
-import {
-  type Gpu,
-  poison,
-  readReals,
-  realBuffer,
-  runDispatches,
-  type TensorView,
-  uploadReals,
-} from "./gpu.ts";
+import { type Gpu, poison, readReals, realBuffer, runDispatches, uploadReals } from "./gpu.ts";
 import { dryGpu } from "./dry_gpu.ts";
 import {
   DEFAULT_GROUPNORM_TILING,
@@ -32,59 +24,17 @@ import {
   MAX_COLUMN_TERMS,
 } from "./groupnorm.ts";
 import { encodeReals, heldReals, type Precision, randomReals } from "./precision.ts";
-import { dryView, epsScalars, gpuTest, maxAbs } from "./test_gpu.ts";
-
-/** Places run-stacked tensors one after another, with a gap and padded run strides. */
-class Arena {
-  size = 0;
-  alloc(runs: number, n: number, pad = 3): Slot {
-    const a = { offset: this.size + 1, runStride: n + pad, n };
-    this.size = a.offset + runs * a.runStride;
-    return a;
-  }
-}
-interface Slot {
-  offset: number;
-  runStride: number;
-  n: number;
-}
-
-function place(
-  data: Float64Array,
-  runs: number,
-  s: Slot,
-  values: (r: number) => ArrayLike<number>,
-) {
-  for (let r = 0; r < runs; r++) data.set(values(r), s.offset + r * s.runStride);
-}
-
-function take(
-  data: ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> },
-  s: Slot,
-  r: number,
-) {
-  const start = s.offset + r * s.runStride;
-  return data.subarray(start, start + s.n);
-}
-
-/** Throws unless every element of `data` outside `slots` is still NaN (nothing written out of range). */
-function assertUntouched(data: ArrayLike<number>, runs: number, slots: Slot[], what: string) {
-  const written = new Uint8Array(data.length);
-  for (const s of slots) {
-    for (let r = 0; r < runs; r++) {
-      written.fill(1, s.offset + r * s.runStride, s.offset + r * s.runStride + s.n);
-    }
-  }
-  for (let i = 0; i < data.length; i++) {
-    if (!written[i] && !Number.isNaN(data[i])) throw new Error(`${what}: element ${i} written`);
-  }
-}
-
-const viewOf = (buffer: GPUBuffer, s: Slot): TensorView => ({
-  buffer,
-  offset: s.offset,
-  runStride: s.runStride,
-});
+import {
+  Arena,
+  assertUntouched,
+  dryView,
+  epsScalars,
+  gpuTest,
+  maxAbs,
+  place,
+  take,
+  viewOf,
+} from "./test_gpu.ts";
 
 /**
  * rtol, and atol as a fraction of a scale of the data: elements near zero keep only the

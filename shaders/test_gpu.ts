@@ -77,3 +77,64 @@ export function epsScalars(gpu: Gpu, p: Precision, eps: number[], epsNext: numbe
 export function dryView(gpu: Gpu): TensorView {
   return { buffer: gpu.device.createBuffer({ size: 1 << 20, usage: 0 }), offset: 0, runStride: 0 };
 }
+
+/** Where one run-stacked tensor sits in a test buffer: first element, run stride, length. */
+export interface Slot {
+  offset: number;
+  runStride: number;
+  n: number;
+}
+
+/** Places run-stacked tensors one after another, with a gap and padded run strides. */
+export class Arena {
+  /** Elements placed so far (the buffer's length). */
+  size = 0;
+
+  /** A slot of `n` elements for each of `runs`, `pad` elements apart, one element after the last. */
+  alloc(runs: number, n: number, pad = 3): Slot {
+    const a = { offset: this.size + 1, runStride: n + pad, n };
+    this.size = a.offset + runs * a.runStride;
+    return a;
+  }
+}
+
+/** Fills run r of `slot` in `data` with `values(r)`; everything else stays as `data` was. */
+export function place(
+  data: Float64Array,
+  runs: number,
+  slot: Slot,
+  values: (r: number) => ArrayLike<number>,
+): void {
+  for (let r = 0; r < runs; r++) data.set(values(r), slot.offset + r * slot.runStride);
+}
+
+/** Run r's elements of `slot` in `data`. */
+export function take<T extends Float32Array | Float64Array>(data: T, slot: Slot, r: number): T {
+  const start = slot.offset + r * slot.runStride;
+  return data.subarray(start, start + slot.n) as T;
+}
+
+/** Throws unless every element of `data` outside `slots` is still NaN (nothing written out of range). */
+export function assertUntouched(
+  data: ArrayLike<number>,
+  runs: number,
+  slots: Slot[],
+  what: string,
+): void {
+  const written = new Uint8Array(data.length);
+  for (const s of slots) {
+    for (let r = 0; r < runs; r++) {
+      written.fill(1, s.offset + r * s.runStride, s.offset + r * s.runStride + s.n);
+    }
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (!written[i] && !Number.isNaN(data[i])) {
+      throw new Error(`${what}: element ${i} written (${data[i]})`);
+    }
+  }
+}
+
+/** The view of `slot` in `buffer`. */
+export function viewOf(buffer: GPUBuffer, slot: Slot): TensorView {
+  return { buffer, offset: slot.offset, runStride: slot.runStride };
+}
