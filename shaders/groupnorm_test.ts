@@ -23,7 +23,13 @@ import {
   type GroupNormTiling,
   MAX_COLUMN_TERMS,
 } from "./groupnorm.ts";
-import { encodeReals, heldReals, type Precision, randomReals } from "./precision.ts";
+import {
+  channelSumsAtol,
+  encodeReals,
+  heldReals,
+  type Precision,
+  randomReals,
+} from "./precision.ts";
 import {
   Arena,
   assertUntouched,
@@ -46,9 +52,6 @@ const TOL: Record<Precision, { rtol: number; atol: number }> = {
   df64: { rtol: 1e-12, atol: 1e-12 },
   f64: { rtol: 1e-12, atol: 1e-12 },
 };
-
-/** One rounding: float32's 2^-24, df64's ~2^-47 (2^-46 with margin), float64's 2^-53. */
-const UNIT: Record<Precision, number> = { f32: 2 ** -24, df64: 2 ** -46, f64: 2 ** -53 };
 
 /** Compares with rtol and the precision's atol times max(|expected|, `scale`). */
 function close(
@@ -237,22 +240,19 @@ async function checkBackward(gpu: Gpu, rng: Rng, c: BackwardCase): Promise<void>
       Math.max(1, maxAbs(xhats[r]));
     close(p, take(out, dxS, r), ref.dx, `${what} dx`, terms);
     if (grads) {
-      // A sum's rounding error is at most its depth (here < 128 additions) times one rounding
-      // of Σ|term|, which random signs make far larger than the sum itself.
+      // A sum's error is a few roundings of its channel's Σ|term| (channelSumsAtol).
+      const n = dy.length;
       for (
-        const [s, expected, abs] of [
-          [dgS, ref.dgamma, dy.map((d, k) => Math.abs(d * xhats[r][k]))],
-          [dbS, ref.dbeta, dy.map(Math.abs)],
+        const [s, expected, term] of [
+          [dgS, ref.dgamma, (k: number) => dy[k] * xhats[r][k]],
+          [dbS, ref.dbeta, (k: number) => dy[k]],
         ] as const
       ) {
-        const sums = new Float64Array(C);
-        abs.forEach((v, k) => (sums[k % C] += v));
-        const atol = 128 * UNIT[p] * maxAbs(sums) + 1e-30;
         assertClose(
           take(out, s, r),
           expected,
           TOL[p].rtol,
-          atol,
+          channelSumsAtol(p, n, C, term),
           `${what} ${s === dgS ? "dgamma" : "dbeta"}`,
         );
       }

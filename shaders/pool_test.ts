@@ -13,19 +13,13 @@ import {
   maxPool2BackwardKernel,
   maxPool2ForwardKernel,
 } from "./pool.ts";
-import { randomReals, type Reals } from "./precision.ts";
+import { randomReals, type Reals, ROUNDING } from "./precision.ts";
 import { gpuTest } from "./test_gpu.ts";
 
 type Shape = [n: number, h: number, w: number, c: number];
 
 /** The precisions tested here. */
 type Tested = "f32" | "df64";
-
-/**
- * Unit roundoff of one rounded addition: float32's 2^-24; df64's df_add stays within ~2^-47
- * relative (df64.ts: worst measured 6.7e-15 ≈ 2^-47.1), so 2^-46 bounds it with margin.
- */
-const UNIT: Record<Tested, number> = { f32: 2 ** -24, df64: 2 ** -46 };
 
 /**
  * Relative tolerance of the average backward's one division by H*W: float32 is within 1e-6
@@ -138,7 +132,7 @@ async function check(
       for (let j = 0; j < c; j++) {
         let abs = 0;
         for (let p = 0; p < hw; p++) abs += Math.abs(x[(b * hw + p) * c + j]);
-        atol = Math.max(atol, ((Math.ceil(hw / 32) + 33) * UNIT[precision] * abs) / hw);
+        atol = Math.max(atol, ((Math.ceil(hw / 32) + 33) * ROUNDING[precision] * abs) / hw);
       }
     }
     assertClose(

@@ -171,6 +171,31 @@ export function encodeRealsExact(
   return pairs;
 }
 
+/**
+ * One rounding in each precision, the unit of the tests' error bounds: float32's 2^-24, float64's
+ * 2^-53; df64's operations stay within ~2^-47 relative (df64.ts: worst measured 6.7e-15 ≈
+ * 2^-47.1), so 2^-46 bounds them with margin.
+ */
+export const ROUNDING: Record<Precision, number> = { f32: 2 ** -24, df64: 2 ** -46, f64: 2 ** -53 };
+
+/**
+ * The absolute error allowed in per-channel sums of `term(k)` over `length` channels-last
+ * elements (k's channel is k mod `channels`; dgamma = Σ dy·xhat, dbeta = Σ dy): `depth`
+ * roundings (default 128, above any kernel's reduction depth) of the largest channel's Σ|term|,
+ * which random signs make far larger than the sum itself.
+ */
+export function channelSumsAtol(
+  precision: Precision,
+  length: number,
+  channels: number,
+  term: (k: number) => number,
+  depth = 128,
+): number {
+  const col = new Float64Array(channels);
+  for (let k = 0; k < length; k++) col[k % channels] += Math.abs(term(k));
+  return depth * ROUNDING[precision] * col.reduce((m, v) => Math.max(m, v), 0) + 1e-30;
+}
+
 /** A zeroed host array of `n` reals of the precision's host type. */
 export function newReals(precision: Precision, n: number): Reals {
   return precision === "f32" ? new Float32Array(n) : new Float64Array(n);

@@ -30,6 +30,7 @@ import {
   uploadReals,
 } from "../shaders/gpu.ts";
 import {
+  channelSumsAtol,
   encodeReals,
   heldReals,
   type Precision,
@@ -216,9 +217,6 @@ const NORM_TOL: Record<NormalizationRequest["kernel"], { f32: Tol; wide: Tol }> 
   groupnorm: { f32: { rtol: 1e-5, atol: 1e-5 }, wide: { rtol: 1e-12, atol: 1e-12 } },
 };
 
-/** One rounding of a precision (groupnorm_test.ts's UNIT: df64 ~2^-47, with margin). */
-const ROUNDING: Record<Precision, number> = { f32: 2 ** -24, df64: 2 ** -46, f64: 2 ** -53 };
-
 /** `want` to rtol, and atol times max(max|want|, `scale`) (the kernel tests' `close`). */
 const near = (tol: Tol, want: Float64Array, scale = 0): Expected => ({
   want,
@@ -322,15 +320,15 @@ function batchNormBackwardCase(s: BatchNormBackwardSpec, precision: Precision): 
   return {
     operands: backwardOperands(rows * features, features, features),
     reference(v) {
-      const { dy, xhat, invStd, gamma } = v;
+      const { xhat, invStd, gamma } = v;
+      const dy = s.y ? reluBackward(v.dy, v.y) : v.dy;
       const cache = { xhat, invStd, mean: NONE, variance: NONE };
-      const ref = batchNormBackward(s.y ? reluBackward(dy, v.y) : dy, cache, rows, features, gamma);
+      const ref = batchNormBackward(dy, cache, rows, features, gamma);
       // dx's bracket cancels: its error is a few roundings of the terms, gamma·invStd·dy.
       const gi = gamma ? invStd.map((i, j) => i * gamma[j]) : invStd;
       return {
         dx: near(tol, ref.dx, maxAbs(gi) * maxAbs(dy)),
-        dgamma: near(tol, ref.dgamma),
-        dbeta: near(tol, ref.dbeta),
+        ...affineGradients(tol, precision, ref, dy, xhat, features),
       };
     },
   };
@@ -366,18 +364,31 @@ function groupNormBackwardCase(s: GroupNormBackwardSpec, precision: Precision): 
       // dx cancels: its error is a few roundings of its terms, invStd·dh·max(1, |xhat|).
       const terms = maxAbs(invStd) * maxAbs(dy) * (gamma ? maxAbs(gamma) : 1) *
         Math.max(1, maxAbs(xhat));
-      // A sum's error: at most its depth (the tests' 128) roundings of its channel's Σ|term|.
-      const sums = (term: (k: number) => number): Expected["atol"] => {
-        const col = new Float64Array(C);
-        for (let k = 0; k < dy.length; k++) col[k % C] += Math.abs(term(k));
-        return 128 * ROUNDING[precision] * maxAbs(col) + 1e-30;
-      };
       return {
         dx: near(tol, ref.dx, terms),
-        dgamma: { want: ref.dgamma, rtol: tol.rtol, atol: sums((k) => dy[k] * xhat[k]) },
-        dbeta: { want: ref.dbeta, rtol: tol.rtol, atol: sums((k) => dy[k]) },
+        ...affineGradients(tol, precision, ref, dy, xhat, C),
       };
     },
+  };
+}
+
+/**
+ * dgamma = Σ dy·xhat and dbeta = Σ dy per channel, to rtol and a few roundings of their
+ * channel's Σ|term| (channelSumsAtol): random signs make that far larger than the sum.
+ */
+function affineGradients(
+  tol: Tol,
+  precision: Precision,
+  ref: { dgamma: Float64Array; dbeta: Float64Array },
+  dy: Float64Array,
+  xhat: Float64Array,
+  channels: number,
+): Record<"dgamma" | "dbeta", Expected> {
+  const atol = (term: (k: number) => number) =>
+    channelSumsAtol(precision, dy.length, channels, term);
+  return {
+    dgamma: { want: ref.dgamma, rtol: tol.rtol, atol: atol((k) => dy[k] * xhat[k]) },
+    dbeta: { want: ref.dbeta, rtol: tol.rtol, atol: atol((k) => dy[k]) },
   };
 }
 
