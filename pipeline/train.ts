@@ -14,7 +14,7 @@ import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
 import { realSelfTest, realSelfTestMessage } from "../shaders/precision_selftest.ts";
 import { batchStream } from "../stages/data/loader.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
-import { Tilings } from "../shaders/tilings.ts";
+import type { Tilings } from "../shaders/tilings.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
 import { monitorStage, type OutputRow, SummaryTracker } from "../stages/monitor.ts";
 import { outputColumns, type RowOptions } from "../stages/columns.ts";
@@ -29,7 +29,13 @@ import {
   type PreparedModel,
   trainerOptions,
 } from "./prepare.ts";
-import { type RunTilings, runTilings, type TilingsUsed, tilingsUsed } from "./tune.ts";
+import {
+  type RunTilings,
+  runTilings,
+  type TilingsUsed,
+  tilingsUsed,
+  usableTilings,
+} from "./tune.ts";
 import { VERSION } from "./version.ts";
 import { type Config, configHash, trajectorySettings } from "./config.ts";
 
@@ -126,12 +132,20 @@ export function createTrainer(p: Prepared, gpu: Gpu, tilings?: Tilings): Promise
  * continues did, whatever the tilings cache holds now; undefined when not resuming (or resuming
  * a checkpoint that has none recorded).
  */
-function resumeTilings(p: Prepared, log: (line: string) => void): RunTilings | undefined {
+async function resumeTilings(
+  p: Prepared,
+  gpu: Gpu,
+  log: (line: string) => void,
+): Promise<RunTilings | undefined> {
   const recorded = p.resume?.file.meta.tilings;
   if (!recorded || p.config.tune === "off") return undefined;
   const n = Object.keys(recorded).length;
   if (n) log(`tilings: the checkpoint's ${n} tuned kernels, as the run it resumes had them`);
-  return { tilings: new Tilings(new Map(Object.entries(recorded))), from: p.resume!.file.source };
+  const from = p.resume!.file.source;
+  const chosen = new Map(Object.entries(recorded));
+  const options = trainerOptions(p.config, p);
+  const tilings = await usableTilings(gpu, options, chosen, `checkpoint ${from}`, log);
+  return { tilings, from };
 }
 
 /** What every checkpoint of the prepared job records besides the snapshot. */
@@ -188,7 +202,7 @@ export async function train(p: Prepared, gpu: Gpu, io: PipelineIO): Promise<Trai
   const { config } = p;
   const control = io.control ?? new RunControl();
   io.log(await checkPrecision(gpu, config.precision));
-  const run = resumeTilings(p, io.log) ??
+  const run = await resumeTilings(p, gpu, io.log) ??
     await runTilings(config, gpu, trainerOptions(config, p), io.log);
   const tilings = run?.tilings;
   const trainer = await createTrainer(p, gpu, tilings);

@@ -20,7 +20,7 @@ import {
 import { gpuName } from "../shaders/gpu.ts";
 import type { Gpu } from "../shaders/gpu.ts";
 import { type TilingOverride, Tilings, tuneKey, type TuneRequest } from "../shaders/tilings.ts";
-import { type TunedKernel, tuneKernels, tuneRequests } from "../stages/tuner.ts";
+import { buildableTilings, type TunedKernel, tuneKernels, tuneRequests } from "../stages/tuner.ts";
 import type { TrainerOptions } from "../stages/trainer.ts";
 
 /** An error's message, first line. */
@@ -109,8 +109,24 @@ export async function runTilings(
       );
     }
   }
-  const tilings = new Tilings(new Map([...entries].map(([key, e]) => [key, e.tiling])));
+  const chosen = new Map([...entries].map(([key, e]) => [key, e.tiling]));
+  const tilings = await usableTilings(gpu, options, chosen, `tilings cache ${path}`, log);
   return { tilings, from: path };
+}
+
+/**
+ * The tilings of `chosen` (a cache's, a checkpoint's) that the kernels of the step of `options`
+ * take on `gpu` (buildableTilings); a dropped one is a line that begins with `source`.
+ */
+export async function usableTilings(
+  gpu: Gpu,
+  options: TrainerOptions,
+  chosen: ReadonlyMap<string, TilingOverride>,
+  source: string,
+  log: (line: string) => void,
+): Promise<Tilings> {
+  const requests = tuneRequests(options, gpu.device.limits);
+  return new Tilings(await buildableTilings(gpu, requests, chosen, (l) => log(`${source}: ${l}`)));
 }
 
 /** The tilings a run used, for its summary: how they were chosen and each non-default one. */

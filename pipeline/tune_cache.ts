@@ -6,7 +6,8 @@
  *   another, and a new tool version may change the kernels; a section of the same adapter with
  *   another version is stale and dropped on the next save, other adapters' sections are kept.
  * - A cache is an optimisation, never an input the run depends on: a missing, unreadable,
- *   invalid or stale file means the default tilings, with one line saying why, never a failure.
+ *   invalid or stale file means the default tilings, with one line saying why, never a failure;
+ *   so does, for its kernel, a tiling the kernel cannot take (tune.ts's `usableTilings`).
  * - Validated by a zod schema (a hand-edited tiling of -1 must not reach a shader), written
  *   atomically with sorted keys so the file is stable and diffs stay readable.
  *

@@ -63,6 +63,15 @@ export function dryGpu(limits: DeviceLimits = DEFAULT_LIMITS): DryGpu {
   };
 }
 
+/**
+ * A dry GPU whose pipelines are `gpu`'s: a kernel built on it is compiled by the real adapter
+ * (its errors caught by `gpu.capture`, the pipeline cached for later builds) while its buffers
+ * and bind groups stay records. It checks that a kernel compiles without the memory to run it.
+ */
+export function compilingGpu(gpu: Gpu): Gpu {
+  return { ...dryGpu(gpu.device.limits), pipeline: gpu.pipeline, capture: gpu.capture };
+}
+
 /** The buffers a dispatch recorded on a dry GPU binds. */
 export function boundBuffers(dispatch: Dispatch): GPUBuffer[] {
   const entries = (dispatch.bindGroup as unknown as { entries: Iterable<GPUBindGroupEntry> })

@@ -361,6 +361,39 @@ export function tuneSpace(r: TuneRequest, limits: TuneLimits): TuneSpace<TilingO
   }
 }
 
+/** The fields of a request's kernel tiling, at their default values (for their types). */
+function tilingFields(r: TuneRequest): Record<string, number | boolean> {
+  switch (r.kernel) {
+    case "matmul":
+      return { ...chooseTiling(r.spec) };
+    case "conv": {
+      const { product, spec } = r;
+      const views = convViews(product, spec);
+      return { ...chooseConvTiling(product, spec.shape, spec.runs, views, {}, spec.precision) };
+    }
+    case "batchnorm":
+      return { ...DEFAULT_BATCHNORM_TILING };
+    case "groupnorm":
+      return { ...DEFAULT_GROUPNORM_TILING };
+  }
+}
+
+/**
+ * Why `t` is no tiling of `r`'s kernel (a field that kernel's tiling lacks, or a value of
+ * another type), or undefined: a tilings cache is a file a person may edit, and a builder
+ * ignores a field it does not know.
+ */
+export function tilingMismatch(r: TuneRequest, t: TilingOverride): string | undefined {
+  const fields = tilingFields(r);
+  for (const [name, value] of Object.entries(t)) {
+    if (!(name in fields)) {
+      return `${name} is no field of a ${r.kernel} tiling (${Object.keys(fields).join(", ")})`;
+    }
+    if (typeof value !== typeof fields[name]) return `${name} is a ${typeof fields[name]}`;
+  }
+  return undefined;
+}
+
 /**
  * A space's variant as the kernel builders take it: `vec` sets every operand's vec4 flag (the
  * builder keeps it only where the operand is aligned).

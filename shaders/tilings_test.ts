@@ -33,6 +33,7 @@ import {
   type ConvRequest,
   type GroupNormRequest,
   type NormalizationRequest,
+  tilingMismatch,
   type TilingOverride,
   Tilings,
   tuneKey,
@@ -326,6 +327,21 @@ Deno.test("neighbours differ from their origin, are distinct and respect the lim
         }
       }
     }
+  }
+});
+
+Deno.test("every variant a space offers is a tiling of its kernel; a stray field or type is named", () => {
+  for (const r of REQUESTS) {
+    const space = tuneSpace(r, LIMITS);
+    for (const t of [space.start, ...(space.starts ?? []), ...space.neighbours(space.start)]) {
+      const why = tilingMismatch(r, builderTiling(t));
+      assert(why === undefined, `${tuneKey(r)}: ${space.key(t)}: ${why}`);
+    }
+    const [field, value] = Object.entries(builderTiling(space.start))[0];
+    const wrong = tilingMismatch(r, { [field]: typeof value === "number" ? true : 4 });
+    assert(wrong === `${field} is a ${typeof value}`, `${tuneKey(r)}: ${wrong}`);
+    const stray = tilingMismatch(r, { [field]: value, tiles: 4 });
+    assert(!!stray?.startsWith(`tiles is no field of a ${r.kernel} tiling (`), `${stray}`);
   }
 });
 

@@ -24,9 +24,10 @@
 import { SEARCH_DEFAULTS, searchTilings, splitBudget } from "../core/tune_search.ts";
 import { createRng } from "../core/prng.ts";
 import { type Dispatch, encodeDispatches, type Gpu } from "../shaders/gpu.ts";
-import { dryGpu } from "../shaders/dry_gpu.ts";
+import { compilingGpu, dryGpu } from "../shaders/dry_gpu.ts";
 import {
   builderTiling,
+  tilingMismatch,
   type TilingOverride,
   Tilings,
   tuneKey,
@@ -239,6 +240,48 @@ function describe(t: TunedKernel): string {
     `(${gain.toFixed(2)}x, ${t.tried} tried, ${t.rejected} rejected): ${choice}`;
 }
 
+/** `r`'s kernel built at `tiling`, or why not: its builder refused, or the adapter cannot compile. */
+async function tryBuild(
+  gpu: Gpu,
+  build: typeof buildVariant,
+  r: TuneRequest,
+  tiling: TilingOverride,
+): Promise<Dispatch[] | string> {
+  try {
+    const { value, error } = await gpu.capture(() => build(gpu, r, tiling));
+    return error ? `does not compile: ${error}` : value;
+  } catch (e) {
+    return `not built: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * `chosen` less each tiling of `requests` their kernels cannot take on `gpu`: a field the
+ * kernel's tiling lacks or of another type, one its builder refuses, a pipeline the adapter
+ * does not compile (a workgroup past the device's limits). A tilings cache or a checkpoint is a
+ * file a person may edit or carry to another machine, and the run must not fail on it: each
+ * tiling dropped is one line, its kernel keeps the default. The kernels are only compiled (the
+ * pipelines cached for the step), not verified again: `deno task tune` verified what it wrote.
+ */
+export async function buildableTilings(
+  gpu: Gpu,
+  requests: TuneRequest[],
+  chosen: ReadonlyMap<string, TilingOverride>,
+  log: (line: string) => void,
+): Promise<Map<string, TilingOverride>> {
+  const kept = new Map(chosen), compiling = compilingGpu(gpu);
+  for (const r of requests) {
+    const key = tuneKey(r), t = chosen.get(key);
+    if (!t || Object.keys(t).length === 0) continue;
+    const built = tilingMismatch(r, t) ?? await tryBuild(compiling, buildVariant, r, t);
+    if (typeof built === "string") {
+      kept.delete(key);
+      log(`tiling ${JSON.stringify(t)} of ${key} not used (${built}); the default runs`);
+    }
+  }
+  return kept;
+}
+
 /** The search over one instance's space within `budgetMs`. */
 async function tuneInstance(
   gpu: Gpu,
@@ -254,13 +297,8 @@ async function tuneInstance(
     const key = space.key(t);
     let d = built.get(key);
     if (d === undefined) {
-      const tiling = builderTiling(t);
-      try {
-        const { value, error } = await gpu.capture(() => env.build(gpu, x.tc.request, tiling));
-        d = error ? `does not compile: ${error}` : (await x.tc.verify(value)) ?? value;
-      } catch (e) {
-        d = `not built: ${(e as Error).message}`;
-      }
+      d = await tryBuild(gpu, env.build, x.tc.request, builderTiling(t));
+      if (typeof d !== "string") d = (await x.tc.verify(d)) ?? d;
       if (typeof d === "string" && notes.size < 3) notes.add(d);
       built.set(key, d);
     }

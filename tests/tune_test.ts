@@ -2,7 +2,7 @@
  * Tuning as a user meets it, run as subprocesses: `deno task tune` writes the tilings cache and
  * prints what it measured, `train` then runs with the cache's tilings and its summary says so,
  * and a cache that is corrupt, or written for another version, is ignored with one line on
- * stderr while the run goes on. (The tuner's own guarantees are tested in stages/tuner_test.ts.)
+ * stderr while the run goes on, as is each hand-edited tiling the kernels cannot take. (The tuner's own guarantees are tested in stages/tuner_test.ts.)
  *
  * @module
  */
@@ -29,7 +29,8 @@ const cacheLines = (r: MainResult) =>
 
 Deno.test({
   ...opts,
-  name: "deno task tune writes the cache and reports every kernel; train uses it and says so",
+  name:
+    "deno task tune writes the cache and reports every kernel; train uses it and says so, and drops a tiling edited into one it cannot build",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "tune-test-" });
     const cache = `${dir}/sub/tilings.json`; // a folder that does not exist yet
@@ -69,6 +70,36 @@ Deno.test({
       `summary lists ${
         Object.keys(summary.tilings.kernels).length
       } tuned, tune chose ${tuned.length}`,
+    );
+    // Hand-edited: a field no matmul tiling has, and a workgroup past every device's limits.
+    const [odd, wide] = keys.filter((k: string) => k.startsWith("matmul"));
+    section.kernels[odd].tiling = { tm: 4, bogus: 3 };
+    section.kernels[wide].tiling = { wgx: 64, wgy: 64 };
+    await Deno.writeTextFile(cache, JSON.stringify(file));
+    const edited = await cli([
+      ...SMALL,
+      "--steps",
+      "2",
+      "--tune-cache",
+      cache,
+      "--summary",
+      `${dir}/edited.json`,
+      "--quiet",
+    ]);
+    check(edited.code === 0, "train with an edited cache failed", edited);
+    const lines = cacheLines(edited);
+    check(lines.length === 2, `${lines.length} cache lines for two bad tilings`, edited);
+    check(
+      lines[0].includes(odd) !== lines[1].includes(odd) &&
+        lines.some((l) => l.includes(odd) && l.includes("bogus is no field of a matmul tiling")) &&
+        lines.some((l) => l.includes(wide) && l.includes("does not compile")) &&
+        lines.every((l) => l.endsWith("the default runs")),
+      `the lines name each kernel and why: ${lines.join(" | ")}`,
+    );
+    const used = JSON.parse(await Deno.readTextFile(`${dir}/edited.json`)).tilings.kernels;
+    check(
+      !(odd in used) && !(wide in used),
+      `the summary lists a dropped tiling: ${Object.keys(used)}`,
     );
     await Deno.remove(dir, { recursive: true });
   },
