@@ -2,7 +2,8 @@
  * The GPU trainer against the float64 reference trainer: same initial weights, same batches,
  * same plan, R = 3 runs (A, B, A1) on a small BatchNorm MLP with widths that are not multiples
  * of any tile. Gradients at step 0, then losses, weights, momentum buffers and running
- * statistics over 20 steps, and the probe metrics the monitor reads.
+ * statistics over 20 steps, and the probe metrics the monitor reads, each step from the state
+ * the GPU reached (float32 training is chaotic: trajectories cannot be compared for long).
  */
 
 import { type Gpu, poison } from "../shaders/gpu.ts";
@@ -117,6 +118,27 @@ const FOLLOW = [
     stats: "weightnorm" as const,
   })),
 ];
+
+/**
+ * How far one step of a float32 run may land from the float64 step taken from the same state
+ * (2-norm relative errors of the whole vectors): a step's own roundings, about 1e-7, with margin.
+ */
+const STEP_TOLERANCE = { weights: 1e-6, buffers: 2e-5, runningMean: 2e-5, runningVar: 2e-5 };
+
+/**
+ * The reference takes `state` (the GPU's, float32) as its own: the next step is compared from
+ * the same point on both sides.
+ */
+function shadow(ref: ReferenceTrainer, state: TrainerState, layout: Model["layout"]): void {
+  const P = layout.size, S = layout.statsSize;
+  ref.params.forEach((p, r) => p.set(state.params.subarray(r * P, (r + 1) * P)));
+  ref.bufs.forEach((b, r) => b.set(state.bufs.subarray(r * P, (r + 1) * P)));
+  ref.stats.forEach((st, r) => {
+    st.mean.set(state.runningMean.subarray(r * S, (r + 1) * S));
+    st.variance.set(state.runningVar.subarray(r * S, (r + 1) * S));
+  });
+}
+
 for (const { model, stats: runningStats } of FOLLOW) {
   gpuTest(
     `GPU trainer follows the float64 reference for 20 steps, short batches too (${model.name}; A, B, A1; ${runningStats} running stats)`,
@@ -128,9 +150,15 @@ for (const { model, stats: runningStats } of FOLLOW) {
         model,
       );
       const dim = layout.inputSize, PROBE = probe.rows;
-      let worstLoss = 0, worstProb = 0, worstBatch = 0, compared = 0;
-      let chaosAt: number | undefined;
-      let kept: { state: TrainerState; ref: Pick<ReferenceTrainer, "params" | "bufs" | "stats"> };
+      let worstLoss = 0, worstProb = 0, worstBatch = 0;
+      const worstState = { weights: 0, buffers: 0, runningMean: 0, runningVar: 0 };
+      // Float32 training is chaotic: a float32 run and its float64 twin drift apart, and once a
+      // ReLU input or a max-pool tie lies within the drift, they take different branches and
+      // part for good. So every step is compared from the same state: after it, the reference
+      // takes the GPU's state (shadowing), and errors cannot accumulate. A single step's
+      // roundings can still straddle a kink (one element among ~1e5 within ~1e-7 of it); one
+      // such step per trajectory is allowed, not two: a kernel or optimizer error repeats.
+      let straddled: { t: number; what: string } | undefined;
       for (let t = 0; t < STEPS; t++) {
         const { x, y } = batch();
         // Every 7th batch is a short one (a kept last batch): its own pass, built on first use.
@@ -142,51 +170,36 @@ for (const { model, stats: runningStats } of FOLLOW) {
         });
         const r64 = ref.step(x.subarray(0, rows * dim), y.subarray(0, rows), rows);
         const m = trainer.record.reader(await metrics!);
-        // Float32 training is chaotic: once A1 (A's one-ulp twin) or B (A's equivalent, whose
-        // float32 roundings differ from A's in every op) is 1e-5 from A on the GPU, float32 runs
-        // can no longer be held to float64 ones (bench/across.ts judges alike), so the
-        // comparison ends there, with the state. Before it, the checks against the reference
-        // below hold B's distance from A to the reference's (~1e-14) within 1e-5. A1's eval-mode
-        // distance counts too (a ReLU or max-pool flip can move it past 1e-5 first); B's does
-        // not: with plain running statistics B's eval mode differs from A's in float64 as well.
-        const modes = (r: number) => r === 2 ? ["batch", "probe", "eval"] : ["batch", "probe"];
-        const apart = (r: number) => Math.max(...modes(r).map((d) => m(r, `${d}.maxprob`)));
-        if (Math.max(apart(1), apart(2)) > 1e-5) {
-          chaosAt = t;
-          break;
-        }
-        compared++;
+        const failed: string[] = [];
+        const expect = (ok: boolean, what: () => string) => ok || failed.push(what());
         for (let r = 0; r < 3; r++) {
-          const loss = m(r, "loss");
-          worstLoss = Math.max(worstLoss, Math.abs(loss - r64.loss[r]) / r64.loss[r]);
-          if (m(r, "correct") !== r64.correct[r]) {
-            // An exact tie at the argmax can flip in float32; allow one row.
-            if (Math.abs(m(r, "correct") - r64.correct[r]) > 1) {
-              throw new Error(
-                `step ${t} run ${r}: ${m(r, "correct")} correct, reference ${r64.correct[r]}`,
-              );
-            }
-          }
+          const loss = m(r, "loss"), lossErr = Math.abs(loss - r64.loss[r]) / r64.loss[r];
+          worstLoss = Math.max(worstLoss, lossErr);
+          expect(lossErr < 1e-5, () => `run ${r}: loss ${loss}, reference ${r64.loss[r]}`);
+          // An exact tie at the argmax can flip in float32; allow one row.
+          expect(
+            Math.abs(m(r, "correct") - r64.correct[r]) <= 1,
+            () => `run ${r}: ${m(r, "correct")} correct, reference ${r64.correct[r]}`,
+          );
         }
         // The distances against A on the training batch (the logits of this step's forward).
         for (let r = 1; r < 3; r++) {
           const d = probeDistance(r64.logits[0], r64.logits[r], y, rows, layout.classes);
-          const got = m(r, "batch.maxprob");
+          const got = m(r, "batch.maxprob"), agree = m(r, "batch.agree");
           worstBatch = Math.max(worstBatch, Math.abs(got - d.maxProb));
           // An exact tie at the argmax can flip in float32: one row may disagree.
-          const agree = m(r, "batch.agree");
-          if (Math.abs(got - d.maxProb) > 1e-5 || Math.abs(agree - d.agree * rows) > 1) {
-            throw new Error(
-              `step ${t} run ${r} batch: maxProb ${got}, agree ${agree}; reference ${d.maxProb}, ${
+          expect(
+            Math.abs(got - d.maxProb) <= 1e-5 && Math.abs(agree - d.agree * rows) <= 1,
+            () =>
+              `run ${r} batch: maxProb ${got}, agree ${agree}; reference ${d.maxProb}, ${
                 d.agree * rows
               }`,
-            );
-          }
-          if (Math.abs(m(r, "batch.kl") / rows - d.kl) > 1e-5 * Math.max(1, d.kl)) {
-            throw new Error(
-              `step ${t} run ${r} batch: KL ${m(r, "batch.kl") / rows} vs ${d.kl}`,
-            );
-          }
+          );
+          const kl = m(r, "batch.kl") / rows;
+          expect(
+            Math.abs(kl - d.kl) <= 1e-5 * Math.max(1, d.kl),
+            () => `run ${r} batch: KL ${kl} vs ${d.kl}`,
+          );
         }
         // The monitor's distances against A on the probe, train and eval mode.
         for (const mode of ["train", "eval"] as const) {
@@ -195,51 +208,55 @@ for (const { model, stats: runningStats } of FOLLOW) {
             const d = probeDistance(logits[0], logits[r], probe.y, PROBE, layout.classes);
             const got = m(r, `${mode === "train" ? "probe" : "eval"}.maxprob`);
             worstProb = Math.max(worstProb, Math.abs(got - d.maxProb));
-            if (Math.abs(got - d.maxProb) > 1e-5) {
-              throw new Error(`step ${t} run ${r} ${mode}: maxProb ${got}, reference ${d.maxProb}`);
-            }
+            expect(
+              Math.abs(got - d.maxProb) <= 1e-5,
+              () => `run ${r} ${mode}: maxProb ${got}, reference ${d.maxProb}`,
+            );
           }
         }
-        // The state after the last step before chaos, on both sides.
-        const { params, bufs, stats } = ref;
-        kept = { state: await trainer.readState(), ref: structuredClone({ params, bufs, stats }) };
-      }
-      if (worstLoss > 1e-4) {
-        throw new Error(`loss differs from the reference by ${worstLoss} (relative)`);
-      }
-      console.error(
-        `compared at ${compared} steps, before A1 or B left A (at step ${chaosAt ?? "none"})`,
-      );
-      // The first short batch (step 6) must have been compared.
-      if (compared < 7) throw new Error(`A1 or B left A by 1e-5 at step ${chaosAt}: too early`);
-      const { state, ref: want } = kept!;
-      for (let r = 0; r < 3; r++) {
-        const P = layout.size;
-        const err = relErr(state.params.subarray(r * P, (r + 1) * P), want.params[r]);
-        const bufErr = relErr(state.bufs.subarray(r * P, (r + 1) * P), want.bufs[r]);
-        const S = layout.statsSize;
-        const meanErr = relErr(
-          state.runningMean.subarray(r * S, (r + 1) * S),
-          want.stats[r].mean,
-        );
-        const varErr = relErr(
-          state.runningVar.subarray(r * S, (r + 1) * S),
-          want.stats[r].variance,
-        );
-        console.error(
-          `run ${r}: weights ${err.toExponential(1)}, buffers ${bufErr.toExponential(1)}, ` +
-            `running mean ${meanErr.toExponential(1)}, var ${varErr.toExponential(1)}; loss ${
-              worstLoss.toExponential(1)
-            }, maxProb ${worstProb.toExponential(1)} (probe), ${
-              worstBatch.toExponential(1)
-            } (batch)`,
-        );
-        if (!(err < 1e-5 && bufErr < 2e-4 && meanErr < 2e-5 && varErr < 2e-5)) {
-          throw new Error(
-            `run ${r}: state differs from the float64 reference beyond float32 tolerance`,
-          );
+        // The state after the step, then the reference continues from it.
+        const state = await trainer.readState();
+        const P = layout.size, S = layout.statsSize;
+        for (let r = 0; r < 3; r++) {
+          const errors = {
+            weights: relErr(state.params.subarray(r * P, (r + 1) * P), ref.params[r]),
+            buffers: relErr(state.bufs.subarray(r * P, (r + 1) * P), ref.bufs[r]),
+            runningMean: relErr(state.runningMean.subarray(r * S, (r + 1) * S), ref.stats[r].mean),
+            runningVar: relErr(
+              state.runningVar.subarray(r * S, (r + 1) * S),
+              ref.stats[r].variance,
+            ),
+          };
+          for (const [k, e] of Object.entries(errors) as [keyof typeof errors, number][]) {
+            worstState[k] = Math.max(worstState[k], e);
+            expect(
+              e < STEP_TOLERANCE[k],
+              () => `run ${r}: ${k} ${e.toExponential(1)} from the step's reference`,
+            );
+          }
         }
+        if (failed.length) {
+          const what = failed.join("; ");
+          if (straddled) {
+            throw new Error(
+              `step ${t}: ${what} (a second step apart from the reference, after step ${straddled.t}: ${straddled.what})`,
+            );
+          }
+          straddled = { t, what };
+          console.error(`step ${t} straddled a kink, allowed once: ${what}`);
+        }
+        shadow(ref, state, layout);
       }
+      const e = (v: number) => v.toExponential(1);
+      console.error(
+        `worst over ${STEPS} steps: weights ${e(worstState.weights)}, buffers ${
+          e(worstState.buffers)
+        }, ` +
+          `running mean ${e(worstState.runningMean)}, var ${e(worstState.runningVar)}; loss ${
+            e(worstLoss)
+          }, ` +
+          `maxProb ${e(worstProb)} (probe), ${e(worstBatch)} (batch)`,
+      );
     },
     { ignore: !modelTested(model) },
   );
