@@ -3,8 +3,9 @@
  * (activations, gradients, what a forward saves for its backward) placed in a few shared
  * buffers, "slots", so that no two tensors alive at the same time share one. Passes run one
  * after another and none of their transient tensors outlives its pass, so every pass starts
- * with all slots free and the slots serve every pass: the step needs the largest pass's peak,
- * not the sum of all passes' tensors.
+ * with all slots free and the slots serve every pass: the step needs about the largest pass's
+ * peak, not the sum of all passes' tensors (the colouring is greedy: 1.2x the peak at the
+ * median of 40,000 random plans, 2.2x at worst).
  *
  * Lifetimes count dispatches within a pass and are inclusive: a tensor read by the dispatch
  * that writes another is alive beside it, so the two never share a slot (no kernel is asked to
