@@ -2,7 +2,8 @@
  * Tuning as a user meets it, run as subprocesses: `deno task tune` writes the tilings cache and
  * prints what it measured, `train` then runs with the cache's tilings and its summary says so,
  * and a cache that is corrupt, or written for another version, is ignored with one line on
- * stderr while the run goes on, as is each hand-edited tiling the kernels cannot take. (The tuner's own guarantees are tested in stages/tuner_test.ts.)
+ * stderr while the run goes on, as is each hand-edited tiling the kernels cannot take. (The
+ * tuner's own guarantees are tested in stages/tuner_test.ts.)
  *
  * @module
  */
