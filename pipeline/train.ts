@@ -14,6 +14,7 @@ import { df64SelfTest, df64SelfTestMessage } from "../shaders/df64_selftest.ts";
 import { realSelfTest, realSelfTestMessage } from "../shaders/precision_selftest.ts";
 import { batchStream } from "../stages/data/loader.ts";
 import { GpuTrainer } from "../stages/trainer.ts";
+import { tuneRequests } from "../stages/tuner.ts";
 import type { Tilings } from "../shaders/tilings.ts";
 import { RunControl, stepStage } from "../stages/step.ts";
 import { monitorStage, type OutputRow, SummaryTracker } from "../stages/monitor.ts";
@@ -143,8 +144,8 @@ async function resumeTilings(
   if (n) log(`tilings: the checkpoint's ${n} tuned kernels, as the run it resumes had them`);
   const from = p.resume!.file.source;
   const chosen = new Map(Object.entries(recorded));
-  const options = trainerOptions(p.config, p);
-  const tilings = await usableTilings(gpu, options, chosen, `checkpoint ${from}`, log);
+  const requests = tuneRequests(trainerOptions(p.config, p), gpu.device.limits);
+  const tilings = await usableTilings(gpu, requests, chosen, `checkpoint ${from}`, log);
   return { tilings, from };
 }
 

@@ -96,10 +96,9 @@ export async function runTilings(
     return undefined;
   }
   const entries = await loadTunedTilings(path, tuneIdentity(gpu), log);
+  const requests = tuneRequests(options, gpu.device.limits);
   if (config.tune === "on") {
-    const missing = tuneRequests(options, gpu.device.limits).filter((r) =>
-      !entries.has(tuneKey(r))
-    );
+    const missing = requests.filter((r) => !entries.has(tuneKey(r)));
     if (missing.length) {
       log(`tune: ${missing.length} kernels of this step are not in ${path}; tuning them`);
       await tuneInto(gpu, entries, missing, config.budget, options.batchRows, log);
@@ -110,22 +109,22 @@ export async function runTilings(
     }
   }
   const chosen = new Map([...entries].map(([key, e]) => [key, e.tiling]));
-  const tilings = await usableTilings(gpu, options, chosen, `tilings cache ${path}`, log);
+  const tilings = await usableTilings(gpu, requests, chosen, `tilings cache ${path}`, log);
   return { tilings, from: path };
 }
 
 /**
- * The tilings of `chosen` (a cache's, a checkpoint's) that the kernels of the step of `options`
- * take on `gpu` (buildableTilings); a dropped one is a line that begins with `source`.
+ * The tilings of `chosen` (a cache's, a checkpoint's) that the kernels of `requests` (a step's,
+ * `tuneRequests`) take on `gpu` (buildableTilings); a dropped one is a line that begins with
+ * `source`.
  */
 export async function usableTilings(
   gpu: Gpu,
-  options: TrainerOptions,
+  requests: TuneRequest[],
   chosen: ReadonlyMap<string, TilingOverride>,
   source: string,
   log: (line: string) => void,
 ): Promise<Tilings> {
-  const requests = tuneRequests(options, gpu.device.limits);
   return new Tilings(await buildableTilings(gpu, requests, chosen, (l) => log(`${source}: ${l}`)));
 }
 
