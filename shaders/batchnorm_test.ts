@@ -132,6 +132,15 @@ interface ForwardCase {
   tiling?: Partial<BatchNormTiling>;
 }
 
+/** The training step's forward: affine, xhat saved, running statistics updated in norm units. */
+const TRAINING: Omit<ForwardCase, "precision" | "runs" | "rows" | "features"> = {
+  mode: "train",
+  affine: true,
+  save: true,
+  running: { update: true, unit: true, momentum: 0.1 },
+  epsField: "eps",
+};
+
 async function checkForward(gpu: Gpu, rng: Rng, c: ForwardCase): Promise<void> {
   const { precision: p, runs: R, rows, features: F } = c;
   const N = rows * F;
@@ -255,13 +264,7 @@ for (const runs of [1, 3]) {
       const rng = freshRng(`batchnorm forward train R=${runs}`);
       for (const [rows, features] of SHAPES) {
         const base = { precision: "f32" as const, runs, rows, features, mode: "train" as const };
-        await checkForward(gpu, rng, {
-          ...base,
-          affine: true,
-          save: true,
-          running: { update: true, unit: true, momentum: 0.1 },
-          epsField: "eps",
-        });
+        await checkForward(gpu, rng, { ...base, ...TRAINING });
         await checkForward(gpu, rng, {
           ...base,
           affine: false,
@@ -279,14 +282,7 @@ for (const runs of [1, 3]) {
         });
         await checkForward(gpu, rng, { ...base, affine: false, save: false, epsField: "eps" });
         // Fused with the ReLU after it (the walker's BatchNorm -> ReLU).
-        await checkForward(gpu, rng, {
-          ...base,
-          affine: true,
-          save: true,
-          running: { update: true, unit: true, momentum: 0.1 },
-          epsField: "eps",
-          relu: true,
-        });
+        await checkForward(gpu, rng, { ...base, ...TRAINING, relu: true });
         await checkForward(gpu, rng, {
           ...base,
           affine: false,
@@ -368,15 +364,7 @@ gpuTest(
     for (const tiling of TILINGS) {
       for (const [rows, features] of TILED_SHAPES) {
         const base = { precision: "f32" as const, runs: 2, rows, features, tiling };
-        await checkForward(gpu, rng, {
-          ...base,
-          mode: "train",
-          affine: true,
-          save: true,
-          running: { update: true, unit: true, momentum: 0.1 },
-          epsField: "eps",
-          relu: true,
-        });
+        await checkForward(gpu, rng, { ...base, ...TRAINING, relu: true });
         await checkForward(gpu, rng, {
           ...base,
           mode: "eval",
@@ -609,13 +597,7 @@ gpuTest(
  */
 const DF64_SHAPES: [number, number][] = [[2, 1], [37, 13], [5000, 3], [66000, 3]];
 const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features">[] = [
-  {
-    mode: "train",
-    affine: true,
-    save: true,
-    running: { update: true, unit: true, momentum: 0.1 },
-    epsField: "eps",
-  },
+  TRAINING,
   {
     mode: "train",
     affine: true,
@@ -625,14 +607,7 @@ const DF64_FORWARD: Omit<ForwardCase, "precision" | "runs" | "rows" | "features"
   },
   { mode: "train", affine: false, save: true, epsField: "eps" },
   { mode: "train", affine: false, save: false, epsField: "eps_next" },
-  {
-    mode: "train",
-    affine: true,
-    save: true,
-    running: { update: true, unit: true, momentum: 0.1 },
-    epsField: "eps",
-    relu: true,
-  },
+  { ...TRAINING, relu: true },
   {
     mode: "eval",
     affine: true,
